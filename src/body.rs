@@ -1,0 +1,109 @@
+//! The one body type the gateway sends and receives.
+//!
+//! A closed enum instead of `BoxBody`: the hot proxy path passes hyper's `Incoming` straight
+//! through (no allocation, no dynamic dispatch), and the gateway's own answers are a single
+//! `Bytes` chunk. Both directions (client → upstream, upstream → client) use it, so the
+//! pooled upstream client has exactly one body type.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+
+/// A request or response body: nothing, one buffered chunk, or a stream from a peer.
+#[derive(Debug, Default)]
+pub enum Body {
+    /// No bytes at all.
+    #[default]
+    Empty,
+    /// One chunk, yielded once.
+    Full(Option<Bytes>),
+    /// A streaming body received from a client or an upstream.
+    Incoming(Incoming),
+}
+
+impl Body {
+    /// A body of exactly these bytes.
+    pub fn full(bytes: impl Into<Bytes>) -> Body {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            Body::Empty
+        } else {
+            Body::Full(Some(bytes))
+        }
+    }
+}
+
+impl From<Incoming> for Body {
+    fn from(b: Incoming) -> Self {
+        Body::Incoming(b)
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Full(chunk) => Poll::Ready(chunk.take().map(|b| Ok(Frame::data(b)))),
+            Body::Incoming(inner) => Pin::new(inner).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Full(chunk) => chunk.is_none(),
+            Body::Incoming(inner) => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Body::Full(None) => SizeHint::with_exact(0),
+            Body::Incoming(inner) => inner.size_hint(),
+        }
+    }
+}
+
+/// Why a body could not be read into memory.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The body is longer than the allowed limit.
+    #[error("body exceeds {0} bytes")]
+    TooLarge(u64),
+    /// The peer failed while sending it.
+    #[error("body read failed: {0}")]
+    Read(#[from] hyper::Error),
+}
+
+/// Reads a whole body into one `Bytes`, refusing more than `limit` bytes.
+///
+/// A declared `Content-Length` above the limit fails before anything is read.
+pub async fn collect(body: Body, limit: u64) -> Result<Bytes, CollectError> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+    if body.size_hint().lower() > limit {
+        return Err(CollectError::TooLarge(limit));
+    }
+    if let Body::Full(Some(b)) = body {
+        return Ok(b);
+    }
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => match e.downcast::<hyper::Error>() {
+            Ok(h) => Err(CollectError::Read(*h)),
+            Err(_) => Err(CollectError::TooLarge(limit)),
+        },
+    }
+}

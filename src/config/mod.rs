@@ -1,0 +1,203 @@
+//! Validated gateway configuration: the typed form of `gateway.example.toml`.
+//!
+//! The structs here are what the rest of the gateway reads; every value is already checked
+//! (durations parsed, sizes parsed, JSON pointers and URLs validated, routes unique), so no
+//! caller ever re-validates. Loading and error reporting (key, line, column) live in
+//! [`load`]; the small value types with their own parsing rules live in [`types`].
+//!
+//! Keys that belong to features that arrive in later releases (`[jobs]`, `[webhooks]`,
+//! `callback`, `idempotency`, `max_in_flight`, `retry_interrupted`) are parsed and validated
+//! now, so a config written today keeps loading tomorrow.
+
+pub mod load;
+pub mod types;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+pub use load::{load_file, load_str, ConfigError};
+pub use types::{ByteSize, IdSource, JsonPointer};
+
+/// The whole configuration file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`: listeners and connection limits.
+    pub server: ServerConfig,
+    /// `[defaults]`: values every route inherits.
+    pub defaults: Defaults,
+    /// `[jobs]`: gateway jobs for `sync` routes.
+    pub jobs: JobsConfig,
+    /// `[webhooks]`: signed callbacks.
+    pub webhooks: WebhooksConfig,
+    /// `[[routes]]`, in file order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Client-facing listener (HTTP/1.1 and h2c). Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`); `None` disables it.
+    pub admin_listen: Option<SocketAddr>,
+    /// Longest time a client may take to send the request head. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish. Default 30 s.
+    pub drain_timeout: Duration,
+}
+
+/// `[defaults]`, and the per-route overrides once resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    /// How often a waiting request polls a task's status URL. Default 1 s.
+    pub poll_interval: Duration,
+    /// `wait=N` above this is capped to it. Default 600 s.
+    pub max_wait: Duration,
+    /// `wait=N` below this is ignored. Default 1 s (not in the example file; documented).
+    pub min_wait: Duration,
+    /// How long a request without `Prefer` waits on a task route. Default 60 s.
+    pub sync_wait: Duration,
+    /// `sync`/`proxy` routes: longest upstream call (until the response head). Default 60 s.
+    pub upstream_timeout: Duration,
+    /// Largest request body the gateway buffers (jobs, JSON `mode`). Default 10 MiB.
+    pub max_body: ByteSize,
+}
+
+/// Where jobs are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In-process only; lost on restart (tests, demos).
+    Memory,
+    /// `sqlite:PATH`: the embedded durable store.
+    Sqlite(PathBuf),
+    /// `redis://HOST:PORT/DB`: shared by many replicas.
+    Redis(url::Url),
+}
+
+/// `[jobs]`.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Prefix of the job API (`GET {path}/{id}`). Default `/jobs`.
+    pub path: String,
+    /// Job store. Default `sqlite:data/jobs.db`.
+    pub store: StoreConfig,
+    /// How long a finished job stays readable before it answers `410`. Default 24 h.
+    pub retention: Duration,
+    /// Header that scopes jobs to a tenant; `None` for a single-tenant gateway.
+    pub tenant_header: Option<http::HeaderName>,
+    /// Unfinished jobs per tenant before `429`. Default 100,000.
+    pub max_queued_per_tenant: u64,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    /// Master secret; per-tenant keys derive from it. `None` when not configured.
+    pub signing_secret: Option<String>,
+    /// One delivery attempt per entry (delay after the previous attempt).
+    pub retry_schedule: Vec<Duration>,
+    /// Per-attempt timeout. Default 15 s.
+    pub timeout: Duration,
+    /// Whether plain-http callback URLs are allowed (development only).
+    pub allow_http: bool,
+    /// Networks exempt from the public-address rule.
+    pub allow_networks: Vec<ipnet::IpNet>,
+}
+
+/// What a route does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Plain streaming reverse proxy; `Prefer` forwarded untouched.
+    Proxy,
+    /// Async-first upstream: the gateway polls its status URL.
+    Task,
+    /// Synchronous upstream: the gateway runs calls as jobs.
+    Sync,
+}
+
+impl RouteKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Proxy => "proxy",
+            RouteKind::Task => "task",
+            RouteKind::Sync => "sync",
+        }
+    }
+}
+
+/// One `[[routes]]` entry, with defaults already merged in.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Unique name (logs, metrics).
+    pub name: String,
+    /// Route kind.
+    pub kind: RouteKind,
+    /// Methods this route answers (upper-case, at least one).
+    pub methods: Vec<http::Method>,
+    /// matchit path pattern, e.g. `/v1/tasks/{id}`.
+    pub path: String,
+    /// Upstream base URL (`http://host:port`, optionally with a path prefix).
+    pub upstream: url::Url,
+    /// Effective timing and size settings (route overrides merged over `[defaults]`).
+    pub settings: Defaults,
+    /// Where the deprecated `mode` parameter lives, if the route has one.
+    pub mode: Option<ModeConfig>,
+    /// Where a callback URL comes from (webhooks; later release).
+    pub callback: Option<FieldSource>,
+    /// Where an idempotency key may come from besides the header (jobs; later release).
+    pub idempotency: Option<FieldSource>,
+    /// Concurrent upstream calls for this route's jobs. Default 64.
+    pub max_in_flight: u32,
+    /// Re-run jobs a crash interrupted. Default false.
+    pub retry_interrupted: bool,
+    /// `[routes.task]`: required for `kind = "task"`, refused otherwise.
+    pub task: Option<TaskConfig>,
+}
+
+/// Where the deprecated `mode` parameter lives and how its deprecation is announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeConfig {
+    /// Query parameter name or JSON body field.
+    pub source: ModeSource,
+    /// `Deprecation` date (RFC 9745); `None` renders `@0` ("deprecated, date not given").
+    pub deprecation: Option<SystemTime>,
+    /// `Sunset` date (RFC 8594), sent when configured.
+    pub sunset: Option<SystemTime>,
+    /// `Link: <…>; rel="deprecation"`, sent when configured.
+    pub link: Option<url::Url>,
+}
+
+/// Location of the deprecated `mode` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModeSource {
+    /// `?name=async`
+    Query(String),
+    /// A JSON pointer into a JSON request body.
+    Json(JsonPointer),
+}
+
+/// A value carried in a JSON body field or a header (callback URL, idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldSource {
+    /// A JSON pointer into the request body.
+    Json(JsonPointer),
+    /// A request header.
+    Header(http::HeaderName),
+}
+
+/// `[routes.task]`: how to read an async-first upstream's contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskConfig {
+    /// Where the operation id is in the submit's 202.
+    pub id: IdSource,
+    /// Status URL template containing `{id}`; relative to the upstream or absolute.
+    pub status_url: String,
+    /// JSON pointer to the state in the status body.
+    pub state: JsonPointer,
+    /// State values that mean success.
+    pub succeeded: Vec<String>,
+    /// State values that mean failure.
+    pub failed: Vec<String>,
+}

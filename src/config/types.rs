@@ -1,0 +1,128 @@
+//! Small config value types with their own parsing rules: sizes, JSON pointers, id sources.
+//!
+//! Each type validates on construction (`FromStr`), so a value that exists is valid.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+/// A byte count written as `"10MiB"`, `"512KiB"`, `"1048576"` (bare numbers are bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// The size in bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("empty size".into());
+        }
+        if let Ok(n) = t.parse::<u64>() {
+            return Ok(ByteSize(n));
+        }
+        bytesize::ByteSize::from_str(t)
+            .map(|b| ByteSize(b.as_u64()))
+            .map_err(|e| format!("invalid size {s:?} ({e}); write e.g. \"10MiB\""))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", bytesize::ByteSize::b(self.0).to_string_as(true))
+    }
+}
+
+/// An RFC 6901 JSON pointer (`""` or `/a/b~1c`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPointer(String);
+
+impl JsonPointer {
+    /// The pointer text as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value the pointer names, if present.
+    pub fn get<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        v.pointer(&self.0)
+    }
+
+    /// Removes and returns the value the pointer names (object member or array element).
+    pub fn remove(&self, v: &mut Value) -> Option<Value> {
+        let (parent, last) = match self.0.rfind('/') {
+            Some(i) => (&self.0[..i], &self.0[i + 1..]),
+            None => return None,
+        };
+        let key = last.replace("~1", "/").replace("~0", "~");
+        match v.pointer_mut(parent)? {
+            Value::Object(map) => map.shift_remove(&key),
+            Value::Array(items) => {
+                let i: usize = key.parse().ok()?;
+                (i < items.len()).then(|| items.remove(i))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for JsonPointer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if !s.is_empty() && !s.starts_with('/') {
+            return Err(format!("invalid JSON pointer {s:?}: must be empty or start with '/'"));
+        }
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '~' && !matches!(chars.next(), Some('0') | Some('1')) {
+                return Err(format!(
+                    "invalid JSON pointer {s:?}: '~' must be followed by '0' or '1'"
+                ));
+            }
+        }
+        Ok(JsonPointer(s.to_owned()))
+    }
+}
+
+impl fmt::Display for JsonPointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a task's operation id is found in the submit's `202`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdSource {
+    /// A JSON pointer into the 202 body, e.g. `/taskId`.
+    Pointer(JsonPointer),
+    /// `header:NAME`, e.g. `header:Location` (the last path segment of a URL is the id).
+    Header(http::HeaderName),
+}
+
+impl FromStr for IdSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.strip_prefix("header:") {
+            Some(name) => http::HeaderName::from_str(name.trim())
+                .map(IdSource::Header)
+                .map_err(|_| format!("invalid header name in {s:?}")),
+            None => s.parse().map(IdSource::Pointer),
+        }
+    }
+}
+
+impl fmt::Display for IdSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdSource::Pointer(p) => write!(f, "{p}"),
+            IdSource::Header(h) => write!(f, "header:{h}"),
+        }
+    }
+}

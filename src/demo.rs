@@ -1,0 +1,200 @@
+//! `prefer-gateway demo`: two small upstreams on loopback and a gateway in front of them.
+//!
+//! - a **task API** (async-first): `POST /v1/edit` with `{"duration": seconds}` answers
+//!   `202 {"taskId": …, "status": "pending"}`; `GET /v1/tasks/{id}` answers
+//!   `{"taskId", "status": "running" | "succeeded", "result"?}`;
+//! - a **sync API**: `POST /v1/render` with `{"duration": seconds}` holds the connection
+//!   that long, then answers `200 {"rendered": true, …}`.
+//!
+//! The gateway runs `config/demo.toml` (compiled in, so the demo works from any directory)
+//! with the upstream addresses replaced by the ports the demo APIs got. The printed curl
+//! lines walk through every row of the execution-mode table; the expected status is in the
+//! comment above each one (the demo smoke test runs them and checks).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::body::Body;
+
+/// The demo config, as shipped in `config/demo.toml`.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+#[derive(Default)]
+struct Tasks {
+    next: u64,
+    all: HashMap<String, (Instant, Duration)>,
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Body::full(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+async fn duration_of(req: Request<Incoming>) -> Duration {
+    let bytes = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let secs = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("duration").and_then(serde_json::Value::as_f64))
+        .unwrap_or(1.0);
+    Duration::from_secs_f64(secs.clamp(0.0, 600.0))
+}
+
+async fn task_api(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    if req.method() == Method::POST && path == "/v1/edit" {
+        let d = duration_of(req).await;
+        let id = {
+            let mut t = tasks.lock().unwrap_or_else(|p| p.into_inner());
+            t.next += 1;
+            let id = format!("task-{}", t.next);
+            t.all.insert(id.clone(), (Instant::now(), d));
+            id
+        };
+        let mut r = json(StatusCode::ACCEPTED, serde_json::json!({"taskId": id, "status": "pending"}));
+        if let Ok(loc) = http::HeaderValue::from_str(&format!("/v1/tasks/{id}")) {
+            r.headers_mut().insert(http::header::LOCATION, loc);
+        }
+        return r;
+    }
+    if let (&Method::GET, Some(id)) = (req.method(), path.strip_prefix("/v1/tasks/")) {
+        let found = tasks.lock().unwrap_or_else(|p| p.into_inner()).all.get(id).copied();
+        return match found {
+            None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "no such task"})),
+            Some((at, d)) if at.elapsed() < d => {
+                json(StatusCode::OK, serde_json::json!({"taskId": id, "status": "running"}))
+            }
+            Some(_) => json(
+                StatusCode::OK,
+                serde_json::json!({"taskId": id, "status": "succeeded",
+                    "result": {"url": format!("https://cdn.example/{id}.png")}}),
+            ),
+        };
+    }
+    json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found"}))
+}
+
+async fn sync_api(req: Request<Incoming>) -> Response<Body> {
+    if req.method() == Method::POST && req.uri().path() == "/v1/render" {
+        let d = duration_of(req).await;
+        tokio::time::sleep(d).await;
+        return json(StatusCode::OK, serde_json::json!({"rendered": true, "seconds": d.as_secs_f64()}));
+    }
+    json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found"}))
+}
+
+/// Serves `handler` on `listener` (HTTP/1.1) until the task is dropped.
+async fn serve<F, Fut>(listener: TcpListener, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let h = handler.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let h = h.clone();
+                async move { Ok::<_, Infallible>(h(req).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Addresses of the running demo upstreams.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstreams {
+    /// The task API.
+    pub tasks: SocketAddr,
+    /// The sync API.
+    pub sync: SocketAddr,
+}
+
+/// Starts both demo APIs on loopback ports; they live as long as the runtime.
+pub async fn start_upstreams() -> Result<Upstreams, String> {
+    let bind = || async {
+        TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("demo upstream: {e}"))
+    };
+    let (tl, sl) = (bind().await?, bind().await?);
+    let ups = Upstreams {
+        tasks: tl.local_addr().map_err(|e| e.to_string())?,
+        sync: sl.local_addr().map_err(|e| e.to_string())?,
+    };
+    let tasks = Arc::new(Mutex::new(Tasks::default()));
+    tokio::spawn(serve(tl, move |req| task_api(Arc::clone(&tasks), req)));
+    tokio::spawn(serve(sl, sync_api));
+    Ok(ups)
+}
+
+/// The demo config with the upstreams' real addresses.
+pub fn config(ups: Upstreams, listen: SocketAddr) -> Result<crate::config::Config, String> {
+    let text = DEMO_CONFIG
+        .replace("http://127.0.0.1:9000", &format!("http://{}", ups.tasks))
+        .replace("http://127.0.0.1:9001", &format!("http://{}", ups.sync));
+    let mut cfg = crate::config::load_str(&text, "config/demo.toml").map_err(|e| e.to_string())?;
+    cfg.server.listen = listen;
+    Ok(cfg)
+}
+
+/// The walk-through printed at start: `# comment → expected status` then a curl line.
+pub fn tour(gw: SocketAddr) -> String {
+    let post = |extra: &str, path: &str, secs: u32| {
+        format!("curl -si -X POST 'http://{gw}{path}' -H 'Content-Type: application/json'{extra} -d '{{\"duration\": {secs}}}'")
+    };
+    let rows: [(&str, String); 10] = [
+        ("no Prefer: sync by default, the gateway polls for you → 200 with the result", post("", "/v1/edit", 2)),
+        ("Prefer: respond-async → 202 with the upstream's taskId", post(" -H 'Prefer: respond-async'", "/v1/edit", 2)),
+        ("Prefer: wait=5, done in 2 s → 200, Preference-Applied: respond-async, wait=5", post(" -H 'Prefer: wait=5'", "/v1/edit", 2)),
+        ("Prefer: respond-async, wait=1, needs 3 s → 202 after 1 s (never a timeout)", post(" -H 'Prefer: respond-async, wait=1'", "/v1/edit", 3)),
+        ("Prefer: wait=0 is ignored → sync default → 200", post(" -H 'Prefer: wait=0'", "/v1/edit", 1)),
+        ("Prefer: respond-async, wait=0 → 202, Preference-Applied: respond-async", post(" -H 'Prefer: respond-async, wait=0'", "/v1/edit", 1)),
+        ("deprecated ?mode=async → 202 with a Deprecation header", post("", "/v1/edit?mode=async", 1)),
+        ("deprecated ?mode=sync → waits up to 60 s → 200 with Deprecation", post("", "/v1/edit?mode=sync", 1)),
+        ("deprecated ?mode=auto → default → 200 with Deprecation", post("", "/v1/edit?mode=auto", 1)),
+        ("a sync backend behind the gateway: plain proxy for now → 200", post("", "/v1/render", 1)),
+    ];
+    let mut out = String::new();
+    for (comment, line) in rows {
+        out.push_str(&format!("# {comment}\n{line}\n\n"));
+    }
+    out.push_str(&format!(
+        "# poll a task yourself (status endpoint, proxied) → 200\ncurl -si 'http://{gw}/v1/tasks/task-2'\n"
+    ));
+    out
+}
+
+/// Runs the demo until `shutdown` resolves.
+pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    let ups = start_upstreams().await?;
+    let cfg = config(ups, listen)?;
+    let running = crate::Running::bind(&cfg).await?;
+    let gw = running.local_addr()?;
+    println!("prefer-gateway demo");
+    println!("  gateway   http://{gw}");
+    println!("  task API  http://{} (POST /v1/edit, GET /v1/tasks/{{id}})", ups.tasks);
+    println!("  sync API  http://{} (POST /v1/render)\n", ups.sync);
+    println!("Try these (each comment says what comes back):\n");
+    println!("{}", tour(gw));
+    println!("Ctrl-C stops everything.");
+    running.serve(shutdown).await;
+    Ok(())
+}

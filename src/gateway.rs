@@ -1,0 +1,155 @@
+//! The gateway as a value: routes, the shared upstream client, and the per-request entry.
+//!
+//! [`Gateway::handle`] is the whole request path (listener → router → route handler →
+//! response) without a socket, so tests and the server drive the same code. Every answer
+//! carries `X-Request-Id`: the client's own when it sent a sane one (1–200 visible ASCII
+//! bytes), otherwise a fresh one; the same id is forwarded upstream and logged.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::body::Body;
+use crate::client::{self, HttpClient, StaticResolver};
+use crate::config::{Config, RouteConfig, RouteKind};
+use crate::problem::Problem;
+use crate::proxy::{self, Upstream};
+use crate::router::{Miss, Router};
+use crate::task::{self, StatusUrl, TaskRoute};
+
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// One configured route, ready to serve.
+pub struct Route {
+    /// Its config.
+    pub cfg: RouteConfig,
+    /// Where it forwards.
+    pub upstream: Upstream,
+    /// Status URL template (task routes).
+    pub status: Option<StatusUrl>,
+}
+
+/// The running gateway's shared state.
+pub struct Gateway {
+    router: Router<Arc<Route>>,
+    client: HttpClient,
+    polls: task::Registry,
+    draining: AtomicBool,
+    ids: RequestIds,
+}
+
+impl Gateway {
+    /// Builds routes and the client; resolves every upstream host once.
+    pub async fn new(cfg: &Config) -> Result<Arc<Gateway>, String> {
+        let mut routes = Vec::with_capacity(cfg.routes.len());
+        let mut hosts = Vec::new();
+        for rc in &cfg.routes {
+            let upstream = Upstream::from_url(&rc.upstream)?;
+            hosts.push(upstream.host_port());
+            let status = rc.task.as_ref().map(|t| StatusUrl::new(&t.status_url));
+            if let Some(abs) = rc.task.as_ref().and_then(|t| url::Url::parse(&t.status_url).ok()) {
+                if let (Some(h), Some(p)) = (abs.host_str(), abs.port_or_known_default()) {
+                    hosts.push((h.trim_matches(['[', ']']).to_owned(), p));
+                }
+            }
+            let route = Route { cfg: rc.clone(), upstream, status };
+            routes.push((rc.path.clone(), rc.methods.clone(), Arc::new(route)));
+        }
+        let router = Router::new(routes)?;
+        let resolver = StaticResolver::resolve_all(&hosts).await?;
+        Ok(Arc::new(Gateway {
+            router,
+            client: client::build(resolver),
+            polls: task::Registry::default(),
+            draining: AtomicBool::new(false),
+            ids: RequestIds::new(),
+        }))
+    }
+
+    /// From now on, new requests get `503` (the listener is closing).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Serves one request from `remote`.
+    pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+        let arrived = Instant::now();
+        let (mut parts, body) = req.into_parts();
+        let request_id = match parts.headers.get(&X_REQUEST_ID) {
+            Some(v) if sane_request_id(v) => v.clone(),
+            _ => {
+                let id = self.ids.next();
+                parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
+                id
+            }
+        };
+        let method = parts.method.clone();
+        let req = Request::from_parts(parts, Body::Incoming(body));
+        let mut resp = self.route(req, remote, arrived).await;
+        resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+        tracing::debug!(
+            request_id = ?request_id,
+            %method,
+            status = resp.status().as_u16(),
+            elapsed_us = arrived.elapsed().as_micros() as u64,
+            "request"
+        );
+        resp
+    }
+
+    async fn route(&self, req: Request<Body>, remote: SocketAddr, arrived: Instant) -> Response<Body> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Problem::Draining.into_response();
+        }
+        let route = match self.router.lookup(req.method(), req.uri().path()) {
+            Ok(r) => Arc::clone(r),
+            Err(Miss::NotFound) => return Problem::NoRoute.into_response(),
+            Err(Miss::MethodNotAllowed(allow)) => {
+                return Problem::MethodNotAllowed(allow).into_response()
+            }
+        };
+        let ip = remote.ip();
+        let settings = &route.cfg.settings;
+        match (route.cfg.kind, &route.status) {
+            (RouteKind::Task, Some(status)) => {
+                let tr = TaskRoute { cfg: &route.cfg, upstream: &route.upstream, status };
+                task::handle(&self.client, &self.polls, tr, req, ip, arrived).await
+            }
+            // `sync` routes are plain proxies until gateway jobs land (nothing is applied,
+            // so no Preference-Applied is sent).
+            _ => proxy::forward(&self.client, &route.upstream, req, ip, settings.upstream_timeout)
+                .await
+                .unwrap_or_else(Problem::into_response),
+        }
+    }
+}
+
+fn sane_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 200 && b.iter().all(|c| c.is_ascii_graphic())
+}
+
+/// Cheap unique request ids: a random per-process prefix and a counter.
+struct RequestIds {
+    prefix: String,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let r = uuid::Uuid::new_v4().simple().to_string();
+        RequestIds { prefix: r[..12].to_owned(), counter: AtomicU64::new(0) }
+    }
+
+    fn next(&self) -> HeaderValue {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:08x}", self.prefix))
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    }
+}

@@ -1,0 +1,70 @@
+//! prefer-gateway: one standard control — the HTTP `Prefer` header (RFC 7240) — for
+//! synchronous, asynchronous and wait-then-fall-back execution, in front of any backend.
+//!
+//! Data flows one way: **listener → router → preference → route handler → upstream →
+//! response**; each arrow is a module boundary.
+//!
+//! # Layout
+//!
+//! - [`config`]: TOML → validated [`config::Config`]; errors name the key, line and column.
+//! - [`prefer`]: pure RFC 7240 parsing of `Prefer`, rendering of `Preference-Applied`.
+//! - [`mode`]: pure execution-mode resolution (`Prefer` + the deprecated `mode`).
+//! - [`intent`]: reads the intent off a real request (query / JSON body) and rewrites it.
+//! - [`server`]: accept loop, HTTP/1.1 + h2c, header timeout, graceful drain.
+//! - [`gateway`]: the per-request entry point; request ids; dispatch by route kind.
+//! - [`router`]: matchit path patterns + methods → route; `404` / `405` + `Allow`.
+//! - [`proxy`]: streaming forwarding, hop-by-hop hygiene, `X-Forwarded-*`, `Via`.
+//! - [`client`]: the pooled upstream client and its resolve-once DNS table.
+//! - [`task`]: `task` routes: submit, operation id, the shared poll loop.
+//! - [`problem`]: RFC 9457 problem documents for every error the gateway makes.
+//! - [`body`]: the single body type (empty / one chunk / streaming).
+//! - [`demo`]: the embedded demo upstreams behind `prefer-gateway demo`.
+//! - [`signal`]: SIGTERM / SIGINT as a future.
+
+pub mod body;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod intent;
+pub mod mode;
+pub mod prefer;
+pub mod problem;
+pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod signal;
+pub mod task;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+/// A gateway bound to its listener, ready to [`Running::serve`].
+pub struct Running {
+    listener: TcpListener,
+    gateway: std::sync::Arc<gateway::Gateway>,
+    server: config::ServerConfig,
+}
+
+impl Running {
+    /// Binds `cfg.server.listen` (port 0 picks a free port) and prepares the routes.
+    pub async fn bind(cfg: &config::Config) -> Result<Running, String> {
+        let listener = TcpListener::bind(cfg.server.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
+        let gateway = gateway::Gateway::new(cfg).await?;
+        Ok(Running { listener, gateway, server: cfg.server.clone() })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Result<SocketAddr, String> {
+        self.listener.local_addr().map_err(|e| e.to_string())
+    }
+
+    /// Serves until `shutdown` resolves, then drains (see [`server`]).
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        server::serve(self.listener, self.gateway, &self.server, shutdown).await;
+    }
+}

@@ -1,0 +1,124 @@
+//! The `prefer-gateway` binary: parses the command line, sets up logging, and hands over to
+//! the library. Exit codes: 0 success, 1 runtime failure (e.g. the port is taken), 2 bad
+//! configuration or usage.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use prefer_gateway::{config, demo, signal, Running};
+
+/// An API gateway that turns the HTTP `Prefer` header into sync or async answers.
+#[derive(Parser)]
+#[command(name = "prefer-gateway", version, about)]
+struct Cli {
+    /// Log line format (filter with RUST_LOG, e.g. `RUST_LOG=prefer_gateway=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a config file.
+    Run {
+        /// Path of the TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file and print its route table (exit 0 valid, 2 invalid).
+    Check {
+        /// Path of the TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start demo upstreams and a gateway in front of them; print curl lines to try.
+    Demo {
+        /// Gateway listen address (`127.0.0.1:0` picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    if let Command::Check { config } = &cli.command {
+        return check(config);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("prefer-gateway: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run { config } => run(&config).await,
+            Command::Demo { listen } => match demo::run(listen, signal::shutdown()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("prefer-gateway demo: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            Command::Check { .. } => ExitCode::SUCCESS,
+        }
+    })
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(cfg) => {
+            println!("{} is valid.\n", path.display());
+            print!("{}", config::table::route_table(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(path: &std::path::Path) -> ExitCode {
+    let cfg = match config::load_file(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let running = match Running::bind(&cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("prefer-gateway: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match running.local_addr() {
+        Ok(addr) => tracing::info!(%addr, routes = cfg.routes.len(), "listening"),
+        Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
+    }
+    running.serve(signal::shutdown()).await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,411 @@
+//! RFC 7240 `Prefer`: parse request lines into [`Preferences`], strip the ones the gateway
+//! owns before forwarding ([`strip`]), render `Preference-Applied` ([`applied`]). No I/O.
+//!
+//! Grammar (RFC 7240 §2 with RFC 9110 list rules):
+//!
+//! ```text
+//! preference = token [ BWS "=" BWS word ] *( OWS ";" [ OWS parameter ] )
+//! parameter  = token [ BWS "=" BWS word ]
+//! word       = token / quoted-string
+//! ```
+//!
+//! Decisions the contract (behaviour §2) leaves to the implementation:
+//!
+//! - **Two passes per line.** A line is first split into raw elements at commas outside
+//!   quoted strings, then each element is parsed strictly. Splitting first is what lets a
+//!   malformed element be skipped while the rest of the line still counts, and it gives
+//!   [`strip`] the raw text it must keep byte-for-byte. Any `"` opens a quoted string for
+//!   the splitter, so an unterminated quote swallows the rest of its line (that element is
+//!   then malformed and skipped) rather than guessing where the client meant it to end.
+//! - **First valid occurrence wins** (RFC 7240 §2). A malformed element is no occurrence:
+//!   `wait=5 5, wait=7` waits 7; but `wait=abc, wait=7` has a well-formed first `wait`
+//!   that is not a number, so [`Preferences::wait`] is `None`.
+//! - **Empty values are absent:** `foo=`, `foo=""` and `foo` are equal (`foo=` is outside
+//!   the ABNF, but the contract accepts it).
+//! - **`respond-async` takes no value** (its ABNF in RFC 7240 §4.1 is the bare name), so
+//!   `respond-async=yes` is a well-formed first occurrence that does not ask for async.
+//!   Parameters after `;` are allowed on it and on `wait`, and ignored, as for any
+//!   unknown parameter.
+//! - **`wait` is `1*DIGIT`**, checked on the stored value, so `wait="5"` counts and
+//!   `wait=" 5"`, `-1`, `+5`, `5.5`, `1e3` do not. Huge numbers saturate at `u64::MAX`
+//!   (the caller caps them).
+//! - **Bytes outside visible ASCII never panic**: controls and obs-text outside quotes make
+//!   an element malformed; obs-text inside quotes is kept, decoded lossily as UTF-8.
+//! - **[`strip`] removes by leading token**, even when the rest of the element is
+//!   malformed: the gateway owns `wait`/`respond-async` on task and sync routes, and a
+//!   lenient upstream must not act on a `wait=5 5` the gateway ignored. A line from which
+//!   nothing is removed is forwarded untouched (spacing and empty elements included).
+
+use std::collections::HashSet;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+#[cfg(test)]
+mod tests;
+
+/// The `Prefer` request header (RFC 7240 §2); `http` has no constant for it.
+pub const PREFER: HeaderName = HeaderName::from_static("prefer");
+
+/// The `Preference-Applied` response header (RFC 7240 §3).
+pub const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
+
+/// One parameter after a `;` in a preference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// Parameter name, ASCII-lowercased.
+    pub name: String,
+    /// Unquoted value; `None` for a bare name or an empty value.
+    pub value: Option<String>,
+}
+
+/// One preference: name, optional value, parameters in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preference {
+    /// Preference name, ASCII-lowercased.
+    pub name: String,
+    /// Unquoted value (case kept); `None` for a bare name or an empty value.
+    pub value: Option<String>,
+    /// Parameters after `;`, in order, duplicates kept.
+    pub params: Vec<Param>,
+}
+
+impl Preference {
+    /// The first parameter called `name` (case-insensitive).
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The preferences of one request: the first valid occurrence of each name, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preferences {
+    prefs: Vec<Preference>,
+}
+
+/// Beyond this many distinct preferences, duplicates are found through a hash set; a
+/// linear scan is faster for the usual two or three, but quadratic on a hostile header.
+const LINEAR_DEDUP: usize = 16;
+
+impl Preferences {
+    /// Parses `Prefer` lines (each item is one header line's raw bytes), in order.
+    pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(lines: I) -> Preferences {
+        let mut prefs: Vec<Preference> = Vec::new();
+        let mut seen: Option<HashSet<String>> = None;
+        for line in lines {
+            for raw in elements(line) {
+                let Some(pref) = parse_element(raw) else {
+                    continue;
+                };
+                let dup = match &mut seen {
+                    Some(set) => !set.insert(pref.name.clone()),
+                    None => prefs.iter().any(|p| p.name == pref.name),
+                };
+                if dup {
+                    continue;
+                }
+                if seen.is_none() && prefs.len() >= LINEAR_DEDUP {
+                    seen = Some(
+                        prefs
+                            .iter()
+                            .chain([&pref])
+                            .map(|p| p.name.clone())
+                            .collect(),
+                    );
+                }
+                prefs.push(pref);
+            }
+        }
+        Preferences { prefs }
+    }
+
+    /// Parses every `Prefer` line of `headers`, in order.
+    pub fn from_headers(headers: &HeaderMap) -> Preferences {
+        Preferences::parse(headers.get_all(&PREFER).iter().map(HeaderValue::as_bytes))
+    }
+
+    /// The preference called `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&Preference> {
+        self.prefs
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// All preferences, first occurrences only, in request order.
+    pub fn iter(&self) -> impl Iterator<Item = &Preference> {
+        self.prefs.iter()
+    }
+
+    /// Whether the request stated no (valid) preference at all.
+    pub fn is_empty(&self) -> bool {
+        self.prefs.is_empty()
+    }
+
+    /// Whether `respond-async` was asked for: present, and without a value.
+    pub fn respond_async(&self) -> bool {
+        self.get("respond-async").is_some_and(|p| p.value.is_none())
+    }
+
+    /// The `wait` value in seconds when the first `wait` is `1*DIGIT` (saturating at
+    /// `u64::MAX`; `0` is returned as such); `None` when absent or not a number.
+    pub fn wait(&self) -> Option<u64> {
+        digits(self.get("wait")?.value.as_deref()?)
+    }
+}
+
+impl<'a> IntoIterator for &'a Preferences {
+    type Item = &'a Preference;
+    type IntoIter = std::slice::Iter<'a, Preference>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.prefs.iter()
+    }
+}
+
+/// `Preference-Applied` for an async outcome: `respond-async`, or
+/// `respond-async, wait=N` (a `wait` implies `respond-async`, behaviour §3).
+pub fn applied(respond_async: bool, wait: Option<u64>) -> HeaderValue {
+    match (respond_async, wait) {
+        (_, Some(n)) => HeaderValue::try_from(format!("respond-async, wait={n}"))
+            // Digits and ASCII always make a valid value; the fallback is unreachable.
+            .unwrap_or_else(|_| HeaderValue::from_static("respond-async")),
+        // `(false, None)`: nothing was applied, and callers only render after applying
+        // something; the plain preference is the least wrong value to return.
+        (true | false, None) => HeaderValue::from_static("respond-async"),
+    }
+}
+
+/// Removes every element whose preference name is in `names` (case-insensitive) from every
+/// `Prefer` line. Kept elements keep their raw text (trimmed of OWS), re-joined with `", "`;
+/// a line left empty is removed; a line that loses nothing is left as it was.
+pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
+    let lines: Vec<HeaderValue> = headers.get_all(&PREFER).iter().cloned().collect();
+    if lines.is_empty() {
+        return;
+    }
+    headers.remove(&PREFER);
+    for line in lines {
+        let bytes = line.as_bytes();
+        let all = elements(bytes).count();
+        let kept: Vec<&[u8]> = elements(bytes).filter(|raw| !named(raw, names)).collect();
+        if kept.len() == all {
+            headers.append(PREFER, line);
+            continue;
+        }
+        if kept.is_empty() {
+            continue;
+        }
+        let joined = kept.join(&b", "[..]);
+        // Sub-slices of a valid value joined by ", " are valid; a failure drops the line
+        // rather than forwarding what the gateway meant to remove.
+        if let Ok(mut value) = HeaderValue::from_bytes(&joined) {
+            value.set_sensitive(line.is_sensitive());
+            headers.append(PREFER, value);
+        }
+    }
+}
+
+// === parsing ===
+
+/// The raw elements of one line: split at commas outside quoted strings, trimmed of OWS,
+/// empty ones skipped.
+struct Elements<'a> {
+    rest: &'a [u8],
+}
+
+fn elements(line: &[u8]) -> Elements<'_> {
+    Elements { rest: line }
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while !self.rest.is_empty() {
+            let s = self.rest;
+            let mut i = 0;
+            let mut quoted = false;
+            while i < s.len() {
+                match s[i] {
+                    b'"' => quoted = !quoted,
+                    // Inside quotes a backslash escapes the next byte, `\"` and `\,` too.
+                    b'\\' if quoted => i += 1,
+                    b',' if !quoted => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+            let end = i.min(s.len());
+            self.rest = s.get(end + 1..).unwrap_or_default();
+            let element = trim_ows(&s[..end]);
+            if !element.is_empty() {
+                return Some(element);
+            }
+        }
+        None
+    }
+}
+
+/// Parses one trimmed element; `None` when it does not match the grammar.
+fn parse_element(raw: &[u8]) -> Option<Preference> {
+    let mut c = Cursor { s: raw, i: 0 };
+    let (name, value) = c.name_value()?;
+    let mut params = Vec::new();
+    loop {
+        c.skip_ows();
+        match c.peek() {
+            None => break,
+            Some(b';') => c.i += 1,
+            Some(_) => return None,
+        }
+        c.skip_ows();
+        if matches!(c.peek(), None | Some(b';')) {
+            continue; // `;` with no parameter is allowed by the ABNF
+        }
+        let (name, value) = c.name_value()?;
+        params.push(Param { name, value });
+    }
+    Some(Preference {
+        name,
+        value,
+        params,
+    })
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let hit = self.peek() == Some(b);
+        if hit {
+            self.i += 1;
+        }
+        hit
+    }
+
+    fn skip_ows(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    /// `1*tchar`, possibly empty.
+    fn token(&mut self) -> &[u8] {
+        let start = self.i;
+        while self.peek().is_some_and(is_tchar) {
+            self.i += 1;
+        }
+        &self.s[start..self.i]
+    }
+
+    /// `token [ BWS "=" BWS word ]`: lowercased name, value (`None` when empty).
+    fn name_value(&mut self) -> Option<(String, Option<String>)> {
+        let name = self.token();
+        if name.is_empty() {
+            return None;
+        }
+        let name = ascii_string(name, true);
+        let before = self.i;
+        self.skip_ows();
+        if !self.eat(b'=') {
+            self.i = before; // the OWS belongs to whatever follows
+            return Some((name, None));
+        }
+        self.skip_ows();
+        let value = if self.peek() == Some(b'"') {
+            self.quoted()?
+        } else {
+            ascii_string(self.token(), false)
+        };
+        Some((name, Some(value).filter(|v| !v.is_empty())))
+    }
+
+    /// A quoted-string starting at the cursor, unescaped; `None` when unterminated or
+    /// holding a control byte.
+    fn quoted(&mut self) -> Option<String> {
+        self.i += 1; // opening quote
+        let mut out = Vec::new();
+        loop {
+            let b = self.peek()?;
+            self.i += 1;
+            match b {
+                // Valid UTF-8 (the usual case) is moved, not copied; obs-text goes lossy.
+                b'"' => {
+                    return Some(
+                        String::from_utf8(out)
+                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    )
+                }
+                b'\\' => {
+                    let escaped = self
+                        .peek()
+                        .filter(|&e| is_qtext(e) || e == b'"' || e == b'\\')?;
+                    self.i += 1;
+                    out.push(escaped);
+                }
+                _ if is_qtext(b) => out.push(b),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// `tchar` (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    // `#$%&'` and `^_`a..z` are contiguous ranges; one `matches!` compiles to a table.
+    matches!(b, b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z'
+        | b'^'..=b'z' | b'|' | b'~')
+}
+
+/// `qdtext` (RFC 9110 §5.6.4): HTAB, SP, visible ASCII except `"` and `\`, obs-text.
+fn is_qtext(b: u8) -> bool {
+    matches!(b, b'\t' | b' ' | 0x21 | 0x23..=0x5B | 0x5D..=0x7E | 0x80..=0xFF)
+}
+
+/// Token bytes (always ASCII) as a `String`, optionally lowercased.
+fn ascii_string(bytes: &[u8], lower: bool) -> String {
+    // ASCII is UTF-8, so this is one copy and never actually lossy.
+    let mut s = String::from_utf8_lossy(bytes).into_owned();
+    if lower {
+        s.make_ascii_lowercase();
+    }
+    s
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Whether a raw element's leading token (its preference name, even when the rest is
+/// malformed) is one of `names`.
+fn named(raw: &[u8], names: &[&str]) -> bool {
+    let end = raw.iter().position(|&b| !is_tchar(b)).unwrap_or(raw.len());
+    let token = &raw[..end];
+    !token.is_empty()
+        && names
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(token))
+}
+
+/// `1*DIGIT` as a saturating `u64`.
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.bytes().fold(0u64, |n, b| {
+        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    }))
+}

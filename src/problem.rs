@@ -1,0 +1,174 @@
+//! RFC 9457 `application/problem+json`: every error the gateway itself produces.
+//!
+//! One enum of causes; each maps to a status, a stable `type` URI and a title. Upstream
+//! responses are never rewritten into problems — these are only the gateway's own answers.
+//! The `type` URIs are stable identifiers (documented in the README), not links that must
+//! resolve.
+
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::body::Body;
+
+/// Base of every problem `type`.
+pub const TYPE_BASE: &str = "https://prefer-gateway.dev/problems/";
+
+/// A cause the gateway answers with a problem document.
+#[derive(Debug, Clone)]
+pub enum Problem {
+    /// No route matches the path.
+    NoRoute,
+    /// The path matches but the method is not configured; carries the `Allow` value.
+    MethodNotAllowed(HeaderValue),
+    /// The deprecated `mode` parameter has an unknown value.
+    InvalidMode(String),
+    /// The request body exceeds the configured buffer limit.
+    BodyTooLarge(u64),
+    /// The client failed while sending the body.
+    BadRequestBody(String),
+    /// The upstream could not be reached or broke the connection.
+    UpstreamUnreachable(String),
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// The upstream broke its async contract (no id, unreadable status, status 404/410).
+    UpstreamContract {
+        /// The operation id, when one was read.
+        id: Option<String>,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The gateway is shutting down and takes no new work.
+    Draining,
+}
+
+impl Problem {
+    /// HTTP status, `type` slug and title for this cause.
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Problem::NoRoute => (StatusCode::NOT_FOUND, "no-route", "No route matches this path"),
+            Problem::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed on this route",
+            ),
+            Problem::InvalidMode(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-mode",
+                "Invalid value for the deprecated mode parameter",
+            ),
+            Problem::BodyTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+            ),
+            Problem::BadRequestBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad-request-body",
+                "The request body could not be read",
+            ),
+            Problem::UpstreamUnreachable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-unreachable",
+                "The upstream could not be reached",
+            ),
+            Problem::UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                "The upstream did not answer in time",
+            ),
+            Problem::UpstreamContract { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-contract",
+                "The upstream broke its async contract",
+            ),
+            Problem::Draining => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "The gateway is shutting down",
+            ),
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Problem::NoRoute | Problem::MethodNotAllowed(_) => None,
+            Problem::InvalidMode(v) => Some(format!(
+                "mode must be one of async, sync, auto (got {v:?}); prefer the Prefer header"
+            )),
+            Problem::BodyTooLarge(limit) => Some(format!("the limit is {limit} bytes")),
+            Problem::BadRequestBody(d) | Problem::UpstreamUnreachable(d) => Some(d.clone()),
+            Problem::UpstreamTimeout => None,
+            Problem::UpstreamContract { id: Some(id), detail } => {
+                Some(format!("operation {id}: {detail}"))
+            }
+            Problem::UpstreamContract { id: None, detail } => Some(detail.clone()),
+            Problem::Draining => Some("retry on another instance or shortly".into()),
+        }
+    }
+
+    /// The problem document as JSON.
+    pub fn document(&self) -> Value {
+        let (status, slug, title) = self.parts();
+        let mut doc = Map::new();
+        doc.insert("type".into(), json!(format!("{TYPE_BASE}{slug}")));
+        doc.insert("title".into(), json!(title));
+        doc.insert("status".into(), json!(status.as_u16()));
+        if let Some(d) = self.detail() {
+            doc.insert("detail".into(), json!(d));
+        }
+        if let Problem::UpstreamContract { id: Some(id), .. } = self {
+            doc.insert("operation_id".into(), json!(id));
+        }
+        Value::Object(doc)
+    }
+
+    /// The complete response.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, _, _) = self.parts();
+        let body = serde_json::to_vec(&self.document()).unwrap_or_default();
+        let mut resp = Response::new(Body::full(body));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match self {
+            Problem::MethodNotAllowed(allow) => {
+                h.insert(ALLOW, allow);
+            }
+            Problem::Draining => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_problem_json_with_a_stable_type() {
+        let all = [
+            Problem::NoRoute,
+            Problem::MethodNotAllowed(HeaderValue::from_static("GET")),
+            Problem::InvalidMode("x".into()),
+            Problem::BodyTooLarge(10),
+            Problem::BadRequestBody("x".into()),
+            Problem::UpstreamUnreachable("x".into()),
+            Problem::UpstreamTimeout,
+            Problem::UpstreamContract { id: Some("a".into()), detail: "x".into() },
+            Problem::Draining,
+        ];
+        for p in all {
+            let (status, slug, _) = p.parts();
+            let doc = p.document();
+            assert_eq!(doc["status"], status.as_u16());
+            assert_eq!(doc["type"], format!("{TYPE_BASE}{slug}"));
+            let resp = p.into_response();
+            assert_eq!(resp.status(), status);
+            assert_eq!(resp.headers()[CONTENT_TYPE], "application/problem+json");
+        }
+    }
+}

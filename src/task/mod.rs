@@ -1,0 +1,148 @@
+//! `task` routes: `Prefer` in front of an async-first upstream (behaviour §4).
+//!
+//! The submit is forwarded as is (minus the execution preferences and `mode`). A non-202
+//! answer goes back unchanged. ASYNC hands back the upstream's own 202. DEFAULT and WAIT(N)
+//! read the operation id from the 202 and poll the status URL ([`poller`]) until the
+//! operation is terminal (→ `200` with the status body) or the deadline, counted from the
+//! request's arrival, passes (→ the upstream's original 202, so the operation is never
+//! lost). WAIT answers carry `Preference-Applied` on both; DEFAULT carries none.
+
+pub mod operation;
+pub mod poller;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use tokio::time::Instant;
+
+use crate::body::{self, Body};
+use crate::client::HttpClient;
+use crate::intent::{self, Intent};
+use crate::mode::Mode;
+use crate::problem::Problem;
+use crate::proxy::{self, Upstream};
+
+pub use operation::StatusUrl;
+pub use poller::Registry;
+
+/// What a task route needs besides its config.
+pub struct TaskRoute<'a> {
+    /// The route's config (its `task` section is present).
+    pub cfg: &'a crate::config::RouteConfig,
+    /// Its upstream.
+    pub upstream: &'a Upstream,
+    /// Its status URL template.
+    pub status: &'a StatusUrl,
+}
+
+/// Handles one request on a `task` route.
+pub async fn handle(
+    client: &HttpClient,
+    polls: &Registry,
+    route: TaskRoute<'_>,
+    req: Request<Body>,
+    client_ip: IpAddr,
+    arrived: Instant,
+) -> Response<Body> {
+    let (intent, req) = match intent::read(route.cfg, req).await {
+        Ok(v) => v,
+        Err((problem, extra)) => {
+            let mut resp = problem.into_response();
+            intent::decorate(&extra, resp.headers_mut());
+            return resp;
+        }
+    };
+    let mut resp = match run(client, polls, &route, &intent, req, client_ip, arrived).await {
+        Ok(r) => r,
+        Err(p) => p.into_response(),
+    };
+    intent.decorate(resp.headers_mut());
+    resp
+}
+
+async fn run(
+    client: &HttpClient,
+    polls: &Registry,
+    route: &TaskRoute<'_>,
+    intent: &Intent,
+    req: Request<Body>,
+    client_ip: IpAddr,
+    arrived: Instant,
+) -> Result<Response<Body>, Problem> {
+    let settings = &route.cfg.settings;
+    let up = proxy::upstream_request(route.upstream, req, client_ip)?;
+    let poll_headers = poll_headers(up.headers());
+    let submitted = proxy::send(client, up, settings.upstream_timeout).await?;
+    let applied = intent.resolution.applied.clone();
+    let wait = match intent.resolution.mode {
+        _ if submitted.status() != StatusCode::ACCEPTED => {
+            return Ok(proxy::into_client_response(submitted))
+        }
+        Mode::Async => {
+            let mut resp = proxy::into_client_response(submitted);
+            set_applied(&mut resp, applied);
+            return Ok(resp);
+        }
+        Mode::Wait(secs) => Duration::from_secs(secs),
+        Mode::Default => settings.sync_wait,
+    };
+    let accepted_at = Instant::now();
+    let (mut parts, incoming) = submitted.into_parts();
+    proxy::forward_response_headers(&mut parts.headers);
+    let accepted_body = body::collect(Body::Incoming(incoming), settings.max_body.bytes())
+        .await
+        .map_err(|e| Problem::UpstreamContract { id: None, detail: format!("202 body: {e}") })?;
+    let task = route.cfg.task.as_ref().ok_or_else(|| Problem::UpstreamContract {
+        id: None,
+        detail: "route has no task settings".into(),
+    })?;
+    let id = operation::extract_id(&task.id, &parts.headers, &accepted_body)
+        .map_err(|detail| Problem::UpstreamContract { id: None, detail })?;
+    let uri = route
+        .status
+        .uri(route.upstream, &id)
+        .map_err(|detail| Problem::UpstreamContract { id: Some(id.clone()), detail })?;
+    let target = poller::Target {
+        uri,
+        headers: poll_headers,
+        timeout: settings.upstream_timeout,
+        max_body: settings.max_body.bytes(),
+    };
+    let slot = polls.slot(&target);
+    let deadline = arrived + wait;
+    let end = poller::wait(client, task, &slot, &target, accepted_at, settings.poll_interval, deadline)
+        .await;
+    let mut resp = match end {
+        poller::WaitEnd::Terminal { body, content_type } => {
+            let mut resp = Response::new(Body::full(body));
+            if let Some(ct) = content_type {
+                resp.headers_mut().insert(CONTENT_TYPE, ct);
+            }
+            resp
+        }
+        poller::WaitEnd::Deadline => Response::from_parts(parts, Body::full(accepted_body)),
+        poller::WaitEnd::Broken(detail) => {
+            return Err(Problem::UpstreamContract { id: Some(id), detail })
+        }
+    };
+    set_applied(&mut resp, applied);
+    Ok(resp)
+}
+
+fn set_applied(resp: &mut Response<Body>, applied: Option<HeaderValue>) {
+    if let Some(v) = applied {
+        resp.headers_mut().insert(crate::prefer::PREFERENCE_APPLIED, v);
+    }
+}
+
+/// The headers a status poll carries: the forwarded submit's, minus the body's own.
+fn poll_headers(forwarded: &HeaderMap) -> HeaderMap {
+    let mut h = forwarded.clone();
+    for name in [CONTENT_LENGTH, CONTENT_TYPE, CONTENT_ENCODING] {
+        h.remove(name);
+    }
+    h
+}
+
