@@ -47,7 +47,9 @@ impl StaticResolver {
             }
             table.insert(host.clone(), addrs);
         }
-        Ok(StaticResolver { table: Arc::new(table) })
+        Ok(StaticResolver {
+            table: Arc::new(table),
+        })
     }
 }
 
@@ -64,13 +66,18 @@ impl tower_service::Service<Name> for StaticResolver {
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
-        let host = name.as_str().trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = name
+            .as_str()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         if let Some(addrs) = self.table.get(&host) {
             let addrs = addrs.clone();
             return Box::pin(async move { Ok(addrs.into_iter()) });
         }
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             Ok(addrs.into_iter())
         })
     }

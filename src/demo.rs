@@ -40,12 +40,20 @@ struct Tasks {
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
     let mut r = Response::new(Body::full(v.to_string()));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 async fn duration_of(req: Request<Incoming>) -> Duration {
-    let bytes = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let secs = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v.get("duration").and_then(serde_json::Value::as_f64))
@@ -64,19 +72,31 @@ async fn task_api(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Response<
             t.all.insert(id.clone(), (Instant::now(), d));
             id
         };
-        let mut r = json(StatusCode::ACCEPTED, serde_json::json!({"taskId": id, "status": "pending"}));
+        let mut r = json(
+            StatusCode::ACCEPTED,
+            serde_json::json!({"taskId": id, "status": "pending"}),
+        );
         if let Ok(loc) = http::HeaderValue::from_str(&format!("/v1/tasks/{id}")) {
             r.headers_mut().insert(http::header::LOCATION, loc);
         }
         return r;
     }
     if let (&Method::GET, Some(id)) = (req.method(), path.strip_prefix("/v1/tasks/")) {
-        let found = tasks.lock().unwrap_or_else(|p| p.into_inner()).all.get(id).copied();
+        let found = tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .all
+            .get(id)
+            .copied();
         return match found {
-            None => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "no such task"})),
-            Some((at, d)) if at.elapsed() < d => {
-                json(StatusCode::OK, serde_json::json!({"taskId": id, "status": "running"}))
-            }
+            None => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "no such task"}),
+            ),
+            Some((at, d)) if at.elapsed() < d => json(
+                StatusCode::OK,
+                serde_json::json!({"taskId": id, "status": "running"}),
+            ),
             Some(_) => json(
                 StatusCode::OK,
                 serde_json::json!({"taskId": id, "status": "succeeded",
@@ -84,16 +104,25 @@ async fn task_api(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Response<
             ),
         };
     }
-    json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found"}))
+    json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": "not found"}),
+    )
 }
 
 async fn sync_api(req: Request<Incoming>) -> Response<Body> {
     if req.method() == Method::POST && req.uri().path() == "/v1/render" {
         let d = duration_of(req).await;
         tokio::time::sleep(d).await;
-        return json(StatusCode::OK, serde_json::json!({"rendered": true, "seconds": d.as_secs_f64()}));
+        return json(
+            StatusCode::OK,
+            serde_json::json!({"rendered": true, "seconds": d.as_secs_f64()}),
+        );
     }
-    json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found"}))
+    json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": "not found"}),
+    )
 }
 
 /// Serves `handler` on `listener` (HTTP/1.1) until the task is dropped.
@@ -132,7 +161,9 @@ pub struct Upstreams {
 /// Starts both demo APIs on loopback ports; they live as long as the runtime.
 pub async fn start_upstreams() -> Result<Upstreams, String> {
     let bind = || async {
-        TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("demo upstream: {e}"))
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("demo upstream: {e}"))
     };
     let (tl, sl) = (bind().await?, bind().await?);
     let ups = Upstreams {
@@ -161,16 +192,46 @@ pub fn tour(gw: SocketAddr) -> String {
         format!("curl -si -X POST 'http://{gw}{path}' -H 'Content-Type: application/json'{extra} -d '{{\"duration\": {secs}}}'")
     };
     let rows: [(&str, String); 10] = [
-        ("no Prefer: sync by default, the gateway polls for you → 200 with the result", post("", "/v1/edit", 2)),
-        ("Prefer: respond-async → 202 with the upstream's taskId", post(" -H 'Prefer: respond-async'", "/v1/edit", 2)),
-        ("Prefer: wait=5, done in 2 s → 200, Preference-Applied: respond-async, wait=5", post(" -H 'Prefer: wait=5'", "/v1/edit", 2)),
-        ("Prefer: respond-async, wait=1, needs 3 s → 202 after 1 s (never a timeout)", post(" -H 'Prefer: respond-async, wait=1'", "/v1/edit", 3)),
-        ("Prefer: wait=0 is ignored → sync default → 200", post(" -H 'Prefer: wait=0'", "/v1/edit", 1)),
-        ("Prefer: respond-async, wait=0 → 202, Preference-Applied: respond-async", post(" -H 'Prefer: respond-async, wait=0'", "/v1/edit", 1)),
-        ("deprecated ?mode=async → 202 with a Deprecation header", post("", "/v1/edit?mode=async", 1)),
-        ("deprecated ?mode=sync → waits up to 60 s → 200 with Deprecation", post("", "/v1/edit?mode=sync", 1)),
-        ("deprecated ?mode=auto → default → 200 with Deprecation", post("", "/v1/edit?mode=auto", 1)),
-        ("a sync backend behind the gateway: plain proxy for now → 200", post("", "/v1/render", 1)),
+        (
+            "no Prefer: sync by default, the gateway polls for you → 200 with the result",
+            post("", "/v1/edit", 2),
+        ),
+        (
+            "Prefer: respond-async → 202 with the upstream's taskId",
+            post(" -H 'Prefer: respond-async'", "/v1/edit", 2),
+        ),
+        (
+            "Prefer: wait=5, done in 2 s → 200, Preference-Applied: respond-async, wait=5",
+            post(" -H 'Prefer: wait=5'", "/v1/edit", 2),
+        ),
+        (
+            "Prefer: respond-async, wait=1, needs 3 s → 202 after 1 s (never a timeout)",
+            post(" -H 'Prefer: respond-async, wait=1'", "/v1/edit", 3),
+        ),
+        (
+            "Prefer: wait=0 is ignored → sync default → 200",
+            post(" -H 'Prefer: wait=0'", "/v1/edit", 1),
+        ),
+        (
+            "Prefer: respond-async, wait=0 → 202, Preference-Applied: respond-async",
+            post(" -H 'Prefer: respond-async, wait=0'", "/v1/edit", 1),
+        ),
+        (
+            "deprecated ?mode=async → 202 with a Deprecation header",
+            post("", "/v1/edit?mode=async", 1),
+        ),
+        (
+            "deprecated ?mode=sync → waits up to 60 s → 200 with Deprecation",
+            post("", "/v1/edit?mode=sync", 1),
+        ),
+        (
+            "deprecated ?mode=auto → default → 200 with Deprecation",
+            post("", "/v1/edit?mode=auto", 1),
+        ),
+        (
+            "a sync backend behind the gateway: plain proxy for now → 200",
+            post("", "/v1/render", 1),
+        ),
     ];
     let mut out = String::new();
     for (comment, line) in rows {
@@ -190,7 +251,10 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
     let gw = running.local_addr()?;
     println!("prefer-gateway demo");
     println!("  gateway   http://{gw}");
-    println!("  task API  http://{} (POST /v1/edit, GET /v1/tasks/{{id}})", ups.tasks);
+    println!(
+        "  task API  http://{} (POST /v1/edit, GET /v1/tasks/{{id}})",
+        ups.tasks
+    );
     println!("  sync API  http://{} (POST /v1/render)\n", ups.sync);
     println!("Try these (each comment says what comes back):\n");
     println!("{}", tour(gw));

@@ -53,12 +53,20 @@ impl Gateway {
             let upstream = Upstream::from_url(&rc.upstream)?;
             hosts.push(upstream.host_port());
             let status = rc.task.as_ref().map(|t| StatusUrl::new(&t.status_url));
-            if let Some(abs) = rc.task.as_ref().and_then(|t| url::Url::parse(&t.status_url).ok()) {
+            if let Some(abs) = rc
+                .task
+                .as_ref()
+                .and_then(|t| url::Url::parse(&t.status_url).ok())
+            {
                 if let (Some(h), Some(p)) = (abs.host_str(), abs.port_or_known_default()) {
                     hosts.push((h.trim_matches(['[', ']']).to_owned(), p));
                 }
             }
-            let route = Route { cfg: rc.clone(), upstream, status };
+            let route = Route {
+                cfg: rc.clone(),
+                upstream,
+                status,
+            };
             routes.push((rc.path.clone(), rc.methods.clone(), Arc::new(route)));
         }
         let router = Router::new(routes)?;
@@ -92,7 +100,8 @@ impl Gateway {
         let method = parts.method.clone();
         let req = Request::from_parts(parts, Body::Incoming(body));
         let mut resp = self.route(req, remote, arrived).await;
-        resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+        resp.headers_mut()
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
         tracing::debug!(
             request_id = ?request_id,
             %method,
@@ -103,7 +112,12 @@ impl Gateway {
         resp
     }
 
-    async fn route(&self, req: Request<Body>, remote: SocketAddr, arrived: Instant) -> Response<Body> {
+    async fn route(
+        &self,
+        req: Request<Body>,
+        remote: SocketAddr,
+        arrived: Instant,
+    ) -> Response<Body> {
         if self.draining.load(Ordering::Relaxed) {
             return Problem::Draining.into_response();
         }
@@ -118,14 +132,24 @@ impl Gateway {
         let settings = &route.cfg.settings;
         match (route.cfg.kind, &route.status) {
             (RouteKind::Task, Some(status)) => {
-                let tr = TaskRoute { cfg: &route.cfg, upstream: &route.upstream, status };
+                let tr = TaskRoute {
+                    cfg: &route.cfg,
+                    upstream: &route.upstream,
+                    status,
+                };
                 task::handle(&self.client, &self.polls, tr, req, ip, arrived).await
             }
             // `sync` routes are plain proxies until gateway jobs land (nothing is applied,
             // so no Preference-Applied is sent).
-            _ => proxy::forward(&self.client, &route.upstream, req, ip, settings.upstream_timeout)
-                .await
-                .unwrap_or_else(Problem::into_response),
+            _ => proxy::forward(
+                &self.client,
+                &route.upstream,
+                req,
+                ip,
+                settings.upstream_timeout,
+            )
+            .await
+            .unwrap_or_else(Problem::into_response),
         }
     }
 }
@@ -144,7 +168,10 @@ struct RequestIds {
 impl RequestIds {
     fn new() -> Self {
         let r = uuid::Uuid::new_v4().simple().to_string();
-        RequestIds { prefix: r[..12].to_owned(), counter: AtomicU64::new(0) }
+        RequestIds {
+            prefix: r[..12].to_owned(),
+            counter: AtomicU64::new(0),
+        }
     }
 
     fn next(&self) -> HeaderValue {

@@ -79,12 +79,19 @@ pub async fn read(
                     Err(body::CollectError::TooLarge(n)) => {
                         return Err((Problem::BodyTooLarge(n), HeaderMap::new()))
                     }
-                    Err(e) => return Err((Problem::BadRequestBody(e.to_string()), HeaderMap::new())),
+                    Err(e) => {
+                        return Err((Problem::BadRequestBody(e.to_string()), HeaderMap::new()))
+                    }
                 };
                 match mode::legacy_from_json(&bytes, ptr) {
-                    JsonMode::Found { value, body: rewritten } => {
+                    JsonMode::Found {
+                        value,
+                        body: rewritten,
+                    } => {
                         legacy = Some(value);
-                        parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+                        parts
+                            .headers
+                            .insert(CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
                         body = Body::full(rewritten);
                     }
                     JsonMode::NotAString => {
@@ -106,7 +113,13 @@ pub async fn read(
         Err(mode::InvalidMode(v)) => return Err((Problem::InvalidMode(v), extra)),
     };
     prefer::strip(&mut parts.headers, &["respond-async", "wait"]);
-    Ok((Intent { resolution, extra_headers: extra }, Request::from_parts(parts, body)))
+    Ok((
+        Intent {
+            resolution,
+            extra_headers: extra,
+        },
+        Request::from_parts(parts, body),
+    ))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -114,7 +127,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
-            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             essence == "application/json" || essence.ends_with("+json")
         })
         .unwrap_or(false)

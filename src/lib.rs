@@ -55,7 +55,11 @@ impl Running {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
         let gateway = gateway::Gateway::new(cfg).await?;
-        Ok(Running { listener, gateway, server: cfg.server.clone() })
+        Ok(Running {
+            listener,
+            gateway,
+            server: cfg.server.clone(),
+        })
     }
 
     /// The address actually bound.

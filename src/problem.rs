@@ -46,7 +46,11 @@ impl Problem {
     /// HTTP status, `type` slug and title for this cause.
     pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Problem::NoRoute => (StatusCode::NOT_FOUND, "no-route", "No route matches this path"),
+            Problem::NoRoute => (
+                StatusCode::NOT_FOUND,
+                "no-route",
+                "No route matches this path",
+            ),
             Problem::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -99,9 +103,10 @@ impl Problem {
             Problem::BodyTooLarge(limit) => Some(format!("the limit is {limit} bytes")),
             Problem::BadRequestBody(d) | Problem::UpstreamUnreachable(d) => Some(d.clone()),
             Problem::UpstreamTimeout => None,
-            Problem::UpstreamContract { id: Some(id), detail } => {
-                Some(format!("operation {id}: {detail}"))
-            }
+            Problem::UpstreamContract {
+                id: Some(id),
+                detail,
+            } => Some(format!("operation {id}: {detail}")),
             Problem::UpstreamContract { id: None, detail } => Some(detail.clone()),
             Problem::Draining => Some("retry on another instance or shortly".into()),
         }
@@ -130,7 +135,10 @@ impl Problem {
         let mut resp = Response::new(Body::full(body));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         match self {
             Problem::MethodNotAllowed(allow) => {
                 h.insert(ALLOW, allow);
@@ -158,7 +166,10 @@ mod tests {
             Problem::BadRequestBody("x".into()),
             Problem::UpstreamUnreachable("x".into()),
             Problem::UpstreamTimeout,
-            Problem::UpstreamContract { id: Some("a".into()), detail: "x".into() },
+            Problem::UpstreamContract {
+                id: Some("a".into()),
+                detail: "x".into(),
+            },
             Problem::Draining,
         ];
         for p in all {

@@ -56,7 +56,9 @@ pub struct Upstream {
 impl Upstream {
     /// From a validated `http://host[:port][/prefix]` URL.
     pub fn from_url(url: &url::Url) -> Result<Self, String> {
-        let host = url.host_str().ok_or_else(|| format!("upstream {url} has no host"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("upstream {url} has no host"))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let authority = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
@@ -74,7 +76,11 @@ impl Upstream {
 
     /// Host and port to resolve at start.
     pub fn host_port(&self) -> (String, u16) {
-        let host = self.authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         (host.to_owned(), self.authority.port_u16().unwrap_or(80))
     }
 
@@ -159,7 +165,9 @@ pub fn forward_response_headers(headers: &mut HeaderMap) {
 /// The client's host: `Host`, or the `:authority` of an HTTP/2 request.
 pub fn original_host<B>(req: &Request<B>) -> Option<HeaderValue> {
     req.headers().get(header::HOST).cloned().or_else(|| {
-        req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     })
 }
 
@@ -173,9 +181,10 @@ pub async fn send(
     match tokio::time::timeout(timeout, client.request(req)).await {
         Err(_) => Err(Problem::UpstreamTimeout),
         Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) if e.is_connect() => {
-            Err(Problem::UpstreamUnreachable(format!("connect failed: {}", root_cause(&e))))
-        }
+        Ok(Err(e)) if e.is_connect() => Err(Problem::UpstreamUnreachable(format!(
+            "connect failed: {}",
+            root_cause(&e)
+        ))),
         Ok(Err(e)) => Err(Problem::UpstreamUnreachable(format!(
             "upstream connection failed: {}",
             root_cause(&e)
@@ -200,7 +209,11 @@ pub fn upstream_request(
 ) -> Result<Request<Body>, Problem> {
     let host = original_host(&req);
     let (mut parts, body) = req.into_parts();
-    let pq = parts.uri.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(PathAndQuery::as_str)
+        .unwrap_or("/");
     parts.uri = upstream.uri(pq)?;
     forward_request_headers(&mut parts.headers, parts.version, client_ip, host);
     Ok(Request::from_parts(parts, body))
@@ -233,11 +246,17 @@ mod tests {
     #[test]
     fn connection_named_headers_and_hop_by_hop_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Secret , keep-alive"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Secret , keep-alive"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("x-kept", HeaderValue::from_static("yes"));
         strip_hop_by_hop(&mut h);
@@ -248,12 +267,20 @@ mod tests {
     #[test]
     fn forwarded_headers_append_and_overwrite() {
         let mut h = HeaderMap::new();
-        h.insert(X_FORWARDED_FOR.clone(), HeaderValue::from_static("203.0.113.9"));
+        h.insert(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("203.0.113.9"),
+        );
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
         h.insert(header::VIA, HeaderValue::from_static("1.1 edge"));
         h.insert(header::HOST, HeaderValue::from_static("api.example"));
         let ip: IpAddr = [127, 0, 0, 1].into();
-        forward_request_headers(&mut h, Version::HTTP_11, ip, Some(HeaderValue::from_static("api.example")));
+        forward_request_headers(
+            &mut h,
+            Version::HTTP_11,
+            ip,
+            Some(HeaderValue::from_static("api.example")),
+        );
         assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 127.0.0.1");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "api.example");
@@ -263,9 +290,12 @@ mod tests {
 
     #[test]
     fn upstream_uri_keeps_path_query_and_prefix() {
-        let u = Upstream::from_url(&url::Url::parse("http://127.0.0.1:9000/base/").unwrap())
-            .unwrap();
-        assert_eq!(u.uri("/v1/x?a=1").unwrap().to_string(), "http://127.0.0.1:9000/base/v1/x?a=1");
+        let u =
+            Upstream::from_url(&url::Url::parse("http://127.0.0.1:9000/base/").unwrap()).unwrap();
+        assert_eq!(
+            u.uri("/v1/x?a=1").unwrap().to_string(),
+            "http://127.0.0.1:9000/base/v1/x?a=1"
+        );
         let u = Upstream::from_url(&url::Url::parse("http://localhost").unwrap()).unwrap();
         assert_eq!(u.uri("/").unwrap().to_string(), "http://localhost:80/");
         assert_eq!(u.host_port(), ("localhost".to_string(), 80));

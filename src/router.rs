@@ -30,9 +30,7 @@ pub struct Router<T> {
 
 impl<T> Router<T> {
     /// Builds the table from `(pattern, methods, value)` triples.
-    pub fn new(
-        routes: impl IntoIterator<Item = (String, Vec<Method>, T)>,
-    ) -> Result<Self, String> {
+    pub fn new(routes: impl IntoIterator<Item = (String, Vec<Method>, T)>) -> Result<Self, String> {
         let mut paths = matchit::Router::new();
         let mut patterns: Vec<String> = Vec::new();
         let mut entries: Vec<PathEntry<T>> = Vec::new();
@@ -87,7 +85,11 @@ mod tests {
             ("/v1/edit".to_string(), vec![Method::POST], "edit"),
             ("/v1/tasks/{id}".to_string(), vec![Method::GET], "status"),
             ("/v1/tasks/{id}".to_string(), vec![Method::DELETE], "cancel"),
-            ("/v1/files/{*rest}".to_string(), vec![Method::GET, Method::PUT], "files"),
+            (
+                "/v1/files/{*rest}".to_string(),
+                vec![Method::GET, Method::PUT],
+                "files",
+            ),
         ])
         .unwrap_or_else(|e| panic!("{e}"))
     }
@@ -104,7 +106,10 @@ mod tests {
     #[test]
     fn unknown_path_is_not_found() {
         assert_eq!(table().lookup(&Method::GET, "/nope"), Err(Miss::NotFound));
-        assert_eq!(table().lookup(&Method::GET, "/v1/tasks/"), Err(Miss::NotFound));
+        assert_eq!(
+            table().lookup(&Method::GET, "/v1/tasks/"),
+            Err(Miss::NotFound)
+        );
     }
 
     #[test]
@@ -112,7 +117,9 @@ mod tests {
         let t = table();
         assert_eq!(
             t.lookup(&Method::PATCH, "/v1/tasks/1"),
-            Err(Miss::MethodNotAllowed(HeaderValue::from_static("DELETE, GET")))
+            Err(Miss::MethodNotAllowed(HeaderValue::from_static(
+                "DELETE, GET"
+            )))
         );
         assert_eq!(
             t.lookup(&Method::GET, "/v1/edit"),

@@ -10,6 +10,7 @@
 //! now, so a config written today keeps loading tomorrow.
 
 pub mod load;
+pub mod table;
 pub mod types;
 
 use std::net::SocketAddr;

@@ -77,7 +77,9 @@ impl FromStr for JsonPointer {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if !s.is_empty() && !s.starts_with('/') {
-            return Err(format!("invalid JSON pointer {s:?}: must be empty or start with '/'"));
+            return Err(format!(
+                "invalid JSON pointer {s:?}: must be empty or start with '/'"
+            ));
         }
         let mut chars = s.chars();
         while let Some(c) = chars.next() {

@@ -93,17 +93,28 @@ async fn run(
     proxy::forward_response_headers(&mut parts.headers);
     let accepted_body = body::collect(Body::Incoming(incoming), settings.max_body.bytes())
         .await
-        .map_err(|e| Problem::UpstreamContract { id: None, detail: format!("202 body: {e}") })?;
-    let task = route.cfg.task.as_ref().ok_or_else(|| Problem::UpstreamContract {
-        id: None,
-        detail: "route has no task settings".into(),
-    })?;
+        .map_err(|e| Problem::UpstreamContract {
+            id: None,
+            detail: format!("202 body: {e}"),
+        })?;
+    let task = route
+        .cfg
+        .task
+        .as_ref()
+        .ok_or_else(|| Problem::UpstreamContract {
+            id: None,
+            detail: "route has no task settings".into(),
+        })?;
     let id = operation::extract_id(&task.id, &parts.headers, &accepted_body)
         .map_err(|detail| Problem::UpstreamContract { id: None, detail })?;
-    let uri = route
-        .status
-        .uri(route.upstream, &id)
-        .map_err(|detail| Problem::UpstreamContract { id: Some(id.clone()), detail })?;
+    let uri =
+        route
+            .status
+            .uri(route.upstream, &id)
+            .map_err(|detail| Problem::UpstreamContract {
+                id: Some(id.clone()),
+                detail,
+            })?;
     let target = poller::Target {
         uri,
         headers: poll_headers,
@@ -112,8 +123,16 @@ async fn run(
     };
     let slot = polls.slot(&target);
     let deadline = arrived + wait;
-    let end = poller::wait(client, task, &slot, &target, accepted_at, settings.poll_interval, deadline)
-        .await;
+    let end = poller::wait(
+        client,
+        task,
+        &slot,
+        &target,
+        accepted_at,
+        settings.poll_interval,
+        deadline,
+    )
+    .await;
     let mut resp = match end {
         poller::WaitEnd::Terminal { body, content_type } => {
             let mut resp = Response::new(Body::full(body));
@@ -124,7 +143,10 @@ async fn run(
         }
         poller::WaitEnd::Deadline => Response::from_parts(parts, Body::full(accepted_body)),
         poller::WaitEnd::Broken(detail) => {
-            return Err(Problem::UpstreamContract { id: Some(id), detail })
+            return Err(Problem::UpstreamContract {
+                id: Some(id),
+                detail,
+            })
         }
     };
     set_applied(&mut resp, applied);
@@ -133,7 +155,8 @@ async fn run(
 
 fn set_applied(resp: &mut Response<Body>, applied: Option<HeaderValue>) {
     if let Some(v) = applied {
-        resp.headers_mut().insert(crate::prefer::PREFERENCE_APPLIED, v);
+        resp.headers_mut()
+            .insert(crate::prefer::PREFERENCE_APPLIED, v);
     }
 }
 
@@ -145,4 +168,3 @@ fn poll_headers(forwarded: &HeaderMap) -> HeaderMap {
     }
     h
 }
-

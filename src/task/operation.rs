@@ -73,7 +73,9 @@ fn id_from_header(raw: &str) -> String {
         None => path,
     };
     let seg = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
-    percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A status URL template (`/v1/tasks/{id}` or `http://host/tasks/{id}`).
@@ -85,7 +87,9 @@ pub struct StatusUrl {
 impl StatusUrl {
     /// From a validated template containing `{id}`.
     pub fn new(template: &str) -> Self {
-        StatusUrl { template: template.to_owned() }
+        StatusUrl {
+            template: template.to_owned(),
+        }
     }
 
     /// The URI to poll for `id`.
@@ -93,9 +97,13 @@ impl StatusUrl {
         let encoded = utf8_percent_encode(id, SEGMENT).to_string();
         let filled = self.template.replace("{id}", &encoded);
         if filled.starts_with('/') {
-            upstream.uri(&filled).map_err(|_| format!("bad status URL {filled:?}"))
+            upstream
+                .uri(&filled)
+                .map_err(|_| format!("bad status URL {filled:?}"))
         } else {
-            filled.parse::<Uri>().map_err(|e| format!("bad status URL {filled:?}: {e}"))
+            filled
+                .parse::<Uri>()
+                .map_err(|e| format!("bad status URL {filled:?}: {e}"))
         }
     }
 }
@@ -109,8 +117,14 @@ mod tests {
     fn id_by_pointer_string_or_number() {
         let src: IdSource = "/taskId".parse().unwrap();
         let h = HeaderMap::new();
-        assert_eq!(extract_id(&src, &h, &Bytes::from(r#"{"taskId":"t-1"}"#)).unwrap(), "t-1");
-        assert_eq!(extract_id(&src, &h, &Bytes::from(r#"{"taskId":42}"#)).unwrap(), "42");
+        assert_eq!(
+            extract_id(&src, &h, &Bytes::from(r#"{"taskId":"t-1"}"#)).unwrap(),
+            "t-1"
+        );
+        assert_eq!(
+            extract_id(&src, &h, &Bytes::from(r#"{"taskId":42}"#)).unwrap(),
+            "42"
+        );
         assert!(extract_id(&src, &h, &Bytes::from(r#"{"id":"x"}"#)).is_err());
         assert!(extract_id(&src, &h, &Bytes::from("not json")).is_err());
         assert!(extract_id(&src, &h, &Bytes::from(r#"{"taskId":""}"#)).is_err());
@@ -123,7 +137,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("location", HeaderValue::from_static("/v1/tasks/abc?x=1"));
         assert_eq!(extract_id(&src, &h, &Bytes::new()).unwrap(), "abc");
-        h.insert("location", HeaderValue::from_static("http://up:9/v1/tasks/a%20b/"));
+        h.insert(
+            "location",
+            HeaderValue::from_static("http://up:9/v1/tasks/a%20b/"),
+        );
         assert_eq!(extract_id(&src, &h, &Bytes::new()).unwrap(), "a b");
         h.insert("location", HeaderValue::from_static("plain-id"));
         assert_eq!(extract_id(&src, &h, &Bytes::new()).unwrap(), "plain-id");
@@ -134,8 +151,14 @@ mod tests {
     fn status_url_encodes_the_id_as_one_segment() {
         let up = Upstream::from_url(&url::Url::parse("http://127.0.0.1:9000").unwrap()).unwrap();
         let s = StatusUrl::new("/v1/tasks/{id}");
-        assert_eq!(s.uri(&up, "a/../b c").unwrap().to_string(), "http://127.0.0.1:9000/v1/tasks/a%2F..%2Fb%20c");
+        assert_eq!(
+            s.uri(&up, "a/../b c").unwrap().to_string(),
+            "http://127.0.0.1:9000/v1/tasks/a%2F..%2Fb%20c"
+        );
         let abs = StatusUrl::new("http://other:7/s/{id}?full=1");
-        assert_eq!(abs.uri(&up, "9").unwrap().to_string(), "http://other:7/s/9?full=1");
+        assert_eq!(
+            abs.uri(&up, "9").unwrap().to_string(),
+            "http://other:7/s/9?full=1"
+        );
     }
 }

@@ -8,8 +8,10 @@
 //! Many requests may wait on the same operation (an upstream that deduplicates submits
 //! hands out one id twice). They share a [`Slot`]: a poll in flight is joined, not repeated,
 //! and a result that started less than 0.9 interval ago is reused (0.9, not 1.0, so timer
-//! jitter can never make a lone waiter skip a tick). A waiter's final poll at its deadline
-//! reuses a result younger than half an interval. The registry key is the status URL plus
+//! jitter can never make a lone waiter skip a tick). A lone waiter always makes its final
+//! poll at the deadline; when the operation is shared, a waiter's deadline poll reuses a
+//! result younger than half an interval, so staggered deadlines cannot multiply the polls.
+//! The registry key is the status URL plus
 //! the caller's credentials (`Authorization`, `Cookie`), so clients never share answers
 //! across identities.
 
@@ -89,7 +91,10 @@ pub async fn poll_once(client: &HttpClient, task: &TaskConfig, t: &Target) -> Po
     match read_state(&bytes, &task.state) {
         Err(why) => PollOutcome::Broken(why),
         Ok(state) if task.succeeded.contains(&state) || task.failed.contains(&state) => {
-            PollOutcome::Terminal { body: bytes, content_type }
+            PollOutcome::Terminal {
+                body: bytes,
+                content_type,
+            }
         }
         Ok(_) => PollOutcome::Pending,
     }
@@ -144,8 +149,14 @@ impl Registry {
     pub fn slot(&self, t: &Target) -> Arc<Slot> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         t.uri.hash(&mut h);
-        t.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes).hash(&mut h);
-        t.headers.get(COOKIE).map(HeaderValue::as_bytes).hash(&mut h);
+        t.headers
+            .get(AUTHORIZATION)
+            .map(HeaderValue::as_bytes)
+            .hash(&mut h);
+        t.headers
+            .get(COOKIE)
+            .map(HeaderValue::as_bytes)
+            .hash(&mut h);
         let key = h.finish();
         // A poisoned lock only means another waiter panicked; the map is still usable.
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -181,7 +192,7 @@ pub enum WaitEnd {
 pub async fn wait(
     client: &HttpClient,
     task: &TaskConfig,
-    slot: &Slot,
+    slot: &Arc<Slot>,
     target: &Target,
     accepted_at: Instant,
     interval: Duration,
@@ -196,18 +207,21 @@ pub async fn wait(
         tokio::time::sleep_until(at).await;
         let last = at >= deadline;
         let (fresh, limit) = if last {
-            (interval / 2, Instant::now() + interval)
+            let shared = Arc::strong_count(slot) > 1;
+            let fresh = if shared { interval / 2 } else { Duration::ZERO };
+            (fresh, Instant::now() + interval)
         } else {
             (interval.mul_f32(0.9), deadline)
         };
-        let outcome =
-            tokio::time::timeout_at(limit, slot.poll(client, task, target, fresh)).await;
+        let outcome = tokio::time::timeout_at(limit, slot.poll(client, task, target, fresh)).await;
         match outcome {
             Ok(PollOutcome::Terminal { body, content_type }) => {
                 return WaitEnd::Terminal { body, content_type }
             }
             Ok(PollOutcome::Broken(why)) => return WaitEnd::Broken(why),
-            Ok(PollOutcome::Transient(why)) => tracing::debug!(uri = %target.uri, %why, "poll failed; retrying at next tick"),
+            Ok(PollOutcome::Transient(why)) => {
+                tracing::debug!(uri = %target.uri, %why, "poll failed; retrying at next tick")
+            }
             Ok(PollOutcome::Pending) | Err(_) => {}
         }
         if last {

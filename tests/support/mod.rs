@@ -71,7 +71,11 @@ impl Upstream {
                         let log = Arc::clone(&log);
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             let s = Seen {
                                 method: parts.method.to_string(),
                                 uri: parts.uri.to_string(),
@@ -88,7 +92,11 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, seen, _stop: stop }
+        Upstream {
+            addr,
+            seen,
+            _stop: stop,
+        }
     }
 
     /// Every request so far.
@@ -98,7 +106,12 @@ impl Upstream {
 
     /// How many requests had a path starting with `prefix`.
     pub fn count(&self, prefix: &str) -> usize {
-        self.seen.lock().unwrap().iter().filter(|s| s.uri.starts_with(prefix)).count()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.uri.starts_with(prefix))
+            .count()
     }
 
     pub fn url(&self) -> String {
@@ -108,7 +121,9 @@ impl Upstream {
 
 /// A reply with a status, JSON body and extra headers.
 pub fn reply(status: u16, body: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut r = Response::builder().status(status).header("content-type", "application/json");
+    let mut r = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
@@ -134,7 +149,11 @@ impl Gateway {
         let done = tokio::spawn(running.serve(async move {
             let _ = stopped.await;
         }));
-        Gateway { addr, stop: Some(stop), done: Some(done) }
+        Gateway {
+            addr,
+            stop: Some(stop),
+            done: Some(done),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -162,7 +181,12 @@ pub fn header_map(h: &reqwest::header::HeaderMap) -> HashMap<String, String> {
     let mut m: HashMap<String, String> = HashMap::new();
     for (k, v) in h {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-        m.entry(k.as_str().to_owned()).and_modify(|e| { e.push_str(", "); e.push_str(&v) }).or_insert(v);
+        m.entry(k.as_str().to_owned())
+            .and_modify(|e| {
+                e.push_str(", ");
+                e.push_str(&v)
+            })
+            .or_insert(v);
     }
     m
 }
@@ -181,20 +205,31 @@ pub async fn task_upstream(finish_after: std::time::Duration) -> Upstream {
             if s.method == "POST" {
                 let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 let id = format!("t-{n}");
-                started.lock().unwrap().insert(id.clone(), std::time::Instant::now());
+                started
+                    .lock()
+                    .unwrap()
+                    .insert(id.clone(), std::time::Instant::now());
                 let loc = format!("/v1/tasks/{id}");
-                return reply(202, &format!(r#"{{"taskId":"{id}","status":"pending"}}"#), &[("location", &loc)]);
+                return reply(
+                    202,
+                    &format!(r#"{{"taskId":"{id}","status":"pending"}}"#),
+                    &[("location", &loc)],
+                );
             }
             let id = path.rsplit('/').next().unwrap_or("").to_owned();
             let at = started.lock().unwrap().get(&id).copied();
             match at {
                 None => reply(404, r#"{"error":"unknown"}"#, &[]),
-                Some(at) if at.elapsed() < finish_after => {
-                    reply(200, &format!(r#"{{"taskId":"{id}","status":"running"}}"#), &[])
-                }
+                Some(at) if at.elapsed() < finish_after => reply(
+                    200,
+                    &format!(r#"{{"taskId":"{id}","status":"running"}}"#),
+                    &[],
+                ),
                 Some(_) => reply(
                     200,
-                    &format!(r#"{{"taskId":"{id}","status":"succeeded","result":{{"url":"u/{id}"}}}}"#),
+                    &format!(
+                        r#"{{"taskId":"{id}","status":"succeeded","result":{{"url":"u/{id}"}}}}"#
+                    ),
                     &[],
                 ),
             }
@@ -205,10 +240,15 @@ pub async fn task_upstream(finish_after: std::time::Duration) -> Upstream {
 
 /// A config with one task route `/v1/edit` on `{up}` (+ `extra` appended to the route).
 pub fn task_config(defaults: &str, route_extra: &str) -> String {
+    let poll = if defaults.contains("poll_interval") {
+        ""
+    } else {
+        "poll_interval = \"100ms\""
+    };
     format!(
         r#"
 [defaults]
-poll_interval = "100ms"
+{poll}
 {defaults}
 
 [[routes]]

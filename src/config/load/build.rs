@@ -1,0 +1,247 @@
+//! Raw tables → validated [`Config`]: defaults applied, then the checks that need more than
+//! one value (route against route, route against `[defaults]` and `[jobs]`).
+//!
+//! Single-value rules already ran during deserialisation (see `raw`), so what is left here is
+//! merging and cross-checks. Each error names the offending key and points at its value's
+//! span, which is why the raw structs keep `Spanned` on exactly the fields used below.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawJobs, RawRoute, RawServer, RawSettings, RawWebhooks};
+use super::{ConfigError, Source, DEFAULT_SETTINGS};
+use crate::config::{
+    Config, Defaults, JobsConfig, RouteConfig, RouteKind, ServerConfig, StoreConfig, WebhooksConfig,
+};
+
+/// Applies defaults and runs every cross-check.
+pub(super) fn build(raw: RawConfig, src: &Source<'_>) -> Result<Config, ConfigError> {
+    let defaults = settings(&DEFAULT_SETTINGS, &raw.defaults, "defaults", src)?;
+    let jobs = jobs(raw.jobs);
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.iter().enumerate() {
+        routes.push(route(i, r, &defaults, src)?);
+    }
+    unique_names(&raw.routes, src)?;
+    routable_paths(&raw.routes, src)?;
+    outside_jobs_path(&raw.routes, &jobs.path, src)?;
+    Ok(Config {
+        server: server(raw.server),
+        defaults,
+        jobs,
+        webhooks: webhooks(raw.webhooks),
+        routes,
+    })
+}
+
+fn server(raw: RawServer) -> ServerConfig {
+    ServerConfig {
+        listen: raw
+            .listen
+            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))),
+        admin_listen: raw.admin_listen,
+        header_read_timeout: raw.header_read_timeout.unwrap_or(Duration::from_secs(10)),
+        drain_timeout: raw.drain_timeout.unwrap_or(Duration::from_secs(30)),
+    }
+}
+
+fn jobs(raw: RawJobs) -> JobsConfig {
+    JobsConfig {
+        path: raw.path.unwrap_or_else(|| "/jobs".to_owned()),
+        store: raw
+            .store
+            .unwrap_or_else(|| StoreConfig::Sqlite(PathBuf::from("data/jobs.db"))),
+        retention: raw.retention.unwrap_or(Duration::from_secs(24 * 3600)),
+        tenant_header: raw.tenant_header,
+        max_queued_per_tenant: raw.max_queued_per_tenant.unwrap_or(100_000),
+    }
+}
+
+fn webhooks(raw: RawWebhooks) -> WebhooksConfig {
+    let schedule = || [0, 120, 240, 480, 960].map(Duration::from_secs).to_vec();
+    WebhooksConfig {
+        signing_secret: raw.signing_secret,
+        retry_schedule: raw.retry_schedule.unwrap_or_else(schedule),
+        timeout: raw.timeout.unwrap_or(Duration::from_secs(15)),
+        allow_http: raw.allow_http.unwrap_or(false),
+        allow_networks: raw.allow_networks.unwrap_or_default(),
+    }
+}
+
+/// `raw` merged over `base`; `at` is the table the keys live in (`defaults`, `routes[2]`).
+fn settings(
+    base: &Defaults,
+    raw: &RawSettings,
+    at: &str,
+    src: &Source<'_>,
+) -> Result<Defaults, ConfigError> {
+    let merged = Defaults {
+        poll_interval: raw.poll_interval.unwrap_or(base.poll_interval),
+        max_wait: raw
+            .max_wait
+            .as_ref()
+            .map_or(base.max_wait, |d| *d.get_ref()),
+        min_wait: raw
+            .min_wait
+            .as_ref()
+            .map_or(base.min_wait, |d| *d.get_ref()),
+        sync_wait: raw.sync_wait.unwrap_or(base.sync_wait),
+        upstream_timeout: raw.upstream_timeout.unwrap_or(base.upstream_timeout),
+        max_body: raw.max_body.unwrap_or(base.max_body),
+    };
+    if merged.min_wait > merged.max_wait {
+        // Blame the key this table set; `base` itself was already checked.
+        let (key, span) = match (&raw.min_wait, &raw.max_wait) {
+            (Some(d), _) => ("min_wait", Some(d.span())),
+            (None, Some(d)) => ("max_wait", Some(d.span())),
+            (None, None) => ("min_wait", None),
+        };
+        let msg = format!(
+            "min_wait ({}) must not exceed max_wait ({})",
+            humantime::format_duration(merged.min_wait),
+            humantime::format_duration(merged.max_wait)
+        );
+        return Err(src.error(format!("{at}.{key}"), span, msg));
+    }
+    Ok(merged)
+}
+
+/// One route: settings merged, kind-specific keys checked.
+fn route(
+    i: usize,
+    r: &RawRoute,
+    defaults: &Defaults,
+    src: &Source<'_>,
+) -> Result<RouteConfig, ConfigError> {
+    let at = format!("routes[{i}]");
+    let kind = *r.kind.get_ref();
+    let settings = settings(defaults, &r.settings(), &at, src)?;
+    match (kind, &r.task) {
+        (RouteKind::Task, None) => {
+            let msg = "kind = \"task\" needs a [routes.task] table".to_owned();
+            return Err(src.error(format!("{at}.kind"), Some(r.kind.span()), msg));
+        }
+        (RouteKind::Sync | RouteKind::Proxy, Some(task)) => {
+            let msg = format!(
+                "[routes.task] is only for kind = \"task\" (this route is \"{}\")",
+                kind.as_str()
+            );
+            return Err(src.error(format!("{at}.task"), Some(task.span()), msg));
+        }
+        _ => {}
+    }
+    if kind == RouteKind::Proxy {
+        let not_for_proxy = [
+            ("mode", r.mode.as_ref().map(Spanned::span)),
+            ("callback", r.callback.as_ref().map(Spanned::span)),
+            ("idempotency", r.idempotency.as_ref().map(Spanned::span)),
+            ("max_in_flight", r.max_in_flight.as_ref().map(Spanned::span)),
+            (
+                "retry_interrupted",
+                r.retry_interrupted.as_ref().map(Spanned::span),
+            ),
+        ];
+        if let Some((key, span)) = not_for_proxy.into_iter().find(|(_, s)| s.is_some()) {
+            let msg = format!(
+                "`{key}` does not apply to kind = \"proxy\" (a proxy route forwards Prefer \
+                 untouched and runs no jobs)"
+            );
+            return Err(src.error(format!("{at}.{key}"), span, msg));
+        }
+    }
+    Ok(RouteConfig {
+        name: r.name.get_ref().clone(),
+        kind,
+        methods: r.methods.clone(),
+        path: r.path.get_ref().clone(),
+        upstream: r.upstream.clone(),
+        settings,
+        mode: r.mode.as_ref().map(|m| m.get_ref().clone()),
+        callback: r.callback.as_ref().map(|c| c.get_ref().clone()),
+        idempotency: r.idempotency.as_ref().map(|c| c.get_ref().clone()),
+        max_in_flight: r.max_in_flight.as_ref().map_or(64, |n| *n.get_ref()),
+        retry_interrupted: r.retry_interrupted.as_ref().is_some_and(|b| *b.get_ref()),
+        task: r.task.as_ref().map(|t| t.get_ref().clone()),
+    })
+}
+
+/// Route names are unique (they label logs and metrics).
+fn unique_names(routes: &[RawRoute], src: &Source<'_>) -> Result<(), ConfigError> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (j, r) in routes.iter().enumerate() {
+        let name = r.name.get_ref().as_str();
+        if let Some(i) = seen.insert(name, j) {
+            let msg = format!("duplicate route name {name:?} (also routes[{i}])");
+            return Err(src.error(format!("routes[{j}].name"), Some(r.name.span()), msg));
+        }
+    }
+    Ok(())
+}
+
+/// Every request maps to at most one route: routes that share a path string must not share a
+/// method, and distinct path strings must be insertable into one matchit router (so
+/// `/a/{x}` and `/a/{y}` conflict whatever their methods: the router matches the path first
+/// and only then looks at the method, which is also what makes `405` + `Allow` possible).
+fn routable_paths(routes: &[RawRoute], src: &Source<'_>) -> Result<(), ConfigError> {
+    let mut router = matchit::Router::new();
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (j, r) in routes.iter().enumerate() {
+        let path = r.path.get_ref().as_str();
+        let key = format!("routes[{j}].path");
+        if first.contains_key(path) {
+            for (i, prev) in routes.iter().enumerate().take(j) {
+                let shared = r.methods.iter().find(|m| prev.methods.contains(m));
+                if let (true, Some(m)) = (prev.path.get_ref() == path, shared) {
+                    let name = prev.name.get_ref();
+                    let msg = format!("{m} {path} is already routed to {name:?} (routes[{i}])");
+                    return Err(src.error(key, Some(r.path.span()), msg));
+                }
+            }
+            continue;
+        }
+        if let Err(e) = router.insert(path, j) {
+            let msg = match e {
+                matchit::InsertError::Conflict { with } => match first.get(with.as_str()) {
+                    Some(&i) => format!(
+                        "{path} conflicts with {with} of route {:?} (routes[{i}]); \
+                         one request path could match both",
+                        routes.get(i).map_or("", |p| p.name.get_ref().as_str())
+                    ),
+                    None => format!("{path} conflicts with {with}"),
+                },
+                other => format!("{path}: {other}"),
+            };
+            return Err(src.error(key, Some(r.path.span()), msg));
+        }
+        first.insert(path, j);
+    }
+    Ok(())
+}
+
+/// The job API (`{jobs.path}/{id}`, `…/result`) exists while any `sync` route does; no route
+/// may live at or under its prefix then, or one of the two would silently win.
+fn outside_jobs_path(
+    routes: &[RawRoute],
+    jobs_path: &str,
+    src: &Source<'_>,
+) -> Result<(), ConfigError> {
+    if !routes.iter().any(|r| *r.kind.get_ref() == RouteKind::Sync) {
+        return Ok(());
+    }
+    let prefix = format!("{jobs_path}/");
+    for (i, r) in routes.iter().enumerate() {
+        let path = r.path.get_ref();
+        if path == jobs_path || path.starts_with(&prefix) {
+            let msg = format!(
+                "{path} falls under jobs.path {jobs_path:?}, which the job API owns while a \
+                 sync route exists; move the route or change [jobs].path"
+            );
+            return Err(src.error(format!("routes[{i}].path"), Some(r.path.span()), msg));
+        }
+    }
+    Ok(())
+}
