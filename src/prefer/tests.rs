@@ -4,6 +4,7 @@
 use http::header::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 
+use super::grammar::is_tchar;
 use super::*;
 
 fn p(lines: &[&str]) -> Preferences {
