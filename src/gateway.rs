@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::body::Body;
 use crate::client::{self, HttpClient, StaticResolver};
 use crate::config::{Config, RouteConfig, RouteKind};
+use crate::jobs::{self, Engine};
 use crate::problem::Problem;
 use crate::proxy::{self, Upstream};
 use crate::router::{Miss, Router};
@@ -40,6 +41,8 @@ pub struct Gateway {
     router: Router<Arc<Route>>,
     client: HttpClient,
     polls: task::Registry,
+    jobs: Option<Arc<Engine>>,
+    defaults: crate::config::Defaults,
     draining: AtomicBool,
     ids: RequestIds,
 }
@@ -71,10 +74,14 @@ impl Gateway {
         }
         let router = Router::new(routes)?;
         let resolver = StaticResolver::resolve_all(&hosts).await?;
+        let client = client::build(resolver);
+        let jobs = Engine::start(cfg, client.clone()).await?;
         Ok(Arc::new(Gateway {
             router,
-            client: client::build(resolver),
+            client,
             polls: task::Registry::default(),
+            jobs,
+            defaults: cfg.defaults,
             draining: AtomicBool::new(false),
             ids: RequestIds::new(),
         }))
@@ -121,6 +128,11 @@ impl Gateway {
         if self.draining.load(Ordering::Relaxed) {
             return Problem::Draining.into_response();
         }
+        if let Some(engine) = &self.jobs {
+            if let Some(resp) = jobs::api::handle(engine, &self.defaults, &req).await {
+                return resp;
+            }
+        }
         let route = match self.router.lookup(req.method(), req.uri().path()) {
             Ok(r) => Arc::clone(r),
             Err(Miss::NotFound) => return Problem::NoRoute.into_response(),
@@ -139,8 +151,14 @@ impl Gateway {
                 };
                 task::handle(&self.client, &self.polls, tr, req, ip, arrived).await
             }
-            // `sync` routes are plain proxies until gateway jobs land (nothing is applied,
-            // so no Preference-Applied is sent).
+            (RouteKind::Sync, _) => match self
+                .jobs
+                .as_ref()
+                .and_then(|e| e.routes.get(&route.cfg.name).map(|r| (e, r)))
+            {
+                Some((engine, jr)) => jobs::submit::handle(engine, jr, req, ip, arrived).await,
+                None => Problem::StoreUnavailable.into_response(),
+            },
             _ => proxy::forward(
                 &self.client,
                 &route.upstream,

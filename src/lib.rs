@@ -16,6 +16,7 @@
 //! - [`proxy`]: streaming forwarding, hop-by-hop hygiene, `X-Forwarded-*`, `Via`.
 //! - [`client`]: the pooled upstream client and its resolve-once DNS table.
 //! - [`task`]: `task` routes: submit, operation id, the shared poll loop.
+//! - [`jobs`]: `sync` routes as durable gateway jobs: store, runner, job API.
 //! - [`problem`]: RFC 9457 problem documents for every error the gateway makes.
 //! - [`body`]: the single body type (empty / one chunk / streaming).
 //! - [`demo`]: the embedded demo upstreams behind `prefer-gateway demo`.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod intent;
+pub mod jobs;
 pub mod mode;
 pub mod prefer;
 pub mod problem;

@@ -40,6 +40,24 @@ pub enum Problem {
     },
     /// The gateway is shutting down and takes no new work.
     Draining,
+    /// The tenant header is required and missing.
+    TenantRequired(String),
+    /// `Idempotency-Key` (or the route's idempotency field) is malformed.
+    InvalidIdempotencyKey(String),
+    /// The idempotency key was used before with a different request.
+    IdempotencyConflict,
+    /// The tenant has too many unfinished jobs.
+    QueueFull(u64),
+    /// No such job for this tenant (also: another tenant's job — the answers are identical).
+    JobNotFound,
+    /// The job is past retention.
+    JobExpired,
+    /// The job already finished and cannot be canceled.
+    JobFinished(&'static str),
+    /// The job ended without an upstream response to replay.
+    NoResult(&'static str),
+    /// The job store cannot be reached.
+    StoreUnavailable,
 }
 
 impl Problem {
@@ -91,6 +109,47 @@ impl Problem {
                 "draining",
                 "The gateway is shutting down",
             ),
+            Problem::TenantRequired(_) => (
+                StatusCode::UNAUTHORIZED,
+                "tenant-required",
+                "The tenant header is required",
+            ),
+            Problem::InvalidIdempotencyKey(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "Invalid idempotency key",
+            ),
+            Problem::IdempotencyConflict => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "The idempotency key was used with a different request",
+            ),
+            Problem::QueueFull(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "queue-full",
+                "Too many unfinished jobs",
+            ),
+            Problem::JobNotFound => (StatusCode::NOT_FOUND, "job-not-found", "No such job"),
+            Problem::JobExpired => (
+                StatusCode::GONE,
+                "job-expired",
+                "The job is past its retention period",
+            ),
+            Problem::JobFinished(_) => (
+                StatusCode::CONFLICT,
+                "job-finished",
+                "The job has already finished",
+            ),
+            Problem::NoResult(_) => (
+                StatusCode::CONFLICT,
+                "job-has-no-result",
+                "The job ended without an upstream response",
+            ),
+            Problem::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The job store is unavailable",
+            ),
         }
     }
 
@@ -109,6 +168,16 @@ impl Problem {
             } => Some(format!("operation {id}: {detail}")),
             Problem::UpstreamContract { id: None, detail } => Some(detail.clone()),
             Problem::Draining => Some("retry on another instance or shortly".into()),
+            Problem::TenantRequired(h) => Some(format!("send the {h} header")),
+            Problem::InvalidIdempotencyKey(why) => Some(why.clone()),
+            Problem::IdempotencyConflict => {
+                Some("reuse a key only to retry the identical request".into())
+            }
+            Problem::QueueFull(n) => Some(format!("at most {n} unfinished jobs per tenant")),
+            Problem::JobNotFound | Problem::JobExpired => None,
+            Problem::JobFinished(status) => Some(format!("its status is {status}")),
+            Problem::NoResult(status) => Some(format!("its status is {status}")),
+            Problem::StoreUnavailable => Some("retry shortly; nothing was accepted".into()),
         }
     }
 
@@ -143,8 +212,11 @@ impl Problem {
             Problem::MethodNotAllowed(allow) => {
                 h.insert(ALLOW, allow);
             }
-            Problem::Draining => {
+            Problem::Draining | Problem::StoreUnavailable => {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Problem::QueueFull(_) => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }
@@ -171,6 +243,15 @@ mod tests {
                 detail: "x".into(),
             },
             Problem::Draining,
+            Problem::TenantRequired("X-Api-Key".into()),
+            Problem::InvalidIdempotencyKey("x".into()),
+            Problem::IdempotencyConflict,
+            Problem::QueueFull(1),
+            Problem::JobNotFound,
+            Problem::JobExpired,
+            Problem::JobFinished("succeeded"),
+            Problem::NoResult("canceled"),
+            Problem::StoreUnavailable,
         ];
         for p in all {
             let (status, slug, _) = p.parts();

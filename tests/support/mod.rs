@@ -268,3 +268,51 @@ failed = ["failed"]
 "#
     )
 }
+
+/// A config with one `sync` route `/v1/render` on `{up}`, the given store and `[jobs]`
+/// extras, and `route_extra` appended to the route.
+pub fn sync_config(store: &str, jobs_extra: &str, route_extra: &str) -> String {
+    format!(
+        r#"
+[defaults]
+poll_interval = "100ms"
+
+[jobs]
+store = "{store}"
+{jobs_extra}
+
+[[routes]]
+name = "render"
+kind = "sync"
+methods = ["POST"]
+path = "/v1/render"
+upstream = "{{up}}"
+{route_extra}
+"#
+    )
+}
+
+/// A sync upstream: every request sleeps `took`, then answers 200 echoing the body as
+/// `{"rendered": <body>}` with `x-upstream: yes`; a body containing `"fail"` gets a 500.
+pub async fn sync_upstream(took: std::time::Duration) -> Upstream {
+    Upstream::start(move |s: Seen| async move {
+        tokio::time::sleep(took).await;
+        let body = String::from_utf8_lossy(&s.body).into_owned();
+        if body.contains("\"fail\"") {
+            return reply(
+                500,
+                r#"{"error":"render failed"}"#,
+                &[("x-upstream", "yes")],
+            );
+        }
+        reply(
+            200,
+            &format!(
+                r#"{{"rendered":{}}}"#,
+                if body.is_empty() { "null".into() } else { body }
+            ),
+            &[("x-upstream", "yes")],
+        )
+    })
+    .await
+}

@@ -1,0 +1,158 @@
+//! The job API under `[jobs].path`: `GET {id}`, `GET {id}/result`, `DELETE {id}`.
+//!
+//! - `GET {id}` → `200` status document (`Retry-After: 1` while not terminal). With
+//!   `Prefer: wait=N` it long-polls until the job is terminal or N seconds pass
+//!   (`Preference-Applied: wait=N`; N is capped by `[defaults].max_wait`).
+//! - `GET {id}/result` → the stored upstream response replayed verbatim; `202` with the
+//!   status document while not terminal; `409` when the job ended without a response.
+//! - `DELETE {id}` → cancel (pending: never sent; running: upstream call dropped) → `200`
+//!   with the status document; `409` once terminal.
+//!
+//! An unknown id and another tenant's id give byte-identical `404`s (the problem document
+//! does not echo the id); past retention → `410`.
+
+use std::time::Duration;
+
+use http::header::{HeaderValue, ALLOW};
+use http::{Method, Request, Response, StatusCode};
+use tokio::time::Instant;
+
+use super::document;
+use super::engine::Engine;
+use super::model::now_millis;
+use super::store::{Canceled, Lookup};
+use super::submit::tenant;
+use crate::body::Body;
+use crate::config::Defaults;
+use crate::prefer::{Preferences, PREFERENCE_APPLIED};
+use crate::problem::Problem;
+
+/// `Some(response)` when `path` belongs to the job API.
+pub async fn handle<B>(
+    engine: &Engine,
+    defaults: &Defaults,
+    req: &Request<B>,
+) -> Option<Response<Body>> {
+    let rest = req
+        .uri()
+        .path()
+        .strip_prefix(engine.cfg.path.as_str())?
+        .strip_prefix('/')?;
+    let (id, result) = match rest.split_once('/') {
+        None => (rest, false),
+        Some((id, "result")) => (id, true),
+        Some(_) => return Some(Problem::NoRoute.into_response()),
+    };
+    if id.is_empty() {
+        return Some(Problem::NoRoute.into_response());
+    }
+    let allowed = if result {
+        "GET, HEAD"
+    } else {
+        "DELETE, GET, HEAD"
+    };
+    let method = req.method();
+    let resp = match (method, result) {
+        (&Method::GET | &Method::HEAD, false) => status(engine, defaults, req, id).await,
+        (&Method::GET | &Method::HEAD, true) => fetch_result(engine, req, id).await,
+        (&Method::DELETE, false) => cancel(engine, req, id).await,
+        _ => Err(Problem::MethodNotAllowed(HeaderValue::from_static(allowed))),
+    };
+    Some(resp.unwrap_or_else(|p| {
+        let mut r = p.into_response();
+        if r.status() == StatusCode::METHOD_NOT_ALLOWED {
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allowed));
+        }
+        r
+    }))
+}
+
+fn store_down(e: super::store::StoreError) -> Problem {
+    tracing::error!(error = %e, "job store unavailable");
+    Problem::StoreUnavailable
+}
+
+async fn status<B>(
+    engine: &Engine,
+    defaults: &Defaults,
+    req: &Request<B>,
+    id: &str,
+) -> Result<Response<Body>, Problem> {
+    let tenant = tenant(engine, req.headers())?;
+    let prefs = Preferences::from_headers(req.headers());
+    let wait = prefs
+        .wait()
+        .filter(|&n| n >= defaults.min_wait.as_secs().max(1))
+        .map(|n| n.min(defaults.max_wait.as_secs()));
+    let found = match wait {
+        Some(n) => {
+            let deadline = Instant::now() + Duration::from_secs(n);
+            engine.wait_terminal(&tenant, id, deadline).await
+        }
+        None => engine.store.get(&tenant, id, now_millis()).await,
+    }
+    .map_err(store_down)?;
+    let mut resp = match found {
+        Lookup::Found(job) => document::status_response(&engine.cfg.path, &job, StatusCode::OK),
+        Lookup::Expired => return Err(Problem::JobExpired),
+        Lookup::Missing => return Err(Problem::JobNotFound),
+    };
+    if let Some(n) = wait {
+        if let Ok(v) = HeaderValue::from_str(&format!("wait={n}")) {
+            resp.headers_mut().insert(PREFERENCE_APPLIED, v);
+        }
+    }
+    crate::mode::add_vary_prefer(resp.headers_mut());
+    Ok(resp)
+}
+
+async fn fetch_result<B>(
+    engine: &Engine,
+    req: &Request<B>,
+    id: &str,
+) -> Result<Response<Body>, Problem> {
+    let tenant = tenant(engine, req.headers())?;
+    match engine
+        .store
+        .get(&tenant, id, now_millis())
+        .await
+        .map_err(store_down)?
+    {
+        Lookup::Found(job) if !job.status.is_terminal() => Ok(document::status_response(
+            &engine.cfg.path,
+            &job,
+            StatusCode::ACCEPTED,
+        )),
+        Lookup::Found(job) => match &job.response {
+            Some(stored) => Ok(document::replay(stored)),
+            None => Err(Problem::NoResult(job.status.as_str())),
+        },
+        Lookup::Expired => Err(Problem::JobExpired),
+        Lookup::Missing => Err(Problem::JobNotFound),
+    }
+}
+
+async fn cancel<B>(engine: &Engine, req: &Request<B>, id: &str) -> Result<Response<Body>, Problem> {
+    let tenant = tenant(engine, req.headers())?;
+    let now = now_millis();
+    match engine
+        .store
+        .cancel(&tenant, id, engine.retention_ms(), now)
+        .await
+        .map_err(store_down)?
+    {
+        Canceled::Done(job) => {
+            engine.abort_run(id);
+            engine.finished(id);
+            Ok(document::status_response(
+                &engine.cfg.path,
+                &job,
+                StatusCode::OK,
+            ))
+        }
+        Canceled::AlreadyTerminal(job) => Err(Problem::JobFinished(job.status.as_str())),
+        Canceled::Expired => Err(Problem::JobExpired),
+        Canceled::Missing => Err(Problem::JobNotFound),
+    }
+}

@@ -1,0 +1,277 @@
+//! The job engine: the store, the per-route runners, and the waiters.
+//!
+//! One background task (the *dispatcher*) claims pending jobs per route while that route
+//! has a free slot under `max_in_flight` (a semaphore), and spawns one task per claimed
+//! job. It is woken at once when a job is created and otherwise looks every second, which
+//! also picks up work other processes left (a dead runner's expired leases are recovered
+//! on the same tick). A running job renews its lease every [`LEASE`] / 3; when renewal
+//! reports the job is no longer running (canceled), the upstream call is dropped.
+//!
+//! Waiters (`wait=N` on a submit, `Prefer: wait` on `GET {jobs}/{id}`) are woken by
+//! completion through a per-job `Notify`, and re-read the store once a second as a
+//! fallback, so a completion they missed (or one made by another process) still reaches
+//! them within a second.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+
+use super::model::{now_millis, Job};
+use super::store::{JobStore, Lookup, Recovery, StoreError};
+use super::{memory::MemoryStore, run, sqlite::SqliteStore};
+use crate::client::HttpClient;
+use crate::config::{Config, JobsConfig, RouteConfig, RouteKind, StoreConfig};
+use crate::proxy::Upstream;
+
+/// How long a claim is valid without renewal.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// A `sync` route as the runner sees it.
+pub struct JobRoute {
+    /// Route config (name, settings, retry policy).
+    pub cfg: RouteConfig,
+    /// Where its jobs go.
+    pub upstream: Upstream,
+    slots: Arc<Semaphore>,
+}
+
+/// Store + runners + waiters, shared by the submit path and the job API.
+pub struct Engine {
+    /// The durable store.
+    pub store: Arc<dyn JobStore>,
+    /// `[jobs]`.
+    pub cfg: JobsConfig,
+    pub(crate) routes: HashMap<String, JobRoute>,
+    pub(crate) client: HttpClient,
+    wake: Arc<Notify>,
+    done: Mutex<HashMap<String, Weak<Notify>>>,
+    cancels: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+/// Opens the configured store.
+pub async fn open_store(cfg: &StoreConfig) -> Result<Arc<dyn JobStore>, String> {
+    match cfg {
+        StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreConfig::Sqlite(path) => SqliteStore::open(path)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn JobStore>)
+            .map_err(|e| format!("cannot open {}: {e}", path.display())),
+        StoreConfig::Redis(url) => Err(format!(
+            "store {url}: the Redis job store arrives in a later release; use sqlite:PATH"
+        )),
+    }
+}
+
+impl Engine {
+    /// Opens the store, recovers jobs a previous process left running, starts the
+    /// dispatcher and the sweeper. `None` when the config has no `sync` route.
+    pub async fn start(cfg: &Config, client: HttpClient) -> Result<Option<Arc<Engine>>, String> {
+        let mut routes = HashMap::new();
+        for rc in cfg.routes.iter().filter(|r| r.kind == RouteKind::Sync) {
+            let slots = Arc::new(Semaphore::new(rc.max_in_flight as usize));
+            let upstream = Upstream::from_url(&rc.upstream)?;
+            routes.insert(
+                rc.name.clone(),
+                JobRoute {
+                    cfg: rc.clone(),
+                    upstream,
+                    slots,
+                },
+            );
+        }
+        if routes.is_empty() {
+            return Ok(None);
+        }
+        let store = open_store(&cfg.jobs.store).await?;
+        let engine = Arc::new(Engine {
+            store,
+            cfg: cfg.jobs.clone(),
+            routes,
+            client,
+            wake: Arc::new(Notify::new()),
+            done: Mutex::default(),
+            cancels: Mutex::default(),
+        });
+        // A single-process store: every job still marked running was interrupted by the
+        // previous process, whatever its lease says.
+        let n = engine.recover(true).await.map_err(|e| e.to_string())?;
+        if n > 0 {
+            tracing::info!(jobs = n, "recovered jobs interrupted by the previous run");
+        }
+        tokio::spawn(dispatch(Arc::downgrade(&engine)));
+        tokio::spawn(sweep(Arc::downgrade(&engine)));
+        Ok(Some(engine))
+    }
+
+    /// Retention in milliseconds.
+    pub fn retention_ms(&self) -> i64 {
+        i64::try_from(self.cfg.retention.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    async fn recover(&self, ignore_leases: bool) -> Result<usize, StoreError> {
+        let decide = |route: &str| match self.routes.get(route) {
+            Some(r) if r.cfg.retry_interrupted => Recovery::Retry,
+            _ => Recovery::Fail,
+        };
+        self.store
+            .recover(now_millis(), ignore_leases, self.retention_ms(), &decide)
+            .await
+    }
+
+    /// Wakes the dispatcher (a job was created).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn done_signal(&self, id: &str) -> Arc<Notify> {
+        let mut map = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get(id).and_then(Weak::upgrade) {
+            return n;
+        }
+        if map.len() >= 1024 && map.len().is_power_of_two() {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let n = Arc::new(Notify::new());
+        map.insert(id.to_owned(), Arc::downgrade(&n));
+        n
+    }
+
+    /// Tells waiters of `id` that it reached a terminal state.
+    pub(crate) fn finished(&self, id: &str) {
+        let n = self
+            .done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .and_then(Weak::upgrade);
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+
+    /// Registers a running job so a cancel can stop it; returns its stop signal.
+    pub(crate) fn register_run(&self, id: &str) -> Arc<Notify> {
+        let n = Arc::new(Notify::new());
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), Arc::clone(&n));
+        n
+    }
+
+    pub(crate) fn unregister_run(&self, id: &str) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Stops the local run of `id`, if this process runs it.
+    pub fn abort_run(&self, id: &str) {
+        if let Some(n) = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            n.notify_one();
+        }
+    }
+
+    /// Reads job `id` until it is terminal or `deadline` passes; the last read is returned.
+    pub async fn wait_terminal(
+        &self,
+        tenant: &str,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Lookup, StoreError> {
+        let signal = self.done_signal(id);
+        loop {
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let found = self.store.get(tenant, id, now_millis()).await?;
+            let terminal = matches!(&found, Lookup::Found(j) if j.status.is_terminal());
+            if terminal || !matches!(found, Lookup::Found(_)) || Instant::now() >= deadline {
+                return Ok(found);
+            }
+            let tick = (Instant::now() + Duration::from_secs(1)).min(deadline);
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(tick) => {}
+            }
+        }
+    }
+}
+
+/// Claims and starts jobs while routes have free slots; every second, or when woken.
+async fn dispatch(engine: Weak<Engine>) {
+    let mut last_recovery = Instant::now();
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        if last_recovery.elapsed() >= Duration::from_secs(1) {
+            last_recovery = Instant::now();
+            if let Err(err) = e.recover(false).await {
+                tracing::warn!(error = %err, "lease recovery failed");
+            }
+        }
+        for route in e.routes.values() {
+            loop {
+                let Ok(permit) = Arc::clone(&route.slots).try_acquire_owned() else {
+                    break;
+                };
+                let lease = now_millis() + LEASE.as_millis() as i64;
+                match e.store.claim(&route.cfg.name, lease, now_millis()).await {
+                    Ok(Some(job)) => {
+                        let e2 = Arc::clone(&e);
+                        tokio::spawn(async move {
+                            run::run(&e2, job).await;
+                            drop(permit);
+                            e2.wake();
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, route = %route.cfg.name, "claim failed");
+                        break;
+                    }
+                }
+            }
+        }
+        // Hold only the wake signal while idle, so a dropped gateway ends this task.
+        let wake = Arc::clone(&e.wake);
+        drop(e);
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Deletes expired jobs in bounded batches, once a minute.
+async fn sweep(engine: Weak<Engine>) {
+    const BATCH: usize = 500;
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        loop {
+            match e.store.sweep(now_millis(), e.retention_ms(), BATCH).await {
+                Ok(n) if n == BATCH => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "sweep failed");
+                    break;
+                }
+            }
+        }
+        drop(e);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
+/// The job's route, if still configured.
+pub(crate) fn route_of<'a>(engine: &'a Engine, job: &Job) -> Option<&'a JobRoute> {
+    engine.routes.get(&job.route)
+}

@@ -1,0 +1,381 @@
+//! [`MemoryStore`]: the in-process [`JobStore`], for tests, demos and gateways that accept
+//! losing queued jobs on restart.
+//!
+//! One `std::sync::Mutex` around all maps makes every method one atomic step, as the trait
+//! requires; no method awaits, so the lock is never held across an `.await` (a tokio mutex
+//! would only add cost). A poisoned lock is recovered: every method either finishes its
+//! changes or makes none before anything can panic.
+//!
+//! Besides the jobs themselves the state keeps the indexes the SQLite schema has, so the
+//! hot paths stay cheap with many finished jobs around: pending jobs per route in claim
+//! order, the running set, finished jobs by expiry, unfinished counts per tenant, the
+//! idempotency index and tombstones by purge time. Semantics match
+//! [`SqliteStore`](super::sqlite::SqliteStore) in every detail; `tests/job_store.rs` runs
+//! one suite against both.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use super::model::{Job, JobError, JobStatus, Millis, NewJob, Outcome, StoredResponse};
+use super::store::{Canceled, Created, JobStore, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
+
+/// `(tenant, route, idempotency key)`.
+type IdemKey = (String, String, String);
+
+/// The in-memory job store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    jobs: HashMap<String, Job>,
+    idem: HashMap<IdemKey, String>,
+    /// Route → `(created_at, id)` of its pending jobs: the first is the next to claim.
+    pending: HashMap<String, BTreeSet<(Millis, String)>>,
+    running: HashSet<String>,
+    /// `(expires_at, id)` of finished jobs: the sweeper takes from the front.
+    expiring: BTreeSet<(Millis, String)>,
+    /// Tenant → unfinished jobs; absent means zero.
+    unfinished: HashMap<String, u64>,
+    /// Swept job id → `(tenant, purge_at)`.
+    tombstones: HashMap<String, (String, Millis)>,
+    /// `(purge_at, id)` of tombstones.
+    purges: BTreeSet<(Millis, String)>,
+}
+
+// === impl MemoryStore ===
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+// === impl State ===
+
+impl State {
+    fn tombstoned(&self, tenant: &str, id: &str) -> bool {
+        self.tombstones
+            .get(id)
+            .is_some_and(|(owner, _)| owner == tenant)
+    }
+
+    /// Moves an unfinished job to a terminal status: out of the pending / running indexes,
+    /// into the expiry index, one fewer unfinished job for its tenant.
+    fn finish(
+        &mut self,
+        id: &str,
+        status: JobStatus,
+        response: Option<StoredResponse>,
+        error: Option<JobError>,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Option<Job> {
+        let job = self.jobs.get_mut(id)?;
+        let was = job.status;
+        let created_at = job.created_at;
+        job.status = status;
+        job.updated_at = now;
+        job.expires_at = Some(expires_at);
+        job.lease_until = None;
+        job.response = response;
+        job.error = error;
+        let (tenant, route, finished) = (job.tenant.clone(), job.route.clone(), job.clone());
+        match was {
+            JobStatus::Pending => self.unqueue(&route, created_at, id),
+            _ => {
+                self.running.remove(id);
+            }
+        }
+        self.expiring.insert((expires_at, id.to_owned()));
+        if let Some(n) = self.unfinished.get_mut(&tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.unfinished.remove(&tenant);
+            }
+        }
+        Some(finished)
+    }
+
+    fn unqueue(&mut self, route: &str, created_at: Millis, id: &str) {
+        if let Some(queue) = self.pending.get_mut(route) {
+            queue.remove(&(created_at, id.to_owned()));
+            if queue.is_empty() {
+                self.pending.remove(route);
+            }
+        }
+    }
+
+    fn is_stale(job: &Job, now: Millis, ignore_leases: bool) -> bool {
+        job.status == JobStatus::Running
+            && (ignore_leases || job.lease_until.map_or(true, |lease| lease < now))
+    }
+}
+
+// === impl JobStore ===
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn create(
+        &self,
+        job: NewJob,
+        max_queued: u64,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        let mut state = self.state();
+        let idem = job
+            .idempotency_key
+            .as_ref()
+            .map(|key| (job.tenant.clone(), job.route.clone(), key.clone()));
+        // The key check comes first: a retry of an accepted job is answered with that job
+        // even when the tenant's queue is full now.
+        if let Some(existing) = idem
+            .as_ref()
+            .and_then(|k| state.idem.get(k))
+            .and_then(|id| state.jobs.get(id))
+        {
+            return Ok(if existing.fingerprint == job.fingerprint {
+                Created::Existing(existing.clone())
+            } else {
+                Created::KeyConflict
+            });
+        }
+        if state.unfinished.get(&job.tenant).copied().unwrap_or(0) >= max_queued {
+            return Ok(Created::QueueFull);
+        }
+        if state.jobs.contains_key(&job.id) {
+            return Err(StoreError::new(format!("job {} already exists", job.id)));
+        }
+        let job = job.into_job(now);
+        if let Some(key) = idem {
+            state.idem.insert(key, job.id.clone());
+        }
+        state
+            .pending
+            .entry(job.route.clone())
+            .or_default()
+            .insert((job.created_at, job.id.clone()));
+        *state.unfinished.entry(job.tenant.clone()).or_default() += 1;
+        state.jobs.insert(job.id.clone(), job.clone());
+        Ok(Created::New(job))
+    }
+
+    async fn get(&self, tenant: &str, id: &str, now: Millis) -> Result<Lookup, StoreError> {
+        let state = self.state();
+        Ok(match state.jobs.get(id) {
+            Some(job) if job.tenant != tenant => Lookup::Missing,
+            Some(job) if job.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
+            Some(job) => Lookup::Found(job.clone()),
+            None if state.tombstoned(tenant, id) => Lookup::Expired,
+            None => Lookup::Missing,
+        })
+    }
+
+    async fn claim(
+        &self,
+        route: &str,
+        lease_until: Millis,
+        now: Millis,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut state = self.state();
+        let Some(queue) = state.pending.get_mut(route) else {
+            return Ok(None);
+        };
+        let next = queue.pop_first();
+        if queue.is_empty() {
+            state.pending.remove(route);
+        }
+        let Some((_, id)) = next else {
+            return Ok(None);
+        };
+        let Some(job) = state.jobs.get_mut(&id) else {
+            return Err(StoreError::new(format!("pending job {id} has no record")));
+        };
+        job.status = JobStatus::Running;
+        job.attempts = job.attempts.saturating_add(1);
+        job.lease_until = Some(lease_until);
+        job.updated_at = now;
+        let claimed = job.clone();
+        state.running.insert(id);
+        Ok(Some(claimed))
+    }
+
+    async fn renew(&self, id: &str, lease_until: Millis, _now: Millis) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        match state.jobs.get_mut(id) {
+            Some(job) if job.status == JobStatus::Running => {
+                job.lease_until = Some(lease_until);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn complete(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        retention_ms: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state.jobs.get(id).map(|job| job.status) != Some(JobStatus::Running) {
+            return Ok(false);
+        }
+        let (status, response, error) = match outcome {
+            Outcome::Answered(resp) if (200..300).contains(&resp.status) => {
+                (JobStatus::Succeeded, Some(resp), None)
+            }
+            Outcome::Answered(resp) => {
+                let error = JobError {
+                    code: "upstream_status".into(),
+                    message: format!("the upstream answered {}", resp.status),
+                };
+                (JobStatus::Failed, Some(resp), Some(error))
+            }
+            Outcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
+        };
+        Ok(state
+            .finish(
+                id,
+                status,
+                response,
+                error,
+                now.saturating_add(retention_ms),
+                now,
+            )
+            .is_some())
+    }
+
+    async fn cancel(
+        &self,
+        tenant: &str,
+        id: &str,
+        retention_ms: i64,
+        now: Millis,
+    ) -> Result<Canceled, StoreError> {
+        let mut state = self.state();
+        match state.jobs.get(id) {
+            Some(job) if job.tenant != tenant => return Ok(Canceled::Missing),
+            Some(job) if job.expires_at.is_some_and(|at| at <= now) => {
+                return Ok(Canceled::Expired)
+            }
+            Some(job) if job.status.is_terminal() => {
+                return Ok(Canceled::AlreadyTerminal(job.clone()))
+            }
+            Some(_) => {}
+            None if state.tombstoned(tenant, id) => return Ok(Canceled::Expired),
+            None => return Ok(Canceled::Missing),
+        }
+        let error = JobError {
+            code: "canceled".into(),
+            message: "canceled by the client".into(),
+        };
+        let expires_at = now.saturating_add(retention_ms);
+        match state.finish(id, JobStatus::Canceled, None, Some(error), expires_at, now) {
+            Some(job) => Ok(Canceled::Done(job)),
+            None => Ok(Canceled::Missing),
+        }
+    }
+
+    async fn recover(
+        &self,
+        now: Millis,
+        ignore_leases: bool,
+        retention_ms: i64,
+        decide: &(dyn for<'r> Fn(&'r str) -> Recovery + Send + Sync),
+    ) -> Result<usize, StoreError> {
+        let mut state = self.state();
+        let stale: Vec<(String, String)> = state
+            .running
+            .iter()
+            .filter_map(|id| state.jobs.get(id))
+            .filter(|job| State::is_stale(job, now, ignore_leases))
+            .map(|job| (job.id.clone(), job.route.clone()))
+            .collect();
+        for (id, route) in &stale {
+            match decide(route) {
+                Recovery::Retry => {
+                    let Some(job) = state.jobs.get_mut(id) else {
+                        continue;
+                    };
+                    job.status = JobStatus::Pending;
+                    job.lease_until = None;
+                    job.updated_at = now;
+                    let created_at = job.created_at;
+                    state.running.remove(id);
+                    state
+                        .pending
+                        .entry(route.clone())
+                        .or_default()
+                        .insert((created_at, id.clone()));
+                }
+                Recovery::Fail => {
+                    let error = JobError {
+                        code: "interrupted".into(),
+                        message: "the gateway stopped while this job was running".into(),
+                    };
+                    let expires_at = now.saturating_add(retention_ms);
+                    state.finish(id, JobStatus::Failed, None, Some(error), expires_at, now);
+                }
+            }
+        }
+        Ok(stale.len())
+    }
+
+    async fn sweep(
+        &self,
+        now: Millis,
+        retention_ms: i64,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let mut state = self.state();
+        let linger = TOMBSTONE_FACTOR.saturating_mul(retention_ms);
+        let mut deleted = 0;
+        while deleted < batch {
+            let Some((expires_at, id)) = state.expiring.first().cloned() else {
+                break;
+            };
+            if expires_at > now {
+                break;
+            }
+            state.expiring.pop_first();
+            let Some(job) = state.jobs.remove(&id) else {
+                continue;
+            };
+            if let Some(key) = job.idempotency_key {
+                state.idem.remove(&(job.tenant.clone(), job.route, key));
+            }
+            let purge_at = expires_at.saturating_add(linger);
+            if let Some((_, old)) = state.tombstones.insert(id.clone(), (job.tenant, purge_at)) {
+                state.purges.remove(&(old, id.clone()));
+            }
+            state.purges.insert((purge_at, id));
+            deleted += 1;
+        }
+        for _ in 0..batch {
+            let Some((purge_at, id)) = state.purges.first().cloned() else {
+                break;
+            };
+            if purge_at > now {
+                break;
+            }
+            state.purges.pop_first();
+            state.tombstones.remove(&id);
+        }
+        Ok(deleted)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! Gateway jobs: `respond-async` and `wait` for synchronous upstreams (behaviour §5).
+//!
+//! - [`model`]: the job and its states; [`store`]: the `JobStore` trait;
+//! - [`memory`] and [`sqlite`]: the in-process and the embedded durable store;
+//! - [`engine`]: store + dispatcher + waiters; [`run`]: one job's upstream call;
+//! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`;
+//! - [`document`]: status document, `202` handle, result replay;
+//! - [`idempotency`]: `Idempotency-Key` parsing and request fingerprints.
+
+pub mod api;
+pub mod document;
+pub mod engine;
+pub mod idempotency;
+pub mod memory;
+pub mod model;
+pub mod run;
+pub mod sqlite;
+pub mod store;
+pub mod submit;
+
+pub use engine::Engine;
+pub use model::{Job, JobStatus, NewJob, Outcome};
+pub use store::{Canceled, Created, JobStore, Lookup, Recovery, StoreError};

@@ -1,0 +1,172 @@
+//! Running one claimed job: send the stored request upstream, store the answer.
+//!
+//! The job id goes upstream as `Idempotency-Key`, so an upstream that honours it makes a
+//! re-run after a crash safe. The answer is read whole (up to the route's `max_body`; a
+//! larger one fails the job with `result_too_large`) because it must be replayable. While
+//! the call is in flight the lease is renewed every third of [`LEASE`]; a cancel — local
+//! (the job API of this process) or seen through a failed renewal — drops the call.
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Request};
+
+use super::engine::{route_of, Engine, LEASE};
+use super::idempotency::IDEMPOTENCY_KEY;
+use super::model::{now_millis, Job, JobError, Outcome, StoredResponse};
+use crate::body::{self, Body};
+use crate::problem::Problem;
+use crate::proxy;
+
+/// Runs `job` to its end (or until canceled) and records the outcome.
+pub async fn run(engine: &Engine, job: Job) {
+    let stop = engine.register_run(&job.id);
+    let outcome = tokio::select! {
+        outcome = call(engine, &job) => Some(outcome),
+        () = stop.notified() => None,
+        () = keep_lease(engine, &job.id) => None,
+    };
+    engine.unregister_run(&job.id);
+    let Some(outcome) = outcome else {
+        tracing::debug!(job = %job.id, "run stopped: the job was canceled");
+        engine.finished(&job.id);
+        return;
+    };
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match engine
+            .store
+            .complete(
+                &job.id,
+                outcome.clone(),
+                engine.retention_ms(),
+                now_millis(),
+            )
+            .await
+        {
+            Ok(_) => break,
+            // The store is down: keep the result and try again — nothing accepted is lost.
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "cannot store the result; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    engine.finished(&job.id);
+}
+
+/// Renews the lease until the store says the job is no longer running (then returns).
+async fn keep_lease(engine: &Engine, id: &str) {
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        let until = now_millis() + LEASE.as_millis() as i64;
+        match engine.store.renew(id, until, now_millis()).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(job = %id, error = %e, "lease renewal failed"),
+        }
+    }
+}
+
+fn failed(code: &str, message: impl Into<String>) -> Outcome {
+    Outcome::Failed(JobError {
+        code: code.into(),
+        message: message.into(),
+    })
+}
+
+async fn call(engine: &Engine, job: &Job) -> Outcome {
+    let Some(route) = route_of(engine, job) else {
+        return failed(
+            "route_removed",
+            format!("route {:?} is no longer configured", job.route),
+        );
+    };
+    let settings = &route.cfg.settings;
+    let req = match build(route, job) {
+        Ok(r) => r,
+        Err(why) => return failed("bad_request", why),
+    };
+    let resp = match proxy::send(&engine.client, req, settings.upstream_timeout).await {
+        Ok(r) => r,
+        Err(Problem::UpstreamTimeout) => {
+            return failed("upstream_timeout", "the upstream did not answer in time")
+        }
+        Err(p) => {
+            return failed(
+                "upstream_unreachable",
+                p.document()["detail"]
+                    .as_str()
+                    .unwrap_or("unreachable")
+                    .to_owned(),
+            )
+        }
+    };
+    let (mut parts, incoming) = resp.into_parts();
+    proxy::strip_hop_by_hop(&mut parts.headers);
+    let limit = settings.max_body.bytes();
+    let read = tokio::time::timeout(
+        settings.upstream_timeout,
+        body::collect(Body::Incoming(incoming), limit),
+    );
+    let body = match read.await {
+        Err(_) => {
+            return failed(
+                "upstream_timeout",
+                "the upstream's body did not arrive in time",
+            )
+        }
+        Ok(Err(body::CollectError::TooLarge(n))) => {
+            return failed(
+                "result_too_large",
+                format!("the upstream's answer exceeds {n} bytes"),
+            )
+        }
+        Ok(Err(e)) => return failed("upstream_unreachable", e.to_string()),
+        Ok(Ok(b)) => b,
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                bytes::Bytes::copy_from_slice(v.as_bytes()),
+            )
+        })
+        .collect();
+    Outcome::Answered(StoredResponse {
+        status: parts.status.as_u16(),
+        headers,
+        body,
+    })
+}
+
+fn build(route: &super::engine::JobRoute, job: &Job) -> Result<Request<Body>, String> {
+    let r = &job.request;
+    let method = Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
+    let uri = route
+        .upstream
+        .uri(&r.target)
+        .map_err(|_| format!("bad target {:?}", r.target))?;
+    let mut req = Request::new(Body::full(r.body.clone()));
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    for (name, value) in &r.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            h.append(n, v);
+        }
+    }
+    h.insert(
+        http::header::CONTENT_LENGTH,
+        HeaderValue::from(r.body.len()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&job.id) {
+        h.insert(&IDEMPOTENCY_KEY, v);
+    }
+    Ok(req)
+}

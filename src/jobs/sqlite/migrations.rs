@@ -1,0 +1,137 @@
+//! Versioned schema of the SQLite store, applied on open.
+//!
+//! The file's `PRAGMA user_version` is the number of [`MIGRATIONS`] already applied. Opening
+//! applies the missing ones in order, each in its own transaction together with the
+//! `user_version` bump (the version lives in the database header, so it commits or rolls
+//! back with the step). A file whose version is newer than this binary knows is refused:
+//! an older gateway must not write rows a newer schema reads differently.
+//!
+//! Never edit a released step; append a new one.
+
+use rusqlite::Connection;
+
+use crate::jobs::store::StoreError;
+
+/// Schema v1.
+///
+/// - `jobs`: one row per job; request and response kept verbatim (header lists as blobs,
+///   see `codec`). `STRICT` so a wrong type is an error at write time, not a surprise at
+///   read time. A rowid table (not `WITHOUT ROWID`): rows carry bodies, which would bloat
+///   the primary-key B-tree.
+/// - `jobs_idem`: unique `(tenant, route, idem_key)` for keyed jobs — the last line of
+///   defence behind the check in `create`.
+/// - `jobs_pending`: partial index of pending jobs by `(route, created_at, id)`, the exact
+///   claim order; partial because finished jobs (the bulk of the table) never need it.
+/// - `jobs_expiry`: finished jobs by `expires_at` for the sweeper and its "oldest first".
+/// - `jobs_leases`: running jobs by `lease_until` for recovery.
+/// - `tenant_counts`: unfinished jobs per tenant, kept in the same transactions that
+///   create and finish jobs, so the queue-limit check is one primary-key read. A row is
+///   deleted when it reaches zero.
+/// - `tombstones`: swept jobs' ids and tenants until `purge_at`, so `get` still says
+///   "expired" (`410`) rather than "never existed" (`404`).
+const V1: &str = "
+CREATE TABLE jobs (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    tenant        TEXT    NOT NULL,
+    route         TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    expires_at    INTEGER,
+    idem_key      TEXT,
+    fingerprint   TEXT    NOT NULL,
+    req_method    TEXT    NOT NULL,
+    req_target    TEXT    NOT NULL,
+    req_headers   BLOB    NOT NULL,
+    req_body      BLOB    NOT NULL,
+    resp_status   INTEGER,
+    resp_headers  BLOB,
+    resp_body     BLOB,
+    error_code    TEXT,
+    error_message TEXT,
+    lease_until   INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE UNIQUE INDEX jobs_idem ON jobs (tenant, route, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX jobs_pending ON jobs (route, created_at, id) WHERE status = 'pending';
+CREATE INDEX jobs_expiry ON jobs (expires_at, id) WHERE expires_at IS NOT NULL;
+CREATE INDEX jobs_leases ON jobs (lease_until) WHERE status = 'running';
+CREATE TABLE tenant_counts (
+    tenant     TEXT    NOT NULL PRIMARY KEY,
+    unfinished INTEGER NOT NULL
+) STRICT;
+CREATE TABLE tombstones (
+    id       TEXT    NOT NULL PRIMARY KEY,
+    tenant   TEXT    NOT NULL,
+    purge_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX tombstones_purge ON tombstones (purge_at);
+";
+
+/// The ordered schema steps; step `i` takes the file from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this binary writes.
+pub fn latest() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// Brings the schema of `conn` up to [`latest`]; refuses a newer file.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(StoreError::new)?;
+    let latest = latest();
+    if current > latest {
+        return Err(StoreError::new(format!(
+            "the database schema is version {current}, newer than this binary knows \
+             (version {latest}); upgrade the gateway"
+        )));
+    }
+    if current < 0 {
+        return Err(StoreError::new(format!(
+            "the database schema version {current} is not valid"
+        )));
+    }
+    for (from, step) in (current..).zip(
+        MIGRATIONS
+            .iter()
+            .skip(usize::try_from(current).unwrap_or(0)),
+    ) {
+        let tx = conn.transaction().map_err(StoreError::new)?;
+        tx.execute_batch(step).map_err(|e| {
+            StoreError::new(format!("schema migration to version {}: {e}", from + 1))
+        })?;
+        tx.pragma_update(None, "user_version", from + 1)
+            .map_err(StoreError::new)?;
+        tx.commit().map_err(StoreError::new)?;
+        tracing::info!(version = from + 1, "job store schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_fresh_database_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, latest());
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_naming_both_versions() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", latest() + 5)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains(&(latest() + 5).to_string()), "{err}");
+        assert!(err.contains(&format!("version {}", latest())), "{err}");
+    }
+}

@@ -1,0 +1,158 @@
+//! The `JobStore` trait: every operation the gateway needs from durable storage.
+//!
+//! Shaped so a shared store (Redis) can implement it without changing callers: each
+//! method is one atomic step (a transaction in SQLite, a Lua script in Redis), and nothing
+//! relies on in-process state. In particular:
+//! - [`JobStore::create`] is create-if-absent on `(tenant, route, idempotency key)` and
+//!   checks the tenant's unfinished-job count in the same step;
+//! - [`JobStore::claim`] moves one pending job of a route to running with a lease, so two
+//!   runners never take the same job;
+//! - [`JobStore::complete`] and [`JobStore::cancel`] race safely: whichever lands first
+//!   wins, the other reports that the job was no longer running.
+//!
+//! Retention: a finished job keeps answering until `expires_at`; after that
+//! [`JobStore::get`] reports [`Lookup::Expired`] (→ `410`) — also after the sweeper
+//! ([`JobStore::sweep`]) has deleted the row, because it leaves a small tombstone that
+//! lives for [`TOMBSTONE_FACTOR`] × retention.
+
+use async_trait::async_trait;
+
+use super::model::{Job, Millis, NewJob, Outcome};
+
+/// How long a tombstone outlives its job's expiry, as a multiple of the retention.
+pub const TOMBSTONE_FACTOR: i64 = 7;
+
+/// The store could not do its work (disk, connection, corrupt row): a `503` for clients.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("job store: {0}")]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    /// Wraps any displayable error.
+    pub fn new(e: impl std::fmt::Display) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// What [`JobStore::create`] did.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// Stored durably as a new pending job.
+    New(Job),
+    /// The idempotency key is taken by the same request: the original job.
+    Existing(Job),
+    /// The idempotency key is taken by a different request (→ `422`).
+    KeyConflict,
+    /// The tenant already has `max_queued` unfinished jobs (→ `429`).
+    QueueFull,
+}
+
+/// What [`JobStore::get`] found.
+// Not boxed: a `Lookup` lives for one request and is matched at once; `Created` and
+// `Canceled` carry a `Job` unboxed too, and the API stays uniform.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The job, within retention.
+    Found(Job),
+    /// It existed for this tenant but is past retention (→ `410`).
+    Expired,
+    /// Never existed, or belongs to another tenant (→ `404`).
+    Missing,
+}
+
+/// What [`JobStore::cancel`] did.
+#[derive(Debug, Clone)]
+pub enum Canceled {
+    /// It was pending or running and is now canceled (the job after the change).
+    Done(Job),
+    /// It had already finished (→ `409`).
+    AlreadyTerminal(Job),
+    /// See [`Lookup::Expired`].
+    Expired,
+    /// See [`Lookup::Missing`].
+    Missing,
+}
+
+/// What to do with running jobs whose lease ran out (their runner died).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Back to pending: the route allows re-running interrupted jobs.
+    Retry,
+    /// Failed with code `interrupted`.
+    Fail,
+}
+
+/// Durable job storage. All methods are atomic; all times are passed in by the caller.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Stores `job` as pending unless its idempotency key is taken or the tenant's queue is
+    /// full (`max_queued` unfinished jobs). Durable before it returns `New`.
+    async fn create(
+        &self,
+        job: NewJob,
+        max_queued: u64,
+        now: Millis,
+    ) -> Result<Created, StoreError>;
+
+    /// The job `id` as `tenant` may see it.
+    async fn get(&self, tenant: &str, id: &str, now: Millis) -> Result<Lookup, StoreError>;
+
+    /// Claims the oldest pending job of `route`: running, `attempts + 1`, leased until
+    /// `lease_until`. `None` when nothing is pending.
+    async fn claim(
+        &self,
+        route: &str,
+        lease_until: Millis,
+        now: Millis,
+    ) -> Result<Option<Job>, StoreError>;
+
+    /// Extends a running job's lease. `false` if it is no longer running (canceled, or
+    /// recovered by someone else): the runner must stop.
+    async fn renew(&self, id: &str, lease_until: Millis, now: Millis) -> Result<bool, StoreError>;
+
+    /// Records the end of a run: succeeded / failed, `expires_at = now + retention_ms`.
+    /// `false` if the job was no longer running (canceled meanwhile): nothing changes.
+    async fn complete(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        retention_ms: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+
+    /// Cancels a pending or running job of `tenant`.
+    async fn cancel(
+        &self,
+        tenant: &str,
+        id: &str,
+        retention_ms: i64,
+        now: Millis,
+    ) -> Result<Canceled, StoreError>;
+
+    /// Handles running jobs whose lease ended before `now` (all running jobs when
+    /// `ignore_leases`, used at start by single-process stores): `decide(route)` says
+    /// retry or fail. A failed job expires `retention_ms` later. Returns how many.
+    async fn recover(
+        &self,
+        now: Millis,
+        ignore_leases: bool,
+        retention_ms: i64,
+        // `for<'r>` spelled out: `#[async_trait]` would otherwise name the elided lifetime
+        // of `&str` after the method, and an implementation could then only pass strings
+        // that outlive the call — never the route names it just read from storage.
+        decide: &(dyn for<'r> Fn(&'r str) -> Recovery + Send + Sync),
+    ) -> Result<usize, StoreError>;
+
+    /// Deletes up to `batch` jobs whose `expires_at` is before `now`, leaving tombstones,
+    /// and purges old tombstones. Returns how many jobs were deleted.
+    async fn sweep(
+        &self,
+        now: Millis,
+        retention_ms: i64,
+        batch: usize,
+    ) -> Result<usize, StoreError>;
+
+    /// Whether the store is reachable (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,164 @@
+//! Requests on `sync` routes: DEFAULT streams through; ASYNC and WAIT become jobs.
+//!
+//! ASYNC buffers the body (over `max_body` → `413`), stores the job, and only then answers
+//! the `202` handle — a job id is never handed out before the job is durable. WAIT(N)
+//! stores the job the same way, wakes the dispatcher, and waits for completion until N
+//! seconds after the request arrived: finished → the upstream's response as it is (with
+//! `Preference-Applied`); not yet → the `202` handle; the job goes on either way. A job
+//! that ended without an upstream response (unreachable, canceled) is answered with its
+//! status document. A WAIT that repeats an idempotency key waits on the original job.
+//!
+//! Tenancy: with `tenant_header` configured, a request that would create a job must carry
+//! it (`401` otherwise); DEFAULT requests are plain proxying and don't need it.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, CONTENT_LENGTH, HOST};
+use http::{Request, Response, StatusCode};
+use tokio::time::Instant;
+
+use super::document;
+use super::engine::{Engine, JobRoute};
+use super::idempotency::{self, IDEMPOTENCY_KEY};
+use super::model::{new_id, now_millis, NewJob, StoredRequest};
+use super::store::{Created, Lookup};
+use crate::body::{self, Body};
+use crate::intent::{self, Intent};
+use crate::mode::Mode;
+use crate::problem::Problem;
+use crate::proxy;
+
+/// Handles one request on a `sync` route.
+pub async fn handle(
+    engine: &Engine,
+    route: &JobRoute,
+    req: Request<Body>,
+    client_ip: IpAddr,
+    arrived: Instant,
+) -> Response<Body> {
+    let (intent, req) = match intent::read(&route.cfg, req).await {
+        Ok(v) => v,
+        Err((problem, extra)) => {
+            let mut resp = problem.into_response();
+            intent::decorate(&extra, resp.headers_mut());
+            return resp;
+        }
+    };
+    let mut resp = match intent.resolution.mode {
+        Mode::Default => {
+            let timeout = route.cfg.settings.upstream_timeout;
+            proxy::forward(&engine.client, &route.upstream, req, client_ip, timeout).await
+        }
+        Mode::Async => submit(engine, route, &intent, req, client_ip, None).await,
+        Mode::Wait(secs) => {
+            let deadline = arrived + Duration::from_secs(secs);
+            submit(engine, route, &intent, req, client_ip, Some(deadline)).await
+        }
+    }
+    .unwrap_or_else(Problem::into_response);
+    intent.decorate(resp.headers_mut());
+    resp
+}
+
+/// The tenant of a request: the configured header's value, or `""` when single-tenant.
+pub fn tenant(engine: &Engine, headers: &HeaderMap) -> Result<String, Problem> {
+    let Some(name) = &engine.cfg.tenant_header else {
+        return Ok(String::new());
+    };
+    match headers.get(name).map(|v| v.as_bytes().trim_ascii()) {
+        Some(v) if !v.is_empty() => Ok(String::from_utf8_lossy(v).into_owned()),
+        _ => Err(Problem::TenantRequired(name.to_string())),
+    }
+}
+
+async fn submit(
+    engine: &Engine,
+    route: &JobRoute,
+    intent: &Intent,
+    req: Request<Body>,
+    client_ip: IpAddr,
+    deadline: Option<Instant>,
+) -> Result<Response<Body>, Problem> {
+    let tenant = tenant(engine, req.headers())?;
+    let mut key =
+        idempotency::from_header(req.headers()).map_err(Problem::InvalidIdempotencyKey)?;
+    let host = proxy::original_host(&req);
+    let (mut parts, body) = req.into_parts();
+    let body = body::collect(body, route.cfg.settings.max_body.bytes())
+        .await
+        .map_err(|e| match e {
+            body::CollectError::TooLarge(n) => Problem::BodyTooLarge(n),
+            body::CollectError::Read(e) => Problem::BadRequestBody(e.to_string()),
+        })?;
+    if let (None, Some(crate::config::FieldSource::Json(ptr))) = (&key, &route.cfg.idempotency) {
+        key = idempotency::from_json(&body, ptr).map_err(Problem::InvalidIdempotencyKey)?;
+    }
+    proxy::forward_request_headers(&mut parts.headers, parts.version, client_ip, host);
+    parts.headers.remove(&IDEMPOTENCY_KEY);
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.remove(HOST);
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let method = parts.method.as_str().to_owned();
+    let job = NewJob {
+        id: new_id(),
+        tenant: tenant.clone(),
+        route: route.cfg.name.clone(),
+        idempotency_key: key,
+        fingerprint: idempotency::fingerprint(&method, &target, &body),
+        request: StoredRequest {
+            method,
+            target,
+            headers: header_list(&parts.headers),
+            body,
+        },
+    };
+    let max = engine.cfg.max_queued_per_tenant;
+    let created = engine
+        .store
+        .create(job, max, now_millis())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "job store unavailable");
+            Problem::StoreUnavailable
+        })?;
+    let job = match created {
+        Created::New(job) => {
+            engine.wake();
+            job
+        }
+        Created::Existing(job) => job,
+        Created::KeyConflict => return Err(Problem::IdempotencyConflict),
+        Created::QueueFull => return Err(Problem::QueueFull(max)),
+    };
+    let prefix = &engine.cfg.path;
+    let mut resp = match deadline {
+        None => document::accepted(prefix, &job),
+        Some(deadline) => match engine.wait_terminal(&tenant, &job.id, deadline).await {
+            Ok(Lookup::Found(done)) if done.status.is_terminal() => match &done.response {
+                Some(stored) => document::replay(stored),
+                None => document::status_response(prefix, &done, StatusCode::OK),
+            },
+            Ok(Lookup::Found(pending)) => document::accepted(prefix, &pending),
+            // Swept or unreadable meanwhile: the handle is still the truthful answer.
+            Ok(_) | Err(_) => document::accepted(prefix, &job),
+        },
+    };
+    if let Some(applied) = &intent.resolution.applied {
+        resp.headers_mut()
+            .insert(crate::prefer::PREFERENCE_APPLIED, applied.clone());
+    }
+    Ok(resp)
+}
+
+fn header_list(headers: &HeaderMap) -> Vec<(String, Bytes)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+        .collect()
+}
