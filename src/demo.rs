@@ -4,7 +4,8 @@
 //!   `202 {"taskId": …, "status": "pending"}`; `GET /v1/tasks/{id}` answers
 //!   `{"taskId", "status": "running" | "succeeded", "result"?}`;
 //! - a **sync API**: `POST /v1/render` with `{"duration": seconds}` holds the connection
-//!   that long, then answers `200 {"rendered": true, …}`.
+//!   that long, then answers `200 {"rendered": true, …}`; with `Prefer` the gateway runs
+//!   it as a job (in-memory store: the demo keeps nothing across restarts).
 //!
 //! The gateway runs `config/demo.toml` (compiled in, so the demo works from any directory)
 //! with the upstream addresses replaced by the ports the demo APIs got. The printed curl
@@ -191,7 +192,7 @@ pub fn tour(gw: SocketAddr) -> String {
     let post = |extra: &str, path: &str, secs: u32| {
         format!("curl -si -X POST 'http://{gw}{path}' -H 'Content-Type: application/json'{extra} -d '{{\"duration\": {secs}}}'")
     };
-    let rows: [(&str, String); 10] = [
+    let rows: [(&str, String); 13] = [
         (
             "no Prefer: sync by default, the gateway polls for you → 200 with the result",
             post("", "/v1/edit", 2),
@@ -229,16 +230,38 @@ pub fn tour(gw: SocketAddr) -> String {
             post("", "/v1/edit?mode=auto", 1),
         ),
         (
-            "a sync backend behind the gateway: plain proxy for now → 200",
+            "a sync backend, no Prefer: a plain proxy that holds the request → 200",
             post("", "/v1/render", 1),
+        ),
+        (
+            "a sync backend, Prefer: respond-async → 202 with a gateway job_id, status_url and Location",
+            post(" -H 'Prefer: respond-async'", "/v1/render", 2),
+        ),
+        (
+            "a sync backend, Prefer: wait=5, renders in 1 s → 200 with the backend's answer, Preference-Applied: respond-async, wait=5",
+            post(" -H 'Prefer: wait=5'", "/v1/render", 1),
+        ),
+        (
+            "a sync backend, Prefer: wait=1, needs 3 s → 202 with the job handle; the job goes on",
+            post(" -H 'Prefer: wait=1'", "/v1/render", 3),
         ),
     ];
     let mut out = String::new();
     for (comment, line) in rows {
         out.push_str(&format!("# {comment}\n{line}\n\n"));
     }
+    let id_of = |field: &str| format!("sed -E 's/.*\"{field}\":\"([^\"]+)\".*/\\1/'");
     out.push_str(&format!(
-        "# poll a task yourself (status endpoint, proxied) → 200\ncurl -si 'http://{gw}/v1/tasks/task-2'\n"
+        "# submit a task, then poll its status endpoint yourself (proxied) → 200\n\
+         id=$({} -s -H 'Prefer: respond-async' | {}); curl -si \"http://{gw}/v1/tasks/$id\"\n\n",
+        post("", "/v1/edit", 1).replace("curl -si", "curl"),
+        id_of("taskId"),
+    ));
+    out.push_str(&format!(
+        "# a gateway job: submit, wait, then read its status document and replay its result → 200\n\
+         url=$({} -s -H 'Prefer: respond-async' | {}); sleep 2; curl -si \"http://{gw}$url\"; curl -si \"http://{gw}$url/result\"\n",
+        post("", "/v1/render", 1).replace("curl -si", "curl"),
+        id_of("status_url"),
     ));
     out
 }

@@ -26,6 +26,11 @@ use crate::task::{self, StatusUrl, TaskRoute};
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Most request header lines the gateway accepts (more → `431`).
+pub const MAX_HEADERS: usize = 100;
+/// Most request header bytes (names + values) the gateway accepts (more → `431`).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// One configured route, ready to serve.
 pub struct Route {
     /// Its config.
@@ -127,6 +132,11 @@ impl Gateway {
     ) -> Response<Body> {
         if self.draining.load(Ordering::Relaxed) {
             return Problem::Draining.into_response();
+        }
+        let h = req.headers();
+        let head_bytes: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        if h.len() > MAX_HEADERS || head_bytes > MAX_HEADER_BYTES {
+            return Problem::HeadersTooLarge.into_response();
         }
         if let Some(engine) = &self.jobs {
             if let Some(resp) = jobs::api::handle(engine, &self.defaults, &req).await {

@@ -25,6 +25,8 @@ pub enum Problem {
     InvalidMode(String),
     /// The request body exceeds the configured buffer limit.
     BodyTooLarge(u64),
+    /// The request head has too many or too large header fields.
+    HeadersTooLarge,
     /// The client failed while sending the body.
     BadRequestBody(String),
     /// The upstream could not be reached or broke the connection.
@@ -83,6 +85,11 @@ impl Problem {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "Request body too large",
+            ),
+            Problem::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request header fields too large",
             ),
             Problem::BadRequestBody(_) => (
                 StatusCode::BAD_REQUEST,
@@ -160,6 +167,11 @@ impl Problem {
                 "mode must be one of async, sync, auto (got {v:?}); prefer the Prefer header"
             )),
             Problem::BodyTooLarge(limit) => Some(format!("the limit is {limit} bytes")),
+            Problem::HeadersTooLarge => Some(format!(
+                "at most {} header lines and {} bytes of headers",
+                crate::gateway::MAX_HEADERS,
+                crate::gateway::MAX_HEADER_BYTES
+            )),
             Problem::BadRequestBody(d) | Problem::UpstreamUnreachable(d) => Some(d.clone()),
             Problem::UpstreamTimeout => None,
             Problem::UpstreamContract {
@@ -235,6 +247,7 @@ mod tests {
             Problem::MethodNotAllowed(HeaderValue::from_static("GET")),
             Problem::InvalidMode("x".into()),
             Problem::BodyTooLarge(10),
+            Problem::HeadersTooLarge,
             Problem::BadRequestBody("x".into()),
             Problem::UpstreamUnreachable("x".into()),
             Problem::UpstreamTimeout,

@@ -103,15 +103,15 @@ impl Upstream {
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .as_bytes()
-            .split(|b| *b == b',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
+    // Every `Connection` line counts: a header it names on any line is hop-by-hop.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
     for name in &HOP_BY_HOP {
         headers.remove(name);
@@ -127,11 +127,15 @@ fn via_value(version: Version) -> HeaderValue {
     })
 }
 
+/// Appends `value` to a list header, folding every existing line into one (so a chain
+/// spread over several `X-Forwarded-For` or `Via` lines is kept whole).
 fn append_comma(headers: &mut HeaderMap, name: &HeaderName, value: &[u8]) {
-    let joined = match headers.get(name) {
-        Some(old) if !old.is_empty() => [old.as_bytes(), b", ", value].concat(),
-        _ => value.to_vec(),
-    };
+    let mut joined: Vec<u8> = Vec::new();
+    for old in headers.get_all(name).iter().filter(|v| !v.is_empty()) {
+        joined.extend_from_slice(old.as_bytes());
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(value);
     if let Ok(v) = HeaderValue::from_bytes(&joined) {
         headers.insert(name.clone(), v);
     }

@@ -28,7 +28,7 @@ impl Drop for Gw {
 
 /// Starts `prefer-gateway run` and waits for its `listening addr=…` log line.
 fn spawn(config: &std::path::Path) -> Gw {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_prefer-gateway"))
+    let child = Command::new(env!("CARGO_BIN_EXE_prefer-gateway"))
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
@@ -36,7 +36,12 @@ fn spawn(config: &std::path::Path) -> Gw {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    // Owned by `Gw` at once, so a failed assertion below still kills the child.
+    let mut gw = Gw {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let stderr = gw.child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -51,10 +56,10 @@ fn spawn(config: &std::path::Path) -> Gw {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap();
         if let Some(rest) = line.split("addr=").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            gw.addr = rest.split_whitespace().next().unwrap().parse().unwrap();
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || while rx.recv().is_ok() {});
-            return Gw { child, addr };
+            return gw;
         }
     }
 }

@@ -12,10 +12,16 @@
 //!   the panicking call's transaction was rolled back when it unwound.
 //! - **Durability**: WAL journal with `synchronous = FULL`, so the commit of `create` is on
 //!   disk before it returns `New` and the gateway answers `202`.
-//! - **Schema** (see `migrations`): versioned with `PRAGMA user_version`; a newer file is
-//!   refused. Queue limits read `tenant_counts`, kept in the same transactions as the job
-//!   changes, so `429` never scans. Swept jobs leave `tombstones` so `get` can still say
-//!   `Expired`. Header lists are length-prefixed blobs (see `codec`): values are raw bytes.
+//! - **Schema** (v1, see `migrations` for the DDL and each index's purpose): versioned with
+//!   `PRAGMA user_version`; a newer file is refused. `jobs` holds one row per job, request
+//!   and response verbatim; header lists are length-prefixed blobs (see `codec`) because
+//!   values are raw bytes. Queue limits read `tenant_counts`, kept in the same
+//!   transactions as the job changes, so `429` never scans. Swept jobs leave `tombstones`
+//!   so `get` can still say `Expired`. Departures from the first sketch: tables are
+//!   `STRICT`; the claim index is *partial* (`(route, created_at, id) WHERE status =
+//!   'pending'`) rather than `(route, status, created_at)`, so it only holds the few
+//!   pending rows and already has the tie-break; `tenant_counts` rows are deleted at zero.
+//! - `renew` moves only the lease, not `updated_at` (it is not a state change).
 //! - Every statement goes through `prepare_cached`; a corrupt row is a [`StoreError`].
 //! - `recover` asks `decide` per *route* before its transaction (the callback is not
 //!   `'static`, so it cannot travel to the blocking thread); the transaction re-selects the
@@ -33,7 +39,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::Connection;
 
-use super::model::{Millis, NewJob, Outcome};
+use super::model::{Job, Millis, NewJob, Outcome};
 use super::store::{Canceled, Created, JobStore, Lookup, Recovery, StoreError};
 
 pub use codec::{decode_headers, encode_headers};
@@ -143,7 +149,7 @@ impl JobStore for SqliteStore {
         route: &str,
         lease_until: Millis,
         now: Millis,
-    ) -> Result<Option<crate::jobs::Job>, StoreError> {
+    ) -> Result<Option<Job>, StoreError> {
         let route = route.to_owned();
         self.with(move |conn| ops::claim(conn, &route, lease_until, now))
             .await

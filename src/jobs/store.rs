@@ -35,6 +35,9 @@ impl StoreError {
 }
 
 /// What [`JobStore::create`] did.
+// A job is returned once per call, never held in bulk: boxing it would only add an
+// allocation to every lookup.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Created {
     /// Stored durably as a new pending job.
@@ -62,6 +65,9 @@ pub enum Lookup {
 }
 
 /// What [`JobStore::cancel`] did.
+// A job is returned once per call, never held in bulk: boxing it would only add an
+// allocation to every lookup.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Canceled {
     /// It was pending or running and is now canceled (the job after the change).

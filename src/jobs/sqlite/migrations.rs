@@ -65,7 +65,7 @@ CREATE TABLE tombstones (
     tenant   TEXT    NOT NULL,
     purge_at INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX tombstones_purge ON tombstones (purge_at);
+CREATE INDEX tombstones_purge ON tombstones (purge_at, id);
 ";
 
 /// The ordered schema steps; step `i` takes the file from version `i` to `i + 1`.

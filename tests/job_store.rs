@@ -1,0 +1,250 @@
+//! The `JobStore` contract, proved once for every store: each case in `job_store/*.rs`
+//! is written against `Arc<dyn JobStore>` and instantiated here for [`MemoryStore`] and
+//! for [`SqliteStore`] on a file in a temporary directory, so the two cannot drift apart.
+//! Below the shared suite: what only a file-backed store can show (reopening, schema
+//! versions, corrupt rows).
+//!
+//! Times are explicit [`Millis`] values passed to the store, so nothing here sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "job_store/admission.rs"]
+mod admission;
+#[path = "job_store/retention.rs"]
+mod retention;
+#[path = "job_store/running.rs"]
+mod running;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prefer_gateway::jobs::memory::MemoryStore;
+use prefer_gateway::jobs::model::{JobError, Millis, StoredRequest, StoredResponse};
+use prefer_gateway::jobs::sqlite::SqliteStore;
+use prefer_gateway::jobs::{Created, Job, JobStore, Lookup, NewJob, Outcome};
+
+/// What every case receives.
+pub type Store = Arc<dyn JobStore>;
+
+/// An arbitrary epoch for the tests' clocks.
+pub const T0: Millis = 1_700_000_000_000;
+/// Retention used throughout.
+pub const RET: i64 = 60_000;
+
+/// A request with non-UTF-8 header bytes, a duplicate header and a binary body.
+pub fn request(n: u32) -> StoredRequest {
+    StoredRequest {
+        method: "POST".into(),
+        target: format!("/orders?n={n}"),
+        headers: vec![
+            (
+                "content-type".into(),
+                Bytes::from_static(b"application/octet-stream"),
+            ),
+            ("x-raw".into(), Bytes::from_static(b"caf\xe9 \xff\x00")),
+            ("x-raw".into(), Bytes::from_static(b"again")),
+        ],
+        body: Bytes::from(vec![0u8, 159, 146, 150, 255, n as u8]),
+    }
+}
+
+/// A new job for `tenant` on `route`, optionally keyed; `fp` is its fingerprint.
+pub fn new_job(tenant: &str, route: &str, key: Option<&str>, fp: &str) -> NewJob {
+    NewJob {
+        id: prefer_gateway::jobs::model::new_id(),
+        tenant: tenant.into(),
+        route: route.into(),
+        idempotency_key: key.map(Into::into),
+        fingerprint: fp.into(),
+        request: request(0),
+    }
+}
+
+/// Creates `job` at `now` (no queue limit to speak of) and returns it; fails otherwise.
+pub async fn create(store: &Store, job: NewJob, now: Millis) -> Job {
+    match store.create(job, 1_000_000, now).await.unwrap() {
+        Created::New(job) => job,
+        other => panic!("expected New, got {other:?}"),
+    }
+}
+
+/// `get` that must find the job.
+pub async fn found(store: &Store, tenant: &str, id: &str, now: Millis) -> Job {
+    match store.get(tenant, id, now).await.unwrap() {
+        Lookup::Found(job) => job,
+        other => panic!("expected Found, got {other:?}"),
+    }
+}
+
+/// An upstream answer with non-UTF-8 header bytes and a binary body.
+pub fn response(status: u16) -> StoredResponse {
+    StoredResponse {
+        status,
+        headers: vec![
+            (
+                "content-type".into(),
+                Bytes::from_static(b"application/json"),
+            ),
+            ("x-bin".into(), Bytes::from_static(b"\x80\x81\xfe")),
+        ],
+        body: Bytes::from_static(b"{\"ok\":true}\x00\xff"),
+    }
+}
+
+/// A run failure with this code.
+pub fn failure(code: &str) -> JobError {
+    JobError {
+        code: code.into(),
+        message: format!("{code} happened"),
+    }
+}
+
+/// Creates a job and runs it to `succeeded` at `at`; returns its id.
+pub async fn finished(store: &Store, tenant: &str, route: &str, at: i64) -> String {
+    let job = create(store, new_job(tenant, route, None, "fp"), at).await;
+    let claimed = store.claim(route, at + 1_000, at).await.unwrap().unwrap();
+    assert_eq!(claimed.id, job.id);
+    assert!(store
+        .complete(&job.id, Outcome::Answered(response(200)), RET, at)
+        .await
+        .unwrap());
+    job.id
+}
+
+fn memory_store() -> Store {
+    Arc::new(MemoryStore::new())
+}
+
+async fn sqlite_store(dir: &Path) -> Store {
+    Arc::new(
+        SqliteStore::open(&dir.join("nested/dir/jobs.db"))
+            .await
+            .unwrap(),
+    )
+}
+
+macro_rules! suite {
+    ($($group:ident :: $case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::$group::$case(crate::memory_store()).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let dir = tempfile::TempDir::new().unwrap();
+                    crate::$group::$case(crate::sqlite_store(dir.path()).await).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    admission::create_then_get_round_trips_every_field,
+    admission::idempotent_create_returns_the_original,
+    admission::same_key_other_request_is_a_conflict,
+    admission::same_key_other_tenant_or_route_is_new,
+    admission::queue_limit_is_per_tenant_and_freed_by_finishing,
+    admission::retry_of_an_accepted_key_beats_a_full_queue,
+    admission::concurrent_duplicate_creates_make_one_job,
+    running::claim_takes_the_oldest_pending_job_of_its_route,
+    running::concurrent_claims_never_share_a_job,
+    running::renew_only_while_running,
+    running::complete_2xx_succeeds,
+    running::complete_non_2xx_fails_and_keeps_the_response,
+    running::complete_failed_keeps_the_error_only,
+    running::complete_only_while_running,
+    running::cancel_pending_and_running,
+    running::cancel_terminal_foreign_unknown,
+    running::recover_retry_and_fail,
+    running::recover_ignoring_leases,
+    retention::other_tenant_sees_missing,
+    retention::expired_before_and_after_sweep,
+    retention::sweep_works_in_batches_oldest_first,
+    retention::tombstones_are_purged_then_missing,
+    retention::swept_keys_are_free_again,
+);
+
+// === SQLite only ===
+
+mod sqlite_file {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_survive_closing_and_reopening() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("jobs.db");
+        let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let job = create(&store, new_job("t", "r", Some("k"), "fp"), T0).await;
+        let claimed = store.claim("r", T0 + 500, T0 + 1).await.unwrap().unwrap();
+        drop(store);
+
+        let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        assert_eq!(found(&store, "t", &job.id, T0 + 2).await, claimed);
+        // The counters and the key index came back too.
+        assert!(matches!(
+            store.create(new_job("t", "r", Some("k"), "fp"), 1, T0 + 3).await.unwrap(),
+            Created::Existing(j) if j.id == job.id
+        ));
+        assert!(matches!(
+            store
+                .create(new_job("t", "r", None, "fp"), 1, T0 + 3)
+                .await
+                .unwrap(),
+            Created::QueueFull
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_naming_both_versions() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("jobs.db");
+        drop(SqliteStore::open(&path).await.unwrap());
+        let future = prefer_gateway::jobs::sqlite::schema_version() + 1;
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", future).unwrap();
+        drop(conn);
+
+        let err = SqliteStore::open(&path).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("version {future}")), "{err}");
+        let known = prefer_gateway::jobs::sqlite::schema_version();
+        assert!(err.contains(&format!("version {known}")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn corrupt_rows_are_errors_not_panics() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("jobs.db");
+        let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let a = create(&store, new_job("t", "r", None, "a"), T0).await;
+        let b = create(&store, new_job("t", "r", None, "b"), T0).await;
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE jobs SET status = 'bogus' WHERE id = ?1", [&a.id])
+            .unwrap();
+        conn.execute(
+            "UPDATE jobs SET req_headers = x'0000' WHERE id = ?1",
+            [&b.id],
+        )
+        .unwrap();
+        drop(conn);
+
+        let err = store.get("t", &a.id, T0).await.unwrap_err().to_string();
+        assert!(err.contains("bogus") && err.contains(&a.id), "{err}");
+        assert!(store.get("t", &b.id, T0).await.is_err());
+        assert!(store.ping().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn open_fails_cleanly_on_a_file_that_is_not_a_database() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("jobs.db");
+        std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+        assert!(SqliteStore::open(&path).await.is_err());
+    }
+}
