@@ -231,19 +231,7 @@ impl JobStore for MemoryStore {
         if state.jobs.get(id).map(|job| job.status) != Some(JobStatus::Running) {
             return Ok(false);
         }
-        let (status, response, error) = match outcome {
-            Outcome::Answered(resp) if (200..300).contains(&resp.status) => {
-                (JobStatus::Succeeded, Some(resp), None)
-            }
-            Outcome::Answered(resp) => {
-                let error = JobError {
-                    code: "upstream_status".into(),
-                    message: format!("the upstream answered {}", resp.status),
-                };
-                (JobStatus::Failed, Some(resp), Some(error))
-            }
-            Outcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
-        };
+        let (status, response, error) = outcome.into_parts();
         Ok(state
             .finish(
                 id,

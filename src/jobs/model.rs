@@ -197,6 +197,27 @@ pub enum Outcome {
     Failed(JobError),
 }
 
+impl Outcome {
+    /// The terminal status, stored response and error this outcome records: 2xx →
+    /// succeeded; another status → failed with `upstream_status` (response kept for
+    /// replay); no answer → failed with the given error.
+    pub fn into_parts(self) -> (JobStatus, Option<StoredResponse>, Option<JobError>) {
+        match self {
+            Outcome::Answered(resp) if (200..300).contains(&resp.status) => {
+                (JobStatus::Succeeded, Some(resp), None)
+            }
+            Outcome::Answered(resp) => {
+                let error = JobError {
+                    code: "upstream_status".into(),
+                    message: format!("the upstream answered {}", resp.status),
+                };
+                (JobStatus::Failed, Some(resp), Some(error))
+            }
+            Outcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
+        }
+    }
+}
+
 /// A fresh UUIDv7 job id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

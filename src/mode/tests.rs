@@ -1,5 +1,6 @@
 //! Unit tests for `mode`: the behaviour §3 table, limits, precedence, legacy sources,
 //! deprecation headers and `Vary` merging.
+//! The whole file is test-only: its parent declares it as `#[cfg(test)] mod tests;`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

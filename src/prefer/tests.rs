@@ -1,4 +1,5 @@
 //! Unit tests for `prefer`: the grammar, first-occurrence rules, `wait`, `strip`, `applied`.
+//! The whole file is test-only: its parent declares it as `#[cfg(test)] mod tests;`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use http::header::{HeaderMap, HeaderValue};

@@ -177,19 +177,7 @@ pub(super) fn complete(
     retention_ms: i64,
     now: Millis,
 ) -> Result<bool, StoreError> {
-    let (status, response, error) = match outcome {
-        Outcome::Answered(resp) if (200..300).contains(&resp.status) => {
-            (JobStatus::Succeeded, Some(resp), None)
-        }
-        Outcome::Answered(resp) => {
-            let error = JobError {
-                code: "upstream_status".into(),
-                message: format!("the upstream answered {}", resp.status),
-            };
-            (JobStatus::Failed, Some(resp), Some(error))
-        }
-        Outcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
-    };
+    let (status, response, error) = outcome.into_parts();
     let tx = write_tx(conn)?;
     let tenant: Option<String> = tx
         .prepare_cached(
