@@ -29,6 +29,9 @@ use tokio::time::Instant;
 
 use crate::body::Body;
 
+/// The signing secret in `config/demo.toml` (the receiver verifies with it).
+const DEMO_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 /// The demo config, as shipped in `config/demo.toml`.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 
@@ -112,6 +115,9 @@ async fn task_api(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Response<
 }
 
 async fn sync_api(req: Request<Incoming>) -> Response<Body> {
+    if req.method() == Method::POST && req.uri().path() == "/hooks" {
+        return receive_callback(req).await;
+    }
     if req.method() == Method::POST && req.uri().path() == "/v1/render" {
         let d = duration_of(req).await;
         tokio::time::sleep(d).await;
@@ -124,6 +130,44 @@ async fn sync_api(req: Request<Incoming>) -> Response<Body> {
         StatusCode::NOT_FOUND,
         serde_json::json!({"error": "not found"}),
     )
+}
+
+/// The demo's webhook receiver: checks the Standard Webhooks signature with the demo's
+/// signing secret and prints what arrived, so the delivery is visible in the demo output.
+async fn receive_callback(req: Request<Incoming>) -> Response<Body> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (id, ts, sig) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    );
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let valid = crate::webhook::sign::Secret::parse(DEMO_SECRET)
+        .ok()
+        .zip(ts.parse::<i64>().ok())
+        .is_some_and(|(secret, ts)| {
+            crate::webhook::sign::standard_webhooks_signature(&secret, &id, ts, &body) == sig
+        });
+    let status = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("status").and_then(|s| s.as_str().map(str::to_owned)))
+        .unwrap_or_default();
+    println!(
+        "callback received: webhook-id={id} status={status} signature {}",
+        if valid { "valid" } else { "INVALID" }
+    );
+    json(StatusCode::OK, serde_json::json!({"received": true}))
 }
 
 /// Serves `handler` on `listener` (HTTP/1.1) until the task is dropped.
@@ -188,7 +232,7 @@ pub fn config(ups: Upstreams, listen: SocketAddr) -> Result<crate::config::Confi
 }
 
 /// The walk-through printed at start: `# comment → expected status` then a curl line.
-pub fn tour(gw: SocketAddr) -> String {
+pub fn tour(gw: SocketAddr, hooks: SocketAddr) -> String {
     let post = |extra: &str, path: &str, secs: u32| {
         format!("curl -si -X POST 'http://{gw}{path}' -H 'Content-Type: application/json'{extra} -d '{{\"duration\": {secs}}}'")
     };
@@ -250,6 +294,12 @@ pub fn tour(gw: SocketAddr) -> String {
     for (comment, line) in rows {
         out.push_str(&format!("# {comment}\n{line}\n\n"));
     }
+    out.push_str(&format!(
+        "# a callback: the job's signed status document is POSTed to the demo receiver \
+         → 202 (watch this terminal: \"callback received … signature valid\")\n\
+         curl -si -X POST 'http://{gw}/v1/render' -H 'Content-Type: application/json' \
+         -H 'Prefer: respond-async' -d '{{\"duration\": 1, \"callback_url\": \"http://{hooks}/hooks\"}}'\n\n"
+    ));
     let id_of = |field: &str| format!("sed -E 's/.*\"{field}\":\"([^\"]+)\".*/\\1/'");
     out.push_str(&format!(
         "# submit a task, then poll its status endpoint yourself (proxied) → 200\n\
@@ -280,7 +330,7 @@ pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Resu
     );
     println!("  sync API  http://{} (POST /v1/render)\n", ups.sync);
     println!("Try these (each comment says what comes back):\n");
-    println!("{}", tour(gw));
+    println!("{}", tour(gw, ups.sync));
     println!("Ctrl-C stops everything.");
     running.serve(shutdown).await;
     Ok(())

@@ -26,6 +26,9 @@ use crate::task::{self, StatusUrl, TaskRoute};
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Where a tenant reads its webhook signing secret.
+pub const WEBHOOK_SECRET_PATH: &str = "/webhook-secret";
+
 /// Most request header lines the gateway accepts (more → `431`).
 pub const MAX_HEADERS: usize = 100;
 /// Most request header bytes (names + values) the gateway accepts (more → `431`).
@@ -142,6 +145,9 @@ impl Gateway {
             if let Some(resp) = jobs::api::handle(engine, &self.defaults, &req).await {
                 return resp;
             }
+            if engine.deliverer.is_some() && req.uri().path() == WEBHOOK_SECRET_PATH {
+                return jobs::api::webhook_secret(engine, &req);
+            }
         }
         let route = match self.router.lookup(req.method(), req.uri().path()) {
             Ok(r) => Arc::clone(r),
@@ -158,6 +164,7 @@ impl Gateway {
                     cfg: &route.cfg,
                     upstream: &route.upstream,
                     status,
+                    jobs: self.jobs.as_deref(),
                 };
                 task::handle(&self.client, &self.polls, tr, req, ip, arrived).await
             }

@@ -122,7 +122,8 @@ pub async fn read(
     ))
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+/// Whether a request's `Content-Type` is JSON (`application/json` or `*/*+json`).
+pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -17,6 +17,7 @@
 //! - [`client`]: the pooled upstream client and its resolve-once DNS table.
 //! - [`task`]: `task` routes: submit, operation id, the shared poll loop.
 //! - [`jobs`]: `sync` routes as durable gateway jobs: store, runner, job API.
+//! - [`webhook`]: signed callbacks: address guard, signatures, durable delivery.
 //! - [`problem`]: RFC 9457 problem documents for every error the gateway makes.
 //! - [`body`]: the single body type (empty / one chunk / streaming).
 //! - [`demo`]: the embedded demo upstreams behind `prefer-gateway demo`.
@@ -37,6 +38,7 @@ pub mod router;
 pub mod server;
 pub mod signal;
 pub mod task;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;

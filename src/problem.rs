@@ -60,6 +60,12 @@ pub enum Problem {
     NoResult(&'static str),
     /// The job store cannot be reached.
     StoreUnavailable,
+    /// A callback was given without `respond-async` or `wait`.
+    CallbackWithoutAsync,
+    /// The callback URL is refused (scheme, userinfo, port, or a non-public address).
+    CallbackForbidden(String),
+    /// `POST {jobs}/{id}/callback` on a job that cannot be re-delivered.
+    CannotRedeliver(&'static str),
 }
 
 impl Problem {
@@ -157,6 +163,21 @@ impl Problem {
                 "store-unavailable",
                 "The job store is unavailable",
             ),
+            Problem::CallbackWithoutAsync => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "callback-requires-async",
+                "A callback needs Prefer: respond-async or wait",
+            ),
+            Problem::CallbackForbidden(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "callback-forbidden",
+                "The callback URL is not allowed",
+            ),
+            Problem::CannotRedeliver(_) => (
+                StatusCode::CONFLICT,
+                "cannot-redeliver",
+                "The callback cannot be delivered again",
+            ),
         }
     }
 
@@ -190,6 +211,12 @@ impl Problem {
             Problem::JobFinished(status) => Some(format!("its status is {status}")),
             Problem::NoResult(status) => Some(format!("its status is {status}")),
             Problem::StoreUnavailable => Some("retry shortly; nothing was accepted".into()),
+            Problem::CallbackWithoutAsync => Some(
+                "send Prefer: respond-async (or wait=N) with a callback, or drop the callback"
+                    .into(),
+            ),
+            Problem::CallbackForbidden(why) => Some(why.clone()),
+            Problem::CannotRedeliver(why) => Some((*why).to_owned()),
         }
     }
 
@@ -265,6 +292,9 @@ mod tests {
             Problem::JobFinished("succeeded"),
             Problem::NoResult("canceled"),
             Problem::StoreUnavailable,
+            Problem::CallbackWithoutAsync,
+            Problem::CallbackForbidden("x".into()),
+            Problem::CannotRedeliver("x"),
         ];
         for p in all {
             let (status, slug, _) = p.parts();

@@ -481,6 +481,13 @@ fn demo_prints_curl_lines_that_each_answer_what_their_comment_says() {
     for (step, out) in polls.iter().zip(run_all(&polls, deadline)) {
         step.check(&out);
     }
+    // The callback line's delivery shows up in the demo's own output, signature checked.
+    let delivered = Proc::lines_until(&demo.stdout, Duration::from_secs(30), |l| {
+        l.starts_with("callback received:")
+    });
+    let line = delivered.last().unwrap();
+    assert!(line.ends_with("signature valid"), "{line}");
+    assert!(line.contains("status=succeeded"), "{line}");
 
     demo.signal("INT");
     let status = demo.wait_exit(Duration::from_secs(15));

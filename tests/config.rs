@@ -191,7 +191,7 @@ fn route_overrides_merge_over_defaults() {
 fn other_valid_spellings_load() {
     let cfg = load(&[
         "[jobs]\nstore = \"rediss://:pw@cache:6380/2\"",
-        "[webhooks]\nallow_networks = [\"10.1.2.3/8\", \"::1\"]",
+        "[webhooks]\nsigning_secret = \"s\"\nallow_networks = [\"10.1.2.3/8\", \"::1\"]",
         &route("a", "sync", r#"["GET"]"#, "/a"),
         "mode = { query = \"m\", deprecation = 2026-06-01, sunset = \"2027-01-01T00:00:00Z\" }",
         "callback = { header = \"X-Callback\" }",

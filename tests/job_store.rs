@@ -1,25 +1,31 @@
 //! The `JobStore` contract, proved once for every store: each case in `job_store/*.rs`
 //! is written against `Arc<dyn JobStore>` and instantiated here for [`MemoryStore`] and
 //! for [`SqliteStore`] on a file in a temporary directory, so the two cannot drift apart.
-//! Below the shared suite: what only a file-backed store can show (reopening, schema
-//! versions, corrupt rows).
+//! After the shared suite: what only a file-backed store can show (reopening, schema
+//! versions and migrations, corrupt rows), in `job_store/sqlite_file.rs`.
 //!
 //! Times are explicit [`Millis`] values passed to the store, so nothing here sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "job_store/admission.rs"]
 mod admission;
+#[path = "job_store/callbacks.rs"]
+mod callbacks;
+#[path = "job_store/delivering.rs"]
+mod delivering;
 #[path = "job_store/retention.rs"]
 mod retention;
 #[path = "job_store/running.rs"]
 mod running;
+#[path = "job_store/sqlite_file.rs"]
+mod sqlite_file;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use prefer_gateway::jobs::memory::MemoryStore;
-use prefer_gateway::jobs::model::{JobError, Millis, StoredRequest, StoredResponse};
+use prefer_gateway::jobs::model::{JobError, JobKind, Millis, StoredRequest, StoredResponse};
 use prefer_gateway::jobs::sqlite::SqliteStore;
 use prefer_gateway::jobs::{Created, Job, JobStore, Lookup, NewJob, Outcome};
 
@@ -57,6 +63,19 @@ pub fn new_job(tenant: &str, route: &str, key: Option<&str>, fp: &str) -> NewJob
         idempotency_key: key.map(Into::into),
         fingerprint: fp.into(),
         request: request(0),
+        kind: JobKind::Call,
+        callback: None,
+    }
+}
+
+/// The callback URL the callback cases register.
+pub const HOOK: &str = "https://hooks.example/cb";
+
+/// A new job for `tenant` on `route` with the callback [`HOOK`].
+pub fn hooked_job(tenant: &str, route: &str) -> NewJob {
+    NewJob {
+        callback: Some(HOOK.into()),
+        ..new_job(tenant, route, None, "fp")
     }
 }
 
@@ -101,8 +120,18 @@ pub fn failure(code: &str) -> JobError {
 
 /// Creates a job and runs it to `succeeded` at `at`; returns its id.
 pub async fn finished(store: &Store, tenant: &str, route: &str, at: i64) -> String {
-    let job = create(store, new_job(tenant, route, None, "fp"), at).await;
-    let claimed = store.claim(route, at + 1_000, at).await.unwrap().unwrap();
+    run_to_success(store, new_job(tenant, route, None, "fp"), at).await
+}
+
+/// Creates `job` and runs it to `succeeded` at `at` (its callback, if any, is then due
+/// at `at`); returns its id.
+pub async fn run_to_success(store: &Store, job: NewJob, at: i64) -> String {
+    let job = create(store, job, at).await;
+    let claimed = store
+        .claim(&job.route, at + 1_000, at)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, job.id);
     assert!(store
         .complete(&job.id, Outcome::Answered(response(200)), RET, at)
@@ -169,82 +198,17 @@ suite!(
     retention::sweep_works_in_batches_oldest_first,
     retention::tombstones_are_purged_then_missing,
     retention::swept_keys_are_free_again,
+    callbacks::create_stores_a_waiting_delivery,
+    callbacks::kind_round_trips,
+    callbacks::complete_makes_the_delivery_due_now,
+    callbacks::cancel_and_recover_fail_make_it_due_recover_retry_does_not,
+    callbacks::redeliver_schedules_a_fresh_delivery,
+    callbacks::redeliver_refuses_unfinished_plain_foreign_and_expired,
+    callbacks::sweep_takes_the_delivery_with_it,
+    delivering::first_attempt_waits_the_first_delay_retries_do_not,
+    delivering::claims_take_the_most_overdue_first,
+    delivering::concurrent_claims_never_share_a_delivery,
+    delivering::a_leased_delivery_waits_for_its_lease,
+    delivering::record_attempt_for_each_outcome,
+    delivering::jobs_without_a_callback_are_never_claimed,
 );
-
-// === SQLite only ===
-
-mod sqlite_file {
-    use super::*;
-
-    #[tokio::test]
-    async fn jobs_survive_closing_and_reopening() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let path = dir.path().join("jobs.db");
-        let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
-        let job = create(&store, new_job("t", "r", Some("k"), "fp"), T0).await;
-        let claimed = store.claim("r", T0 + 500, T0 + 1).await.unwrap().unwrap();
-        drop(store);
-
-        let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
-        assert_eq!(found(&store, "t", &job.id, T0 + 2).await, claimed);
-        // The counters and the key index came back too.
-        assert!(matches!(
-            store.create(new_job("t", "r", Some("k"), "fp"), 1, T0 + 3).await.unwrap(),
-            Created::Existing(j) if j.id == job.id
-        ));
-        assert!(matches!(
-            store
-                .create(new_job("t", "r", None, "fp"), 1, T0 + 3)
-                .await
-                .unwrap(),
-            Created::QueueFull
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_newer_schema_is_refused_naming_both_versions() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let path = dir.path().join("jobs.db");
-        drop(SqliteStore::open(&path).await.unwrap());
-        let future = prefer_gateway::jobs::sqlite::schema_version() + 1;
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", future).unwrap();
-        drop(conn);
-
-        let err = SqliteStore::open(&path).await.unwrap_err().to_string();
-        assert!(err.contains(&format!("version {future}")), "{err}");
-        let known = prefer_gateway::jobs::sqlite::schema_version();
-        assert!(err.contains(&format!("version {known}")), "{err}");
-    }
-
-    #[tokio::test]
-    async fn corrupt_rows_are_errors_not_panics() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let path = dir.path().join("jobs.db");
-        let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
-        let a = create(&store, new_job("t", "r", None, "a"), T0).await;
-        let b = create(&store, new_job("t", "r", None, "b"), T0).await;
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute("UPDATE jobs SET status = 'bogus' WHERE id = ?1", [&a.id])
-            .unwrap();
-        conn.execute(
-            "UPDATE jobs SET req_headers = x'0000' WHERE id = ?1",
-            [&b.id],
-        )
-        .unwrap();
-        drop(conn);
-
-        let err = store.get("t", &a.id, T0).await.unwrap_err().to_string();
-        assert!(err.contains("bogus") && err.contains(&a.id), "{err}");
-        assert!(store.get("t", &b.id, T0).await.is_err());
-        assert!(store.ping().await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn open_fails_cleanly_on_a_file_that_is_not_a_database() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let path = dir.path().join("jobs.db");
-        std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
-        assert!(SqliteStore::open(&path).await.is_err());
-    }
-}

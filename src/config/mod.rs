@@ -104,6 +104,11 @@ pub struct WebhooksConfig {
     pub allow_http: bool,
     /// Networks exempt from the public-address rule.
     pub allow_networks: Vec<ipnet::IpNet>,
+    /// Ports a callback URL may use (default 80, 443, 8080, 8443); empty allows any.
+    pub allow_ports: Vec<u16>,
+    /// How long a `task` route's handed-off operation is watched for its callback
+    /// (default 24 h); past it the callback reports `watch_expired`.
+    pub watch_limit: Duration,
 }
 
 /// What a route does with a request.

@@ -8,6 +8,11 @@
 //! - `DELETE {id}` → cancel (pending: never sent; running: upstream call dropped) → `200`
 //!   with the status document; `409` once terminal.
 //!
+//! - `POST {id}/callback` → schedules the callback again (fresh schedule, same
+//!   `webhook-id`) → `202` with the status document; `409` while unfinished or without a
+//!   callback.
+//! - `GET /webhook-secret` (outside the prefix) → the tenant's own signing secret.
+//!
 //! An unknown id and another tenant's id give byte-identical `404`s (the problem document
 //! does not echo the id); past retention → `410`.
 
@@ -20,7 +25,7 @@ use tokio::time::Instant;
 use super::document;
 use super::engine::Engine;
 use super::model::now_millis;
-use super::store::{Canceled, Lookup};
+use super::store::{Canceled, Lookup, Redeliver};
 use super::submit::tenant;
 use crate::body::Body;
 use crate::config::Defaults;
@@ -38,24 +43,26 @@ pub async fn handle<B>(
         .path()
         .strip_prefix(engine.cfg.path.as_str())?
         .strip_prefix('/')?;
-    let (id, result) = match rest.split_once('/') {
-        None => (rest, false),
-        Some((id, "result")) => (id, true),
+    let (id, sub) = match rest.split_once('/') {
+        None => (rest, Sub::Status),
+        Some((id, "result")) => (id, Sub::Result),
+        Some((id, "callback")) => (id, Sub::Callback),
         Some(_) => return Some(Problem::NoRoute.into_response()),
     };
     if id.is_empty() {
         return Some(Problem::NoRoute.into_response());
     }
-    let allowed = if result {
-        "GET, HEAD"
-    } else {
-        "DELETE, GET, HEAD"
+    let allowed = match sub {
+        Sub::Status => "DELETE, GET, HEAD",
+        Sub::Result => "GET, HEAD",
+        Sub::Callback => "POST",
     };
     let method = req.method();
-    let resp = match (method, result) {
-        (&Method::GET | &Method::HEAD, false) => status(engine, defaults, req, id).await,
-        (&Method::GET | &Method::HEAD, true) => fetch_result(engine, req, id).await,
-        (&Method::DELETE, false) => cancel(engine, req, id).await,
+    let resp = match (method, sub) {
+        (&Method::GET | &Method::HEAD, Sub::Status) => status(engine, defaults, req, id).await,
+        (&Method::GET | &Method::HEAD, Sub::Result) => fetch_result(engine, req, id).await,
+        (&Method::DELETE, Sub::Status) => cancel(engine, req, id).await,
+        (&Method::POST, Sub::Callback) => redeliver(engine, req, id).await,
         _ => Err(Problem::MethodNotAllowed(HeaderValue::from_static(allowed))),
     };
     Some(resp.unwrap_or_else(|p| {
@@ -66,6 +73,13 @@ pub async fn handle<B>(
         }
         r
     }))
+}
+
+#[derive(Clone, Copy)]
+enum Sub {
+    Status,
+    Result,
+    Callback,
 }
 
 fn store_down(e: super::store::StoreError) -> Problem {
@@ -155,4 +169,59 @@ async fn cancel<B>(engine: &Engine, req: &Request<B>, id: &str) -> Result<Respon
         Canceled::Expired => Err(Problem::JobExpired),
         Canceled::Missing => Err(Problem::JobNotFound),
     }
+}
+
+async fn redeliver<B>(
+    engine: &Engine,
+    req: &Request<B>,
+    id: &str,
+) -> Result<Response<Body>, Problem> {
+    let tenant = tenant(engine, req.headers())?;
+    match engine
+        .store
+        .redeliver(&tenant, id, now_millis())
+        .await
+        .map_err(store_down)?
+    {
+        Redeliver::Scheduled(job) => {
+            engine.wake_deliveries();
+            Ok(document::status_response(
+                &engine.cfg.path,
+                &job,
+                StatusCode::ACCEPTED,
+            ))
+        }
+        Redeliver::NotFinished(_) => Err(Problem::CannotRedeliver(
+            "the job has not finished; its callback is delivered when it does",
+        )),
+        Redeliver::NoCallback(_) => Err(Problem::CannotRedeliver("the job has no callback")),
+        Redeliver::Expired => Err(Problem::JobExpired),
+        Redeliver::Missing => Err(Problem::JobNotFound),
+    }
+}
+
+/// `GET /webhook-secret`: the caller's own signing secret (`{"secret": "whsec_…"}`).
+pub fn webhook_secret<B>(engine: &Engine, req: &Request<B>) -> Response<Body> {
+    let answer = || -> Result<Response<Body>, Problem> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return Err(Problem::MethodNotAllowed(HeaderValue::from_static(
+                "GET, HEAD",
+            )));
+        }
+        let tenant = tenant(engine, req.headers())?;
+        let d = engine.deliverer.as_ref().ok_or(Problem::NoRoute)?;
+        let doc = serde_json::json!({"secret": d.tenant_secret(&tenant).render()});
+        let mut resp = Response::new(Body::full(serde_json::to_vec(&doc).unwrap_or_default()));
+        let h = resp.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        Ok(resp)
+    };
+    answer().unwrap_or_else(Problem::into_response)
 }

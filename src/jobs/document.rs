@@ -5,13 +5,15 @@
 //! `{"job_id","status","created_at","updated_at","expires_at","result_url"?,"error"?}`.
 //! `expires_at` is `null` until the job finishes (retention counts from the end);
 //! `result_url` is present once there is an upstream response to replay; `error` carries
-//! `code`, `message` and, for `upstream_status`, the upstream's `status`.
+//! `code`, `message` and, for `upstream_status`, the upstream's `status`. A job with a
+//! callback adds `callback: {state, attempts, last_status, last_error, next_attempt_at}`
+//! (the URL itself is not echoed: it may carry a token).
 
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::model::{rfc3339, Job, StoredResponse};
+use super::model::{rfc3339, DeliveryState, Job, StoredResponse};
 use crate::body::Body;
 
 /// The status URL of job `id` under the job API prefix.
@@ -37,6 +39,15 @@ pub fn status_doc(prefix: &str, job: &Job) -> Value {
             err["status"] = json!(r.status);
         }
         doc["error"] = err;
+    }
+    if let Some(cb) = &job.callback {
+        doc["callback"] = json!({
+            "state": cb.state.as_str(),
+            "attempts": cb.attempts,
+            "last_status": cb.last_status,
+            "last_error": cb.last_error,
+            "next_attempt_at": cb.next_attempt_at.filter(|_| cb.state == DeliveryState::Pending).map(rfc3339),
+        });
     }
     doc
 }

@@ -25,6 +25,10 @@ use super::{memory::MemoryStore, run, sqlite::SqliteStore};
 use crate::client::HttpClient;
 use crate::config::{Config, JobsConfig, RouteConfig, RouteKind, StoreConfig};
 use crate::proxy::Upstream;
+use crate::webhook::deliver::Deliverer;
+
+/// Concurrent watches of handed-off task operations per route.
+const MAX_WATCHES: usize = 10_000;
 
 /// How long a claim is valid without renewal.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -46,6 +50,11 @@ pub struct Engine {
     pub cfg: JobsConfig,
     pub(crate) routes: HashMap<String, JobRoute>,
     pub(crate) client: HttpClient,
+    /// Callback delivery (present when `[webhooks].signing_secret` is set).
+    pub deliverer: Option<Deliverer>,
+    deliveries: Arc<Notify>,
+    /// How long a handed-off task operation is watched.
+    pub(crate) watch_limit: Duration,
     wake: Arc<Notify>,
     done: Mutex<HashMap<String, Weak<Notify>>>,
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
@@ -70,8 +79,17 @@ impl Engine {
     /// dispatcher and the sweeper. `None` when the config has no `sync` route.
     pub async fn start(cfg: &Config, client: HttpClient) -> Result<Option<Arc<Engine>>, String> {
         let mut routes = HashMap::new();
-        for rc in cfg.routes.iter().filter(|r| r.kind == RouteKind::Sync) {
-            let slots = Arc::new(Semaphore::new(rc.max_in_flight as usize));
+        // Sync routes run calls; task routes with a callback run watches (mostly asleep,
+        // so they get a high ceiling instead of `max_in_flight`).
+        let runs_jobs = |r: &&RouteConfig| {
+            r.kind == RouteKind::Sync || (r.kind == RouteKind::Task && r.callback.is_some())
+        };
+        for rc in cfg.routes.iter().filter(runs_jobs) {
+            let limit = match rc.kind {
+                RouteKind::Sync => rc.max_in_flight as usize,
+                _ => MAX_WATCHES,
+            };
+            let slots = Arc::new(Semaphore::new(limit));
             let upstream = Upstream::from_url(&rc.upstream)?;
             routes.insert(
                 rc.name.clone(),
@@ -91,6 +109,9 @@ impl Engine {
             cfg: cfg.jobs.clone(),
             routes,
             client,
+            deliverer: Deliverer::new(&cfg.webhooks)?,
+            deliveries: Arc::new(Notify::new()),
+            watch_limit: cfg.webhooks.watch_limit,
             wake: Arc::new(Notify::new()),
             done: Mutex::default(),
             cancels: Mutex::default(),
@@ -103,6 +124,13 @@ impl Engine {
         }
         tokio::spawn(dispatch(Arc::downgrade(&engine)));
         tokio::spawn(sweep(Arc::downgrade(&engine)));
+        if engine.deliverer.is_some() {
+            let wake = Arc::clone(&engine.deliveries);
+            tokio::spawn(crate::webhook::deliver::worker(
+                Arc::downgrade(&engine),
+                wake,
+            ));
+        }
         Ok(Some(engine))
     }
 
@@ -119,6 +147,11 @@ impl Engine {
         self.store
             .recover(now_millis(), ignore_leases, self.retention_ms(), &decide)
             .await
+    }
+
+    /// Wakes the delivery worker (a delivery became due).
+    pub fn wake_deliveries(&self) {
+        self.deliveries.notify_one();
     }
 
     /// Wakes the dispatcher (a job was created).
@@ -150,6 +183,7 @@ impl Engine {
         if let Some(n) = n {
             n.notify_waiters();
         }
+        self.deliveries.notify_one();
     }
 
     /// Registers a running job so a cancel can stop it; returns its stop signal.

@@ -9,17 +9,28 @@
 //! Besides the jobs themselves the state keeps the indexes the SQLite schema has, so the
 //! hot paths stay cheap with many finished jobs around: pending jobs per route in claim
 //! order, the running set, finished jobs by expiry, unfinished counts per tenant, the
-//! idempotency index and tombstones by purge time. Semantics match
+//! idempotency index and tombstones by purge time (sweeping them is in `retention`).
+//! Semantics match
 //! [`SqliteStore`](super::sqlite::SqliteStore) in every detail; `tests/job_store.rs` runs
 //! one suite against both.
+//!
+//! Callback deliveries live inside their [`Job`] (`job.callback`), so `get` and friends
+//! return them for free and `sweep` drops them with the job. Pending deliveries are also
+//! indexed by due time (see `deliveries`), which keeps `claim_delivery` from walking every
+//! job; every change to a delivery goes through one helper that keeps that index right.
+
+mod deliveries;
+mod retention;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::model::{Job, JobError, JobStatus, Millis, NewJob, Outcome, StoredResponse};
-use super::store::{Canceled, Created, JobStore, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
+use super::model::{
+    Attempt, Delivery, Job, JobError, JobStatus, Millis, NewJob, Outcome, StoredResponse,
+};
+use super::store::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, StoreError};
 
 /// `(tenant, route, idempotency key)`.
 type IdemKey = (String, String, String);
@@ -45,6 +56,11 @@ struct State {
     tombstones: HashMap<String, (String, Millis)>,
     /// `(purge_at, id)` of tombstones.
     purges: BTreeSet<(Millis, String)>,
+    /// `(next_attempt_at, id)` of pending deliveries not attempted yet (due a first delay
+    /// later).
+    first_due: BTreeSet<(Millis, String)>,
+    /// `(next_attempt_at, id)` of pending deliveries being retried (due at that time).
+    retry_due: BTreeSet<(Millis, String)>,
 }
 
 // === impl MemoryStore ===
@@ -70,7 +86,8 @@ impl State {
     }
 
     /// Moves an unfinished job to a terminal status: out of the pending / running indexes,
-    /// into the expiry index, one fewer unfinished job for its tenant.
+    /// into the expiry index, one fewer unfinished job for its tenant, its waiting callback
+    /// (if any) due now.
     fn finish(
         &mut self,
         id: &str,
@@ -89,7 +106,8 @@ impl State {
         job.lease_until = None;
         job.response = response;
         job.error = error;
-        let (tenant, route, finished) = (job.tenant.clone(), job.route.clone(), job.clone());
+        let (tenant, route) = (job.tenant.clone(), job.route.clone());
+        self.schedule_delivery(id, now);
         match was {
             JobStatus::Pending => self.unqueue(&route, created_at, id),
             _ => {
@@ -103,7 +121,7 @@ impl State {
                 self.unfinished.remove(&tenant);
             }
         }
-        Some(finished)
+        self.jobs.get(id).cloned()
     }
 
     fn unqueue(&mut self, route: &str, created_at: Millis, id: &str) {
@@ -326,44 +344,40 @@ impl JobStore for MemoryStore {
         retention_ms: i64,
         batch: usize,
     ) -> Result<usize, StoreError> {
-        let mut state = self.state();
-        let linger = TOMBSTONE_FACTOR.saturating_mul(retention_ms);
-        let mut deleted = 0;
-        while deleted < batch {
-            let Some((expires_at, id)) = state.expiring.first().cloned() else {
-                break;
-            };
-            if expires_at > now {
-                break;
-            }
-            state.expiring.pop_first();
-            let Some(job) = state.jobs.remove(&id) else {
-                continue;
-            };
-            if let Some(key) = job.idempotency_key {
-                state.idem.remove(&(job.tenant.clone(), job.route, key));
-            }
-            let purge_at = expires_at.saturating_add(linger);
-            if let Some((_, old)) = state.tombstones.insert(id.clone(), (job.tenant, purge_at)) {
-                state.purges.remove(&(old, id.clone()));
-            }
-            state.purges.insert((purge_at, id));
-            deleted += 1;
-        }
-        for _ in 0..batch {
-            let Some((purge_at, id)) = state.purges.first().cloned() else {
-                break;
-            };
-            if purge_at > now {
-                break;
-            }
-            state.purges.pop_first();
-            state.tombstones.remove(&id);
-        }
-        Ok(deleted)
+        Ok(self.state().sweep(now, retention_ms, batch))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn claim_delivery(
+        &self,
+        now: Millis,
+        first_delay_ms: i64,
+        lease_until: Millis,
+    ) -> Result<Option<(Delivery, Job)>, StoreError> {
+        Ok(self
+            .state()
+            .claim_delivery(now, first_delay_ms, lease_until))
+    }
+
+    async fn record_attempt(
+        &self,
+        job_id: &str,
+        attempt: Attempt,
+        _now: Millis,
+    ) -> Result<(), StoreError> {
+        self.state().record_attempt(job_id, attempt);
+        Ok(())
+    }
+
+    async fn redeliver(
+        &self,
+        tenant: &str,
+        job_id: &str,
+        now: Millis,
+    ) -> Result<Redeliver, StoreError> {
+        Ok(self.state().redeliver(tenant, job_id, now))
     }
 }

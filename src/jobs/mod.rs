@@ -20,4 +20,4 @@ pub mod submit;
 
 pub use engine::Engine;
 pub use model::{Job, JobStatus, NewJob, Outcome};
-pub use store::{Canceled, Created, JobStore, Lookup, Recovery, StoreError};
+pub use store::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, StoreError};

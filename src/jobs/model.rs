@@ -147,6 +147,124 @@ pub struct Job {
     pub lease_until: Option<Millis>,
     /// How many times a runner claimed it.
     pub attempts: u32,
+    /// What running it means: an upstream call, or watching an upstream task.
+    pub kind: JobKind,
+    /// The callback registered with it, and the state of its delivery.
+    pub callback: Option<Delivery>,
+}
+
+/// What a job's run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Send the stored request to a `sync` route's upstream (a gateway job).
+    Call,
+    /// Poll a `task` route's status URL (`request.target` is that URL, `request.headers`
+    /// the poll headers) until terminal, for a callback: the stored response is the final
+    /// status response.
+    Watch,
+}
+
+impl JobKind {
+    /// Storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Call => "call",
+            JobKind::Watch => "watch",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "call" => Some(JobKind::Call),
+            "watch" => Some(JobKind::Watch),
+            _ => None,
+        }
+    }
+}
+
+/// Where a callback delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// The job has not finished yet.
+    Waiting,
+    /// Due at `next_attempt_at` (the job finished; attempts remain).
+    Pending,
+    /// A 2xx was received.
+    Delivered,
+    /// Every attempt of the schedule failed.
+    Failed,
+    /// The receiver answered `410 Gone`: no more attempts.
+    Stopped,
+}
+
+impl DeliveryState {
+    /// Wire and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Waiting => "waiting",
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Stopped => "stopped",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        Some(match s {
+            "waiting" => DeliveryState::Waiting,
+            "pending" => DeliveryState::Pending,
+            "delivered" => DeliveryState::Delivered,
+            "failed" => DeliveryState::Failed,
+            "stopped" => DeliveryState::Stopped,
+            _ => return None,
+        })
+    }
+}
+
+/// A job's callback and its delivery state (one callback per job).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The URL, as checked at submit.
+    pub url: String,
+    /// Where delivery stands.
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (Pending); for the first attempt the delivery worker
+    /// adds the schedule's first delay on top.
+    pub next_attempt_at: Option<Millis>,
+    /// HTTP status of the last attempt, if one was received.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// While an attempt is in flight: the claim is valid until then.
+    pub lease_until: Option<Millis>,
+}
+
+/// The result of one delivery attempt, as handed to `record_attempt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// HTTP status received, if any.
+    pub status: Option<u16>,
+    /// What went wrong, if anything (connect error, timeout, forbidden address, status).
+    pub error: Option<String>,
+    /// What happens next.
+    pub next: AttemptNext,
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptNext {
+    /// 2xx: done.
+    Delivered,
+    /// Try again at this time.
+    Retry(Millis),
+    /// The schedule is used up.
+    GiveUp,
+    /// `410 Gone`: never again.
+    Stop,
 }
 
 /// A job to create (the store fills in status, times and counters).
@@ -164,6 +282,10 @@ pub struct NewJob {
     pub fingerprint: String,
     /// The request.
     pub request: StoredRequest,
+    /// Call or watch.
+    pub kind: JobKind,
+    /// Callback URL (already checked by the address guard), if any.
+    pub callback: Option<String>,
 }
 
 impl NewJob {
@@ -184,6 +306,16 @@ impl NewJob {
             error: None,
             lease_until: None,
             attempts: 0,
+            kind: self.kind,
+            callback: self.callback.map(|url| Delivery {
+                url,
+                state: DeliveryState::Waiting,
+                attempts: 0,
+                next_attempt_at: None,
+                last_status: None,
+                last_error: None,
+                lease_until: None,
+            }),
         }
     }
 }

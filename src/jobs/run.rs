@@ -12,7 +12,7 @@ use http::{HeaderName, HeaderValue, Method, Request};
 
 use super::engine::{route_of, Engine, LEASE};
 use super::idempotency::IDEMPOTENCY_KEY;
-use super::model::{now_millis, Job, JobError, Outcome, StoredResponse};
+use super::model::{now_millis, Job, JobError, JobKind, Outcome, StoredResponse};
 use crate::body::{self, Body};
 use crate::problem::Problem;
 use crate::proxy;
@@ -82,6 +82,9 @@ async fn call(engine: &Engine, job: &Job) -> Outcome {
             format!("route {:?} is no longer configured", job.route),
         );
     };
+    if job.kind == JobKind::Watch {
+        return watch(engine, route, job).await;
+    }
     let settings = &route.cfg.settings;
     let req = match build(route, job) {
         Ok(r) => r,
@@ -169,4 +172,66 @@ fn build(route: &super::engine::JobRoute, job: &Job) -> Result<Request<Body>, St
         h.insert(&IDEMPOTENCY_KEY, v);
     }
     Ok(req)
+}
+
+/// A watch: poll the task's status URL every `poll_interval` until it is terminal (the
+/// final status response becomes the job's result), broken, or `watch_limit` has passed
+/// since the job was created.
+async fn watch(engine: &Engine, route: &super::engine::JobRoute, job: &Job) -> Outcome {
+    use crate::task::poller::{poll_once, PollOutcome, Target};
+    let Some(task) = route.cfg.task.as_ref() else {
+        return failed("route_removed", "the route is no longer a task route");
+    };
+    let Ok(uri) = job.request.target.parse::<http::Uri>() else {
+        return failed(
+            "bad_request",
+            format!("bad status URL {:?}", job.request.target),
+        );
+    };
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &job.request.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    let settings = &route.cfg.settings;
+    let target = Target {
+        uri,
+        headers,
+        timeout: settings.upstream_timeout,
+        max_body: settings.max_body.bytes(),
+    };
+    let limit_ms = i64::try_from(engine.watch_limit.as_millis()).unwrap_or(i64::MAX);
+    let give_up_at = job.created_at.saturating_add(limit_ms);
+    loop {
+        tokio::time::sleep(settings.poll_interval).await;
+        match poll_once(&engine.client, task, &target).await {
+            PollOutcome::Terminal { body, content_type } => {
+                let headers = content_type
+                    .map(|ct| {
+                        vec![(
+                            "content-type".to_owned(),
+                            bytes::Bytes::copy_from_slice(ct.as_bytes()),
+                        )]
+                    })
+                    .unwrap_or_default();
+                return Outcome::Answered(StoredResponse {
+                    status: 200,
+                    headers,
+                    body,
+                });
+            }
+            PollOutcome::Broken(why) => return failed("upstream_contract", why),
+            PollOutcome::Pending | PollOutcome::Transient(_) => {}
+        }
+        if now_millis() >= give_up_at {
+            return failed(
+                "watch_expired",
+                "the task did not finish within the watch limit",
+            );
+        }
+    }
 }

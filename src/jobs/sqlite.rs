@@ -12,7 +12,7 @@
 //!   the panicking call's transaction was rolled back when it unwound.
 //! - **Durability**: WAL journal with `synchronous = FULL`, so the commit of `create` is on
 //!   disk before it returns `New` and the gateway answers `202`.
-//! - **Schema** (v1, see `migrations` for the DDL and each index's purpose): versioned with
+//! - **Schema** (v2, see `migrations` for the DDL and each index's purpose): versioned with
 //!   `PRAGMA user_version`; a newer file is refused. `jobs` holds one row per job, request
 //!   and response verbatim; header lists are length-prefixed blobs (see `codec`) because
 //!   values are raw bytes. Queue limits read `tenant_counts`, kept in the same
@@ -21,6 +21,14 @@
 //!   `STRICT`; the claim index is *partial* (`(route, created_at, id) WHERE status =
 //!   'pending'`) rather than `(route, status, created_at)`, so it only holds the few
 //!   pending rows and already has the tie-break; `tenant_counts` rows are deleted at zero.
+//! - **Callbacks** (v2): a job's callback and its delivery state live in a `deliveries`
+//!   table keyed by job id, not in columns on `jobs` — attempts and leases then rewrite a
+//!   small row instead of one carrying bodies. Job-returning queries `LEFT JOIN` it
+//!   (one primary-key probe); it is written in the same transactions as the job (create,
+//!   every terminal transition, sweep). Two partial indexes, "never attempted" and
+//!   "attempted", make `claim_delivery` a range scan of each in due order (the first
+//!   attempt's extra delay is a claim-time setting, so one index cannot hold both orders).
+//!   `jobs.kind` is a column with default `'call'`, which is what every v1 job was.
 //! - `renew` moves only the lease, not `updated_at` (it is not a state change).
 //! - Every statement goes through `prepare_cached`; a corrupt row is a [`StoreError`].
 //! - `recover` asks `decide` per *route* before its transaction (the callback is not
@@ -28,6 +36,7 @@
 //!   jobs and leaves any route it has no decision for to the next run.
 
 mod codec;
+mod deliveries;
 mod migrations;
 mod ops;
 
@@ -39,8 +48,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::Connection;
 
-use super::model::{Job, Millis, NewJob, Outcome};
-use super::store::{Canceled, Created, JobStore, Lookup, Recovery, StoreError};
+use super::model::{Attempt, Delivery, Job, Millis, NewJob, Outcome};
+use super::store::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, StoreError};
 
 pub use codec::{decode_headers, encode_headers};
 pub use migrations::latest as schema_version;
@@ -226,5 +235,37 @@ impl JobStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn claim_delivery(
+        &self,
+        now: Millis,
+        first_delay_ms: i64,
+        lease_until: Millis,
+    ) -> Result<Option<(Delivery, Job)>, StoreError> {
+        self.with(move |conn| deliveries::claim_delivery(conn, now, first_delay_ms, lease_until))
+            .await
+    }
+
+    async fn record_attempt(
+        &self,
+        job_id: &str,
+        attempt: Attempt,
+        _now: Millis,
+    ) -> Result<(), StoreError> {
+        let job_id = job_id.to_owned();
+        self.with(move |conn| deliveries::record_attempt(conn, &job_id, attempt))
+            .await
+    }
+
+    async fn redeliver(
+        &self,
+        tenant: &str,
+        job_id: &str,
+        now: Millis,
+    ) -> Result<Redeliver, StoreError> {
+        let (tenant, job_id) = (tenant.to_owned(), job_id.to_owned());
+        self.with(move |conn| deliveries::redeliver(conn, &tenant, &job_id, now))
+            .await
     }
 }

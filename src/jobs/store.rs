@@ -10,6 +10,12 @@
 //! - [`JobStore::complete`] and [`JobStore::cancel`] race safely: whichever lands first
 //!   wins, the other reports that the job was no longer running.
 //!
+//! Callbacks: a job created with a callback carries a delivery in state `waiting`; every
+//! transition to a terminal state (complete, cancel, recover → failed) makes it `pending`
+//! with `next_attempt_at = now` in the same atomic step, so a finished job's callback can
+//! never be forgotten. Deliveries are claimed with a lease like jobs, so each attempt is
+//! made once even with several runners.
+//!
 //! Retention: a finished job keeps answering until `expires_at`; after that
 //! [`JobStore::get`] reports [`Lookup::Expired`] (→ `410`) — also after the sweeper
 //! ([`JobStore::sweep`]) has deleted the row, because it leaves a small tombstone that
@@ -17,7 +23,7 @@
 
 use async_trait::async_trait;
 
-use super::model::{Job, Millis, NewJob, Outcome};
+use super::model::{Attempt, Delivery, Job, Millis, NewJob, Outcome};
 
 /// How long a tombstone outlives its job's expiry, as a multiple of the retention.
 pub const TOMBSTONE_FACTOR: i64 = 7;
@@ -161,4 +167,52 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Whether the store is reachable (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // === callbacks ===
+
+    /// Claims the most overdue callback delivery: state pending and due — `next_attempt_at
+    /// <= now`, or for a first attempt (`attempts == 0`) `next_attempt_at + first_delay_ms
+    /// <= now` — and not leased (or its lease ended). Leases it until `lease_until` and
+    /// returns it with its job (the payload is built from the job).
+    async fn claim_delivery(
+        &self,
+        now: Millis,
+        first_delay_ms: i64,
+        lease_until: Millis,
+    ) -> Result<Option<(Delivery, Job)>, StoreError>;
+
+    /// Records one attempt of job `job_id`'s delivery: `attempts + 1`, last status and
+    /// error, lease cleared, and the state from `attempt.next` (`Retry(at)` → pending at
+    /// `at`; `Delivered`/`GiveUp`/`Stop` → delivered/failed/stopped).
+    async fn record_attempt(
+        &self,
+        job_id: &str,
+        attempt: Attempt,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// `POST {jobs}/{id}/callback`: schedules a fresh delivery (attempts back to 0, due
+    /// now) of a finished job of `tenant` that has a callback.
+    async fn redeliver(
+        &self,
+        tenant: &str,
+        job_id: &str,
+        now: Millis,
+    ) -> Result<Redeliver, StoreError>;
+}
+
+/// What [`JobStore::redeliver`] did.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Redeliver {
+    /// Scheduled; the job after the change.
+    Scheduled(Job),
+    /// The job has not finished: its delivery will happen anyway (→ `409`).
+    NotFinished(Job),
+    /// The job has no callback (→ `409`).
+    NoCallback(Job),
+    /// See [`Lookup::Expired`].
+    Expired,
+    /// See [`Lookup::Missing`].
+    Missing,
 }

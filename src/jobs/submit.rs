@@ -22,13 +22,14 @@ use tokio::time::Instant;
 use super::document;
 use super::engine::{Engine, JobRoute};
 use super::idempotency::{self, IDEMPOTENCY_KEY};
-use super::model::{new_id, now_millis, NewJob, StoredRequest};
+use super::model::{new_id, now_millis, JobKind, NewJob, StoredRequest};
 use super::store::{Created, Lookup};
 use crate::body::{self, Body};
 use crate::intent::{self, Intent};
 use crate::mode::Mode;
 use crate::problem::Problem;
 use crate::proxy;
+use crate::webhook::intake;
 
 /// Handles one request on a `sync` route.
 pub async fn handle(
@@ -46,15 +47,25 @@ pub async fn handle(
             return resp;
         }
     };
-    let mut resp = match intent.resolution.mode {
-        Mode::Default => {
+    let mode = intent.resolution.mode;
+    let mut resp = match take_callback(engine, route, req, mode).await {
+        Err(p) => Err(p),
+        Ok((_, req)) if mode == Mode::Default => {
             let timeout = route.cfg.settings.upstream_timeout;
             proxy::forward(&engine.client, &route.upstream, req, client_ip, timeout).await
         }
-        Mode::Async => submit(engine, route, &intent, req, client_ip, None).await,
-        Mode::Wait(secs) => {
-            let deadline = arrived + Duration::from_secs(secs);
-            submit(engine, route, &intent, req, client_ip, Some(deadline)).await
+        Ok((callback, req)) => {
+            let deadline = match mode {
+                Mode::Wait(secs) => Some(arrived + Duration::from_secs(secs)),
+                _ => None,
+            };
+            let job = Submission {
+                intent: &intent,
+                callback,
+                client_ip,
+                deadline,
+            };
+            submit(engine, route, req, job).await
         }
     }
     .unwrap_or_else(Problem::into_response);
@@ -73,14 +84,45 @@ pub fn tenant(engine: &Engine, headers: &HeaderMap) -> Result<String, Problem> {
     }
 }
 
+/// Takes the callback off the request; refuses one without ASYNC/WAIT or that the guard
+/// refuses (`422`).
+pub async fn take_callback(
+    engine: &Engine,
+    route: &JobRoute,
+    req: Request<Body>,
+    mode: Mode,
+) -> Result<(Option<String>, Request<Body>), Problem> {
+    let (mut parts, body) = req.into_parts();
+    let (callback, body) = intake::take(&route.cfg, &mut parts, body).await?;
+    if let Some(url) = &callback {
+        if mode == Mode::Default {
+            return Err(Problem::CallbackWithoutAsync);
+        }
+        intake::check(engine.deliverer.as_ref(), url).await?;
+    }
+    Ok((callback, Request::from_parts(parts, body)))
+}
+
+/// What a job submission carries besides the request.
+struct Submission<'a> {
+    intent: &'a Intent,
+    callback: Option<String>,
+    client_ip: IpAddr,
+    deadline: Option<Instant>,
+}
+
 async fn submit(
     engine: &Engine,
     route: &JobRoute,
-    intent: &Intent,
     req: Request<Body>,
-    client_ip: IpAddr,
-    deadline: Option<Instant>,
+    sub: Submission<'_>,
 ) -> Result<Response<Body>, Problem> {
+    let Submission {
+        intent,
+        callback,
+        client_ip,
+        deadline,
+    } = sub;
     let tenant = tenant(engine, req.headers())?;
     let mut key =
         idempotency::from_header(req.headers()).map_err(Problem::InvalidIdempotencyKey)?;
@@ -117,6 +159,8 @@ async fn submit(
             headers: header_list(&parts.headers),
             body,
         },
+        kind: JobKind::Call,
+        callback,
     };
     let max = engine.cfg.max_queued_per_tenant;
     let created = engine

@@ -1,25 +1,33 @@
 //! `task` routes: `Prefer` in front of an async-first upstream (behaviour §4).
 //!
-//! The submit is forwarded as is (minus the execution preferences and `mode`). A non-202
-//! answer goes back unchanged. ASYNC hands back the upstream's own 202. DEFAULT and WAIT(N)
-//! read the operation id from the 202 and poll the status URL ([`poller`]) until the
-//! operation is terminal (→ `200` with the status body) or the deadline, counted from the
-//! request's arrival, passes (→ the upstream's original 202, so the operation is never
-//! lost). WAIT answers carry `Preference-Applied` on both; DEFAULT carries none.
+//! The submit is forwarded as is (minus the execution preferences, `mode` and a callback).
+//! A non-202 answer goes back unchanged. ASYNC hands back the upstream's own 202. DEFAULT
+//! and WAIT(N) read the operation id from the 202 and poll the status URL ([`poller`])
+//! until the operation is terminal (→ `200` with the status body) or the deadline, counted
+//! from the request's arrival, passes (→ the upstream's original 202, so the operation is
+//! never lost). WAIT answers carry `Preference-Applied` on both; DEFAULT carries none.
+//!
+//! With a callback (behaviour §6), an answer that ends in the upstream's 202 also hands
+//! the operation to a durable *watch* ([`watch`]) that delivers the final status body.
 
 pub mod operation;
 pub mod poller;
+pub mod watch;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::response::Parts;
 use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use crate::body::{self, Body};
 use crate::client::HttpClient;
+use crate::config::TaskConfig;
 use crate::intent::{self, Intent};
+use crate::jobs::Engine;
 use crate::mode::Mode;
 use crate::problem::Problem;
 use crate::proxy::{self, Upstream};
@@ -35,6 +43,8 @@ pub struct TaskRoute<'a> {
     pub upstream: &'a Upstream,
     /// Its status URL template.
     pub status: &'a StatusUrl,
+    /// The job engine, for watches (present when the route takes callbacks).
+    pub jobs: Option<&'a Engine>,
 }
 
 /// Handles one request on a `task` route.
@@ -54,39 +64,55 @@ pub async fn handle(
             return resp;
         }
     };
-    let mut resp = match run(client, polls, &route, &intent, req, client_ip, arrived).await {
-        Ok(r) => r,
-        Err(p) => p.into_response(),
+    let result = match watch::take(&route, req, intent.resolution.mode).await {
+        Ok((callback, req)) => {
+            let call = Call {
+                intent: &intent,
+                callback,
+                client_ip,
+                arrived,
+            };
+            run(client, polls, &route, req, call).await
+        }
+        Err(p) => Err(p),
     };
+    let mut resp = result.unwrap_or_else(Problem::into_response);
     intent.decorate(resp.headers_mut());
     resp
+}
+
+/// One request's intent and context.
+struct Call<'a> {
+    intent: &'a Intent,
+    callback: Option<watch::Callback>,
+    client_ip: IpAddr,
+    arrived: Instant,
 }
 
 async fn run(
     client: &HttpClient,
     polls: &Registry,
     route: &TaskRoute<'_>,
-    intent: &Intent,
     req: Request<Body>,
-    client_ip: IpAddr,
-    arrived: Instant,
+    call: Call<'_>,
 ) -> Result<Response<Body>, Problem> {
     let settings = &route.cfg.settings;
-    let up = proxy::upstream_request(route.upstream, req, client_ip)?;
+    let up = proxy::upstream_request(route.upstream, req, call.client_ip)?;
     let poll_headers = poll_headers(up.headers());
     let submitted = proxy::send(client, up, settings.upstream_timeout).await?;
-    let applied = intent.resolution.applied.clone();
-    let wait = match intent.resolution.mode {
+    let applied = call.intent.resolution.applied.clone();
+    let wait = match call.intent.resolution.mode {
         _ if submitted.status() != StatusCode::ACCEPTED => {
             return Ok(proxy::into_client_response(submitted))
         }
-        Mode::Async => {
+        Mode::Async if call.callback.is_none() => {
             let mut resp = proxy::into_client_response(submitted);
             set_applied(&mut resp, applied);
             return Ok(resp);
         }
-        Mode::Wait(secs) => Duration::from_secs(secs),
-        Mode::Default => settings.sync_wait,
+        Mode::Async => None,
+        Mode::Wait(secs) => Some(Duration::from_secs(secs)),
+        Mode::Default => Some(settings.sync_wait),
     };
     let accepted_at = Instant::now();
     let (mut parts, incoming) = submitted.into_parts();
@@ -105,34 +131,25 @@ async fn run(
             id: None,
             detail: "route has no task settings".into(),
         })?;
-    let id = operation::extract_id(&task.id, &parts.headers, &accepted_body)
-        .map_err(|detail| Problem::UpstreamContract { id: None, detail })?;
-    let uri =
-        route
-            .status
-            .uri(route.upstream, &id)
-            .map_err(|detail| Problem::UpstreamContract {
-                id: Some(id.clone()),
-                detail,
-            })?;
-    let target = poller::Target {
-        uri,
-        headers: poll_headers,
-        timeout: settings.upstream_timeout,
-        max_body: settings.max_body.bytes(),
+    let (id, target) = operation_of(route, task, &parts, &accepted_body, poll_headers)?;
+    let end = match wait {
+        None => poller::WaitEnd::Deadline,
+        Some(wait) => {
+            let slot = polls.slot(&target);
+            let deadline = call.arrived + wait;
+            let interval = settings.poll_interval;
+            poller::wait(
+                client,
+                task,
+                &slot,
+                &target,
+                accepted_at,
+                interval,
+                deadline,
+            )
+            .await
+        }
     };
-    let slot = polls.slot(&target);
-    let deadline = arrived + wait;
-    let end = poller::wait(
-        client,
-        task,
-        &slot,
-        &target,
-        accepted_at,
-        settings.poll_interval,
-        deadline,
-    )
-    .await;
     let mut resp = match end {
         poller::WaitEnd::Terminal { body, content_type } => {
             let mut resp = Response::new(Body::full(body));
@@ -141,7 +158,12 @@ async fn run(
             }
             resp
         }
-        poller::WaitEnd::Deadline => Response::from_parts(parts, Body::full(accepted_body)),
+        poller::WaitEnd::Deadline => {
+            if let (Some(cb), Some(engine)) = (call.callback, route.jobs) {
+                watch::register(engine, route.cfg, cb, &target, &mut parts.headers).await;
+            }
+            Response::from_parts(parts, Body::full(accepted_body))
+        }
         poller::WaitEnd::Broken(detail) => {
             return Err(Problem::UpstreamContract {
                 id: Some(id),
@@ -151,6 +173,34 @@ async fn run(
     };
     set_applied(&mut resp, applied);
     Ok(resp)
+}
+
+/// The operation id in a 202 and the poll target for it.
+fn operation_of(
+    route: &TaskRoute<'_>,
+    task: &TaskConfig,
+    parts: &Parts,
+    body: &Bytes,
+    headers: HeaderMap,
+) -> Result<(String, poller::Target), Problem> {
+    let id = operation::extract_id(&task.id, &parts.headers, body)
+        .map_err(|detail| Problem::UpstreamContract { id: None, detail })?;
+    let uri =
+        route
+            .status
+            .uri(route.upstream, &id)
+            .map_err(|detail| Problem::UpstreamContract {
+                id: Some(id.clone()),
+                detail,
+            })?;
+    let settings = &route.cfg.settings;
+    let target = poller::Target {
+        uri,
+        headers,
+        timeout: settings.upstream_timeout,
+        max_body: settings.max_body.bytes(),
+    };
+    Ok((id, target))
 }
 
 fn set_applied(resp: &mut Response<Body>, applied: Option<HeaderValue>) {

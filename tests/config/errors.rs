@@ -296,3 +296,20 @@ fn toml_syntax_error() {
     );
     says(&err, "duplicate key");
 }
+
+#[test]
+fn a_callback_without_a_signing_secret() {
+    // The route is lines 1–6; its callback key is line 7 (value at column 12).
+    let r = route("r", "sync", r#"["POST"]"#, "/r");
+    let err = fails(
+        &[&r, "callback = { json = \"/cb\" }"],
+        "7:12 routes[0].callback",
+    );
+    says(&err, "signing_secret");
+    load(&[
+        "[webhooks]\nsigning_secret = \"s\"",
+        &r,
+        "callback = { json = \"/cb\" }",
+    ])
+    .unwrap();
+}

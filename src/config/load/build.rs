@@ -29,11 +29,24 @@ pub(super) fn build(raw: RawConfig, src: &Source<'_>) -> Result<Config, ConfigEr
     unique_names(&raw.routes, src)?;
     routable_paths(&raw.routes, src)?;
     outside_jobs_path(&raw.routes, &jobs.path, src)?;
+    let webhooks = webhooks(raw.webhooks);
+    // Callbacks are always signed, so a route that takes one needs the master secret.
+    if webhooks.signing_secret.is_none() {
+        let needs = raw
+            .routes
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| Some((i, r.callback.as_ref()?)));
+        if let Some((i, cb)) = needs {
+            let msg = "callbacks are signed: set [webhooks].signing_secret".to_owned();
+            return Err(src.error(format!("routes[{i}].callback"), Some(cb.span()), msg));
+        }
+    }
     Ok(Config {
         server: server(raw.server),
         defaults,
         jobs,
-        webhooks: webhooks(raw.webhooks),
+        webhooks,
         routes,
     })
 }
@@ -69,6 +82,8 @@ fn webhooks(raw: RawWebhooks) -> WebhooksConfig {
         timeout: raw.timeout.unwrap_or(Duration::from_secs(15)),
         allow_http: raw.allow_http.unwrap_or(false),
         allow_networks: raw.allow_networks.unwrap_or_default(),
+        allow_ports: raw.allow_ports.unwrap_or_else(|| vec![80, 443, 8080, 8443]),
+        watch_limit: raw.watch_limit.unwrap_or(Duration::from_secs(24 * 3600)),
     }
 }
 

@@ -97,6 +97,11 @@ pub(super) struct RawWebhooks {
     pub allow_http: Option<bool>,
     #[serde(deserialize_with = "opt_networks")]
     pub allow_networks: Option<Vec<ipnet::IpNet>>,
+    /// Ports a callback URL may use; `[]` allows any (not in the example file).
+    pub allow_ports: Option<Vec<u16>>,
+    /// How long a `task` route's handed-off operation is watched for its callback.
+    #[serde(deserialize_with = "opt_positive")]
+    pub watch_limit: Option<Duration>,
 }
 
 /// One `[[routes]]` entry. The six settings keys repeat [`RawSettings`] because

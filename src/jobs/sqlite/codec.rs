@@ -1,4 +1,5 @@
-//! Byte formats of the SQLite store: header lists as blobs, and a `jobs` row ↔ [`Job`].
+//! Byte formats of the SQLite store: header lists as blobs, and a `jobs` row (with its
+//! `deliveries` row, if any) ↔ [`Job`].
 //!
 //! A header list is stored as one blob so a job row stays a single read:
 //!
@@ -11,12 +12,16 @@
 //! can check every length against what is left *before* slicing: malformed input (a
 //! truncated blob, a length pointing past the end, trailing bytes, a non-UTF-8 name) is a
 //! [`StoreError`], never a panic or an oversized allocation. A row that cannot become a
-//! [`Job`] (unknown status text, out-of-range number, half a response) is one too.
+//! [`Job`] (unknown status, kind or delivery state text, out-of-range number, half a
+//! response) is one too.
 
 use bytes::Bytes;
 use rusqlite::Row;
 
-use crate::jobs::model::{HeaderList, Job, JobError, JobStatus, StoredRequest, StoredResponse};
+use crate::jobs::model::{
+    Delivery, DeliveryState, HeaderList, Job, JobError, JobKind, JobStatus, StoredRequest,
+    StoredResponse,
+};
 use crate::jobs::store::StoreError;
 
 /// Encodes a header list as a length-prefixed blob.
@@ -87,17 +92,26 @@ fn take_bytes<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
 
 // === Rows ===
 
-/// The `jobs` columns every job-returning query selects, in [`job_from_row`] order. A
-/// macro rather than a `const` so queries can `concat!` it into one `&'static str`, which
-/// `prepare_cached` then keys on without a `format!` per call.
+/// The columns every job-returning query selects, in [`job_from_row`] order: `jobs` as
+/// `j`, then its delivery as `d` (all `NULL` without one), so it goes with
+/// [`job_from!`]. Macros rather than `const`s so queries can `concat!` them into one
+/// `&'static str`, which `prepare_cached` then keys on without a `format!` per call.
 macro_rules! job_columns {
     () => {
-        "id, tenant, route, status, created_at, updated_at, expires_at, idem_key, \
-         fingerprint, req_method, req_target, req_headers, req_body, resp_status, \
-         resp_headers, resp_body, error_code, error_message, lease_until, attempts"
+        "j.id, j.tenant, j.route, j.status, j.created_at, j.updated_at, j.expires_at, \
+         j.idem_key, j.fingerprint, j.req_method, j.req_target, j.req_headers, j.req_body, \
+         j.resp_status, j.resp_headers, j.resp_body, j.error_code, j.error_message, \
+         j.lease_until, j.attempts, j.kind, d.url, d.state, d.attempts, d.next_at, \
+         d.last_status, d.last_error, d.lease_until"
     };
 }
-pub(super) use job_columns;
+/// The `FROM` clause for [`job_columns!`].
+macro_rules! job_from {
+    () => {
+        " FROM jobs AS j LEFT JOIN deliveries AS d ON d.job_id = j.id"
+    };
+}
+pub(super) use {job_columns, job_from};
 
 /// Builds a [`Job`] from a row selected with `job_columns!()`. Never panics: a corrupt row
 /// is a [`StoreError`] naming the job.
@@ -141,6 +155,9 @@ fn decode_row(row: &Row<'_>) -> Result<Job, StoreError> {
         .map_err(|_| StoreError::new(format!("attempts {attempts} out of range")))?;
     let req_headers: Vec<u8> = row.get(11).map_err(get)?;
     let req_body: Vec<u8> = row.get(12).map_err(get)?;
+    let kind: String = row.get(20).map_err(get)?;
+    let kind =
+        JobKind::parse(&kind).ok_or_else(|| StoreError::new(format!("unknown kind {kind:?}")))?;
     Ok(Job {
         id: row.get(0).map_err(get)?,
         tenant: row.get(1).map_err(get)?,
@@ -161,7 +178,39 @@ fn decode_row(row: &Row<'_>) -> Result<Job, StoreError> {
         error,
         lease_until: row.get(18).map_err(get)?,
         attempts,
+        kind,
+        callback: decode_delivery(row)?,
     })
+}
+
+/// The delivery columns of a `job_columns!()` row; no URL means no `deliveries` row.
+fn decode_delivery(row: &Row<'_>) -> Result<Option<Delivery>, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::new(e);
+    let Some(url) = row.get::<_, Option<String>>(21).map_err(get)? else {
+        return Ok(None);
+    };
+    let state: String = row.get(22).map_err(get)?;
+    let state = DeliveryState::parse(&state)
+        .ok_or_else(|| StoreError::new(format!("unknown delivery state {state:?}")))?;
+    let attempts: i64 = row.get(23).map_err(get)?;
+    let attempts = u32::try_from(attempts)
+        .map_err(|_| StoreError::new(format!("delivery attempts {attempts} out of range")))?;
+    let last_status = match row.get::<_, Option<i64>>(25).map_err(get)? {
+        None => None,
+        Some(code) => Some(
+            u16::try_from(code)
+                .map_err(|_| StoreError::new(format!("delivery status {code} out of range")))?,
+        ),
+    };
+    Ok(Some(Delivery {
+        url,
+        state,
+        attempts,
+        next_attempt_at: row.get(24).map_err(get)?,
+        last_status,
+        last_error: row.get(26).map_err(get)?,
+        lease_until: row.get(27).map_err(get)?,
+    }))
 }
 
 #[cfg(test)]

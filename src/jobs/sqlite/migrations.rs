@@ -68,8 +68,42 @@ CREATE TABLE tombstones (
 CREATE INDEX tombstones_purge ON tombstones (purge_at, id);
 ";
 
+/// Schema v2: job kinds and callback deliveries.
+///
+/// - `jobs.kind`: `call` or `watch`; rows written by v1 were all calls, hence the default.
+/// - `deliveries`: a job's callback and the state of its delivery, at most one row per job
+///   (keyed by `job_id`). A table of its own rather than columns on `jobs`: claiming and
+///   recording attempts update a small row instead of rewriting a job row that carries
+///   request and response bodies (SQLite rewrites the whole record, overflow pages
+///   included, when its size changes), and the claim's lease check reads that small row
+///   rather than columns stored after the bodies. `WITHOUT ROWID` because the rows are
+///   small and always found by `job_id`. `sweep` deletes a job's row with the job; the
+///   foreign key (with `ON DELETE CASCADE`) backs that up.
+/// - `deliveries_first` / `deliveries_retry`: pending deliveries by `(next_at, job_id)`,
+///   split by "never attempted" and "attempted". A first attempt is due `first_delay_ms`
+///   (a claim-time setting) after `next_at`, a retry at `next_at`, so neither order can be
+///   baked into one index; within each index the order *is* the due order, and a claim is
+///   one range scan of each (partial, so waiting and settled deliveries are not in them).
+const V2: &str = "
+ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'call';
+CREATE TABLE deliveries (
+    job_id      TEXT    NOT NULL PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    url         TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER,
+    last_status INTEGER,
+    last_error  TEXT,
+    lease_until INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE INDEX deliveries_first ON deliveries (next_at, job_id)
+    WHERE state = 'pending' AND attempts = 0;
+CREATE INDEX deliveries_retry ON deliveries (next_at, job_id)
+    WHERE state = 'pending' AND attempts > 0;
+";
+
 /// The ordered schema steps; step `i` takes the file from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this binary writes.
 pub fn latest() -> i64 {
@@ -78,10 +112,16 @@ pub fn latest() -> i64 {
 
 /// Brings the schema of `conn` up to [`latest`]; refuses a newer file.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, MIGRATIONS)
+}
+
+/// Applies the missing steps of `steps` (a prefix of [`MIGRATIONS`] in tests, to build an
+/// old file).
+fn migrate_to(conn: &mut Connection, steps: &[&str]) -> Result<(), StoreError> {
     let current: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(StoreError::new)?;
-    let latest = latest();
+    let latest = i64::try_from(steps.len()).unwrap_or(i64::MAX);
     if current > latest {
         return Err(StoreError::new(format!(
             "the database schema is version {current}, newer than this binary knows \
@@ -93,11 +133,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             "the database schema version {current} is not valid"
         )));
     }
-    for (from, step) in (current..).zip(
-        MIGRATIONS
-            .iter()
-            .skip(usize::try_from(current).unwrap_or(0)),
-    ) {
+    for (from, step) in (current..).zip(steps.iter().skip(usize::try_from(current).unwrap_or(0))) {
         let tx = conn.transaction().map_err(StoreError::new)?;
         tx.execute_batch(step).map_err(|e| {
             StoreError::new(format!("schema migration to version {}: {e}", from + 1))
@@ -123,6 +159,36 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, latest());
+    }
+
+    #[test]
+    fn v1_file_gains_kinds_and_deliveries_keeping_its_jobs() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrate_to(&mut conn, &MIGRATIONS[..1]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO jobs (id, tenant, route, status, created_at, updated_at, fingerprint, \
+             req_method, req_target, req_headers, req_body) \
+             VALUES ('j1', 't', 'r', 'pending', 1, 1, 'fp', 'POST', '/', x'00000000', x'')",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let kind: String = conn
+            .query_row("SELECT kind FROM jobs WHERE id = 'j1'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kind, "call");
+        conn.execute(
+            "INSERT INTO deliveries (job_id, url, state) VALUES ('j1', 'https://x/', 'waiting')",
+            [],
+        )
+        .unwrap();
+        // The foreign key takes a job's delivery with it.
+        conn.execute("DELETE FROM jobs WHERE id = 'j1'", [])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

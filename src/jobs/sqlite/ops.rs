@@ -3,23 +3,27 @@
 //! Every function is one transaction: writes use `IMMEDIATE` so the write lock is taken
 //! before the first read (no `SQLITE_BUSY` half-way through a read-then-write), reads a
 //! deferred one so a job and its tombstone are seen at one instant. The caller holds the
-//! connection's mutex and runs this on the blocking pool.
+//! connection's mutex and runs this on the blocking pool. Callback deliveries change in
+//! the same transactions as their jobs: created with them, made due by every terminal
+//! transition, swept with them (the delivery operations themselves are in `deliveries`).
 
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::codec::{encode_headers, job_columns, job_from_row};
-use crate::jobs::model::{Job, JobError, JobStatus, Millis, NewJob, Outcome};
+use super::codec::{encode_headers, job_columns, job_from, job_from_row};
+use crate::jobs::model::{Job, Millis, NewJob, Outcome};
 use crate::jobs::store::{Canceled, Created, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
 
-const SELECT_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
+const SELECT_BY_ID: &str = concat!("SELECT ", job_columns!(), job_from!(), " WHERE j.id = ?1");
 
-fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+/// A transaction that takes the write lock up front.
+pub(super) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Job>, StoreError> {
+/// Job `id` with its delivery, as `get` returns it.
+pub(super) fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Job>, StoreError> {
     tx.prepare_cached(SELECT_BY_ID)?
         .query_row([id], |row| Ok(job_from_row(row)))
         .optional()?
@@ -27,7 +31,7 @@ fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Job>, StoreError> {
 }
 
 /// Whether a swept job `id` of `tenant` left a tombstone.
-fn tombstoned(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<bool, StoreError> {
+pub(super) fn tombstoned(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<bool, StoreError> {
     let owner: Option<String> = tx
         .prepare_cached("SELECT tenant FROM tombstones WHERE id = ?1")?
         .query_row([id], |row| row.get(0))
@@ -43,6 +47,21 @@ fn decrement(tx: &Transaction<'_>, tenant: &str) -> Result<(), StoreError> {
     tx.prepare_cached("DELETE FROM tenant_counts WHERE tenant = ?1 AND unfinished <= 0")?
         .execute([tenant])?;
     Ok(())
+}
+
+/// Job `id` reached a terminal state: its waiting delivery, if any, is due now.
+fn schedule_delivery(tx: &Transaction<'_>, id: &str, now: Millis) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE deliveries SET state = 'pending', next_at = ?2 \
+         WHERE job_id = ?1 AND state = 'waiting'",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+/// `load` for a job this transaction just changed, so it must exist.
+pub(super) fn reload(tx: &Transaction<'_>, id: &str) -> Result<Job, StoreError> {
+    load(tx, id)?.ok_or_else(|| StoreError::new(format!("job {id} vanished mid-transaction")))
 }
 
 fn expiry(now: Millis, retention_ms: i64) -> Millis {
@@ -67,7 +86,8 @@ pub(super) fn create(
             .prepare_cached(concat!(
                 "SELECT ",
                 job_columns!(),
-                " FROM jobs WHERE tenant = ?1 AND route = ?2 AND idem_key = ?3"
+                job_from!(),
+                " WHERE j.tenant = ?1 AND j.route = ?2 AND j.idem_key = ?3"
             ))?
             .query_row(params![job.tenant, job.route, key], |row| {
                 Ok(job_from_row(row))
@@ -93,8 +113,8 @@ pub(super) fn create(
     let job = job.into_job(now);
     tx.prepare_cached(
         "INSERT INTO jobs (id, tenant, route, status, created_at, updated_at, idem_key, \
-         fingerprint, req_method, req_target, req_headers, req_body, attempts) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)",
+         fingerprint, req_method, req_target, req_headers, req_body, attempts, kind) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12)",
     )?
     .execute(params![
         job.id,
@@ -108,7 +128,14 @@ pub(super) fn create(
         job.request.target,
         encode_headers(&job.request.headers),
         job.request.body.as_ref(),
+        job.kind.as_str(),
     ])?;
+    if let Some(delivery) = &job.callback {
+        tx.prepare_cached(
+            "INSERT INTO deliveries (job_id, url, state, attempts) VALUES (?1, ?2, ?3, 0)",
+        )?
+        .execute(params![job.id, delivery.url, delivery.state.as_str()])?;
+    }
     tx.prepare_cached(
         "INSERT INTO tenant_counts (tenant, unfinished) VALUES (?1, 1) \
          ON CONFLICT (tenant) DO UPDATE SET unfinished = unfinished + 1",
@@ -141,18 +168,16 @@ pub(super) fn claim(
     now: Millis,
 ) -> Result<Option<Job>, StoreError> {
     let tx = write_tx(conn)?;
-    let job = tx
-        .prepare_cached(concat!(
+    // `RETURNING` cannot join the delivery, so the claimed row is read back by id.
+    let id: Option<String> = tx
+        .prepare_cached(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?2, \
              updated_at = ?3 WHERE id = (SELECT id FROM jobs WHERE route = ?1 \
-             AND status = 'pending' ORDER BY created_at, id LIMIT 1) RETURNING ",
-            job_columns!()
-        ))?
-        .query_row(params![route, lease_until, now], |row| {
-            Ok(job_from_row(row))
-        })
-        .optional()?
-        .transpose()?;
+             AND status = 'pending' ORDER BY created_at, id LIMIT 1) RETURNING id",
+        )?
+        .query_row(params![route, lease_until, now], |row| row.get(0))
+        .optional()?;
+    let job = id.map(|id| reload(&tx, &id)).transpose()?;
     tx.commit()?;
     Ok(job)
 }
@@ -204,6 +229,7 @@ pub(super) fn complete(
         return Ok(false);
     };
     decrement(&tx, &tenant)?;
+    schedule_delivery(&tx, id, now)?;
     tx.commit()?;
     Ok(true)
 }
@@ -216,29 +242,23 @@ pub(super) fn cancel(
     now: Millis,
 ) -> Result<Canceled, StoreError> {
     let tx = write_tx(conn)?;
-    let mut job = match load(&tx, id)? {
+    match load(&tx, id)? {
         Some(job) if job.tenant != tenant => return Ok(Canceled::Missing),
         Some(job) if job.expires_at.is_some_and(|at| at <= now) => return Ok(Canceled::Expired),
         Some(job) if job.status.is_terminal() => return Ok(Canceled::AlreadyTerminal(job)),
-        Some(job) => job,
+        Some(_) => {}
         None if tombstoned(&tx, tenant, id)? => return Ok(Canceled::Expired),
         None => return Ok(Canceled::Missing),
-    };
-    job.status = JobStatus::Canceled;
-    job.updated_at = now;
-    job.expires_at = Some(expiry(now, retention_ms));
-    job.lease_until = None;
-    job.error = Some(JobError {
-        code: "canceled".into(),
-        message: "canceled by the client".into(),
-    });
+    }
     tx.prepare_cached(
         "UPDATE jobs SET status = 'canceled', updated_at = ?2, expires_at = ?3, \
          lease_until = NULL, error_code = 'canceled', error_message = 'canceled by the client' \
          WHERE id = ?1",
     )?
-    .execute(params![id, now, job.expires_at])?;
+    .execute(params![id, now, expiry(now, retention_ms)])?;
     decrement(&tx, tenant)?;
+    schedule_delivery(&tx, id, now)?;
+    let job = reload(&tx, id)?;
     tx.commit()?;
     Ok(Canceled::Done(job))
 }
@@ -306,6 +326,7 @@ pub(super) fn recover(
                 )?
                 .execute(params![id, now, expiry(now, retention_ms)])?;
                 decrement(&tx, &tenant)?;
+                schedule_delivery(&tx, &id, now)?;
             }
             // Its route turned stale after `decide` was asked: the next run handles it.
             None => continue,
@@ -325,7 +346,14 @@ pub(super) fn sweep(
     let limit = sql_limit(batch);
     let linger = TOMBSTONE_FACTOR.saturating_mul(retention_ms);
     let tx = write_tx(conn)?;
-    // Same selection twice inside one write transaction, so both see the same rows.
+    // Same selection three times inside one write transaction, so all see the same rows.
+    // Deliveries go explicitly rather than by the foreign key's cascade, which only acts
+    // on connections that enabled `foreign_keys`.
+    tx.prepare_cached(
+        "DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE expires_at <= ?1 \
+         ORDER BY expires_at, id LIMIT ?2)",
+    )?
+    .execute(params![now, limit])?;
     tx.prepare_cached(
         "INSERT OR REPLACE INTO tombstones (id, tenant, purge_at) \
          SELECT id, tenant, expires_at + ?3 FROM jobs WHERE expires_at <= ?1 \

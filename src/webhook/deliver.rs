@@ -1,0 +1,251 @@
+//! Delivering callbacks: one signed `POST` per attempt, and the worker that makes them.
+//!
+//! The payload is the job's status document (what `GET {jobs}/{id}` shows, without its
+//! `callback` section); for a watched `task` operation it is the upstream's final status
+//! body. Each attempt re-checks the URL against the guard and connects only to addresses
+//! the guarded resolver returned; redirects are never followed. 2xx = delivered; `410` =
+//! stop; anything else (3xx, 429, 5xx, other 4xx, timeout, refused address) = retry on the
+//! schedule. At most 64 KiB of the receiver's answer is read.
+//!
+//! `webhook-id` is the job id, so it is stable across attempts, restarts and
+//! re-deliveries; `webhook-timestamp` is the time of each attempt.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use super::guard::{self, GuardPolicy};
+use super::schedule;
+use super::sign::{self, Secret};
+use crate::config::WebhooksConfig;
+use crate::jobs::document;
+use crate::jobs::engine::Engine;
+use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, Job, JobKind};
+
+/// Most of a receiver's answer the gateway reads.
+pub const MAX_ANSWER: usize = 64 * 1024;
+/// Attempts in flight at once per process.
+const CONCURRENCY: usize = 64;
+
+/// Everything an attempt needs: client, guard, secret, schedule.
+pub struct Deliverer {
+    client: reqwest::Client,
+    policy: Arc<GuardPolicy>,
+    master: Secret,
+    schedule: Vec<Duration>,
+    timeout: Duration,
+}
+
+impl Deliverer {
+    /// `None` when no signing secret is configured (config refuses callbacks then).
+    pub fn new(cfg: &WebhooksConfig) -> Result<Option<Deliverer>, String> {
+        let Some(raw) = &cfg.signing_secret else {
+            return Ok(None);
+        };
+        let master = Secret::parse(raw).map_err(|e| format!("[webhooks].signing_secret: {e}"))?;
+        let policy = Arc::new(GuardPolicy::from_config(cfg));
+        let client = super::resolve::client(Arc::clone(&policy), cfg.timeout)?;
+        Ok(Some(Deliverer {
+            client,
+            policy,
+            master,
+            schedule: cfg.retry_schedule.clone(),
+            timeout: cfg.timeout,
+        }))
+    }
+
+    /// The guard policy (submit-time checks use the same one).
+    pub fn policy(&self) -> &GuardPolicy {
+        &self.policy
+    }
+
+    /// The secret a tenant verifies its callbacks with.
+    pub fn tenant_secret(&self, tenant: &str) -> Secret {
+        sign::tenant_secret(&self.master, tenant)
+    }
+
+    /// The first entry of the schedule, in milliseconds (delay from the job's end).
+    pub fn first_delay_ms(&self) -> i64 {
+        self.schedule
+            .first()
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Makes one attempt and says what follows.
+    pub async fn attempt(
+        &self,
+        delivery: &Delivery,
+        payload: Bytes,
+        msg_id: &str,
+        tenant: &str,
+    ) -> Attempt {
+        let (status, error, retry_after) = self.send(delivery, payload, msg_id, tenant).await;
+        let next = match status {
+            Some(s) if (200..300).contains(&s) => AttemptNext::Delivered,
+            Some(410) => AttemptNext::Stop,
+            _ => {
+                let done = delivery.attempts + 1;
+                match schedule::next_delay(
+                    &self.schedule,
+                    done,
+                    retry_after,
+                    schedule::jitter_unit(),
+                ) {
+                    Some(d) => AttemptNext::Retry(
+                        now_millis() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+                    ),
+                    None => AttemptNext::GiveUp,
+                }
+            }
+        };
+        let error = match (status, error) {
+            (_, Some(e)) => Some(e),
+            (Some(s), None) if !(200..300).contains(&s) => {
+                Some(format!("the receiver answered {s}"))
+            }
+            _ => None,
+        };
+        Attempt {
+            status,
+            error,
+            next,
+        }
+    }
+
+    async fn send(
+        &self,
+        delivery: &Delivery,
+        payload: Bytes,
+        msg_id: &str,
+        tenant: &str,
+    ) -> (Option<u16>, Option<String>, Option<Duration>) {
+        let url = match guard::check_url(&delivery.url, &self.policy) {
+            Ok(u) => u,
+            Err(refusal) => return (None, Some(refusal.to_string()), None),
+        };
+        let ts = now_millis() / 1000;
+        let secret = self.tenant_secret(tenant);
+        let mut req = self
+            .client
+            .post(url)
+            .timeout(self.timeout)
+            .header("content-type", "application/json");
+        for (name, value) in sign::headers(&secret, msg_id, ts, &payload) {
+            req = req.header(name, value);
+        }
+        let mut resp = match req.body(payload).send().await {
+            Ok(r) => r,
+            Err(e) => return (None, Some(describe(&e)), None),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| schedule::parse_retry_after(v, SystemTime::now()));
+        // Read (and discard) at most MAX_ANSWER bytes so the connection can be reused,
+        // without letting a receiver make the gateway read an endless body.
+        let mut read = 0usize;
+        while read < MAX_ANSWER {
+            match tokio::time::timeout(self.timeout, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => read += chunk.len(),
+                _ => break,
+            }
+        }
+        (Some(status), None, retry_after)
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        e.to_string()
+    };
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// The callback body for a finished job (see the module doc).
+pub fn payload(prefix: &str, job: &Job) -> Bytes {
+    if job.kind == JobKind::Watch {
+        if let Some(resp) = &job.response {
+            return resp.body.clone();
+        }
+    }
+    let mut doc = document::status_doc(prefix, job);
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove("callback");
+    }
+    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+/// Claims due deliveries and attempts them, until the engine is dropped.
+pub async fn worker(engine: Weak<Engine>, wake: Arc<tokio::sync::Notify>) {
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        let Some(deliverer) = e.deliverer.as_ref() else {
+            return;
+        };
+        let first = deliverer.first_delay_ms();
+        loop {
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                break;
+            };
+            let lease = now_millis()
+                + i64::try_from((deliverer.timeout * 2).as_millis()).unwrap_or(i64::MAX);
+            match e.store.claim_delivery(now_millis(), first, lease).await {
+                Ok(Some((delivery, job))) => {
+                    let e2 = Arc::clone(&e);
+                    tokio::spawn(async move {
+                        attempt_one(&e2, delivery, job).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "claiming a callback delivery failed");
+                    break;
+                }
+            }
+        }
+        drop(e);
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
+    let Some(deliverer) = engine.deliverer.as_ref() else {
+        return;
+    };
+    let body = payload(&engine.cfg.path, &job);
+    let attempt = deliverer
+        .attempt(&delivery, body, &job.id, &job.tenant)
+        .await;
+    tracing::info!(
+        job = %job.id,
+        attempt = delivery.attempts + 1,
+        status = attempt.status,
+        error = attempt.error.as_deref().unwrap_or(""),
+        next = ?attempt.next,
+        "callback attempt"
+    );
+    if let Err(err) = engine
+        .store
+        .record_attempt(&job.id, attempt, now_millis())
+        .await
+    {
+        // The lease runs out and another attempt is made: at-least-once, never lost.
+        tracing::warn!(job = %job.id, error = %err, "cannot record a callback attempt");
+    }
+}
