@@ -95,6 +95,22 @@ impl Gateway {
         }))
     }
 
+    /// Whether the gateway takes new work: not draining, and the job store answers.
+    pub async fn readiness(&self) -> Result<(), String> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err("draining".into());
+        }
+        if let Some(engine) = &self.jobs {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), engine.store.ping()).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("job store: no answer within 1s".into()),
+            }
+        }
+        Ok(())
+    }
+
     /// From now on, new requests get `503` (the listener is closing).
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);

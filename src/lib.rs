@@ -19,10 +19,12 @@
 //! - [`jobs`]: `sync` routes as durable gateway jobs: store, runner, job API.
 //! - [`webhook`]: signed callbacks: address guard, signatures, durable delivery.
 //! - [`problem`]: RFC 9457 problem documents for every error the gateway makes.
+//! - [`admin`]: the admin listener: `/healthz`, `/readyz`.
 //! - [`body`]: the single body type (empty / one chunk / streaming).
 //! - [`demo`]: the embedded demo upstreams behind `prefer-gateway demo`.
 //! - [`signal`]: SIGTERM / SIGINT as a future.
 
+pub mod admin;
 pub mod body;
 pub mod client;
 pub mod config;
@@ -48,6 +50,7 @@ use tokio::net::TcpListener;
 /// A gateway bound to its listener, ready to [`Running::serve`].
 pub struct Running {
     listener: TcpListener,
+    admin: Option<TcpListener>,
     gateway: std::sync::Arc<gateway::Gateway>,
     server: config::ServerConfig,
 }
@@ -58,9 +61,18 @@ impl Running {
         let listener = TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
+        let admin = match cfg.server.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?,
+            ),
+            None => None,
+        };
         let gateway = gateway::Gateway::new(cfg).await?;
         Ok(Running {
             listener,
+            admin,
             gateway,
             server: cfg.server.clone(),
         })
@@ -71,8 +83,20 @@ impl Running {
         self.listener.local_addr().map_err(|e| e.to_string())
     }
 
-    /// Serves until `shutdown` resolves, then drains (see [`server`]).
+    /// The admin listener's address, when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` resolves, then drains (see [`server`]); the admin listener
+    /// (if any) answers until the drain is over.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let admin = self
+            .admin
+            .map(|l| tokio::spawn(admin::serve(l, std::sync::Arc::clone(&self.gateway))));
         server::serve(self.listener, self.gateway, &self.server, shutdown).await;
+        if let Some(a) = admin {
+            a.abort();
+        }
     }
 }

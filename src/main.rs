@@ -127,6 +127,9 @@ async fn run(path: &std::path::Path) -> ExitCode {
         Ok(addr) => tracing::info!(%addr, routes = cfg.routes.len(), "listening"),
         Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
     }
+    if let Some(addr) = running.admin_addr() {
+        tracing::info!(%addr, "admin listening (/healthz, /readyz)");
+    }
     running.serve(signal::shutdown()).await;
     ExitCode::SUCCESS
 }

@@ -60,6 +60,8 @@ pub enum Problem {
     NoResult(&'static str),
     /// The job store cannot be reached.
     StoreUnavailable,
+    /// `/readyz`: the gateway does not take new work now (draining, store down).
+    NotReady(String),
     /// A callback was given without `respond-async` or `wait`.
     CallbackWithoutAsync,
     /// The callback URL is refused (scheme, userinfo, port, or a non-public address).
@@ -163,6 +165,11 @@ impl Problem {
                 "store-unavailable",
                 "The job store is unavailable",
             ),
+            Problem::NotReady(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "The gateway is not ready for traffic",
+            ),
             Problem::CallbackWithoutAsync => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "callback-requires-async",
@@ -211,6 +218,7 @@ impl Problem {
             Problem::JobFinished(status) => Some(format!("its status is {status}")),
             Problem::NoResult(status) => Some(format!("its status is {status}")),
             Problem::StoreUnavailable => Some("retry shortly; nothing was accepted".into()),
+            Problem::NotReady(why) => Some(why.clone()),
             Problem::CallbackWithoutAsync => Some(
                 "send Prefer: respond-async (or wait=N) with a callback, or drop the callback"
                     .into(),
@@ -295,6 +303,7 @@ mod tests {
             Problem::CallbackWithoutAsync,
             Problem::CallbackForbidden("x".into()),
             Problem::CannotRedeliver("x"),
+            Problem::NotReady("x".into()),
         ];
         for p in all {
             let (status, slug, _) = p.parts();

@@ -133,6 +133,8 @@ pub fn reply(status: u16, body: &str, headers: &[(&str, &str)]) -> Reply {
 /// A running gateway.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// The admin listener, when the config has `admin_listen`.
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -145,12 +147,14 @@ impl Gateway {
         cfg.server.listen = "127.0.0.1:0".parse().unwrap();
         let running = prefer_gateway::Running::bind(&cfg).await.unwrap();
         let addr = running.local_addr().unwrap();
+        let admin = running.admin_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(running.serve(async move {
             let _ = stopped.await;
         }));
         Gateway {
             addr,
+            admin,
             stop: Some(stop),
             done: Some(done),
         }
