@@ -205,12 +205,19 @@ pub struct Upstreams {
 
 /// Starts both demo APIs on loopback ports; they live as long as the runtime.
 pub async fn start_upstreams() -> Result<Upstreams, String> {
-    let bind = || async {
-        TcpListener::bind("127.0.0.1:0")
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    start_upstreams_on(any, any).await
+}
+
+/// Starts both demo APIs on the given addresses (`prefer-gateway demo-upstreams`, used by
+/// `docker/compose.yml`).
+pub async fn start_upstreams_on(tasks: SocketAddr, sync: SocketAddr) -> Result<Upstreams, String> {
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("demo upstream: {e}"))
+            .map_err(|e| format!("demo upstream on {addr}: {e}"))
     };
-    let (tl, sl) = (bind().await?, bind().await?);
+    let (tl, sl) = (bind(tasks).await?, bind(sync).await?);
     let ups = Upstreams {
         tasks: tl.local_addr().map_err(|e| e.to_string())?,
         sync: sl.local_addr().map_err(|e| e.to_string())?,

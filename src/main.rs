@@ -46,6 +46,15 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Run only the demo upstreams (task API and sync API), e.g. for docker/compose.yml.
+    DemoUpstreams {
+        /// Task API address.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        tasks: SocketAddr,
+        /// Sync API address.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        sync: SocketAddr,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -89,6 +98,19 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             },
+            Command::DemoUpstreams { tasks, sync } => {
+                match demo::start_upstreams_on(tasks, sync).await {
+                    Ok(ups) => {
+                        tracing::info!(tasks = %ups.tasks, sync = %ups.sync, "demo upstreams listening");
+                        signal::shutdown().await;
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("prefer-gateway demo-upstreams: {e}");
+                        ExitCode::from(1)
+                    }
+                }
+            }
             Command::Check { .. } => ExitCode::SUCCESS,
         }
     })

@@ -159,6 +159,7 @@ fn empty_file_loads_with_all_defaults() {
     assert_eq!(cfg.defaults.min_wait, secs(1));
     assert_eq!(cfg.jobs.store, StoreConfig::Sqlite("data/jobs.db".into()));
     assert_eq!(cfg.jobs.tenant_header, None);
+    assert_eq!(cfg.jobs.key_prefix, "prefer:");
     assert_eq!(cfg.webhooks.signing_secret, None);
     assert_eq!(
         cfg.webhooks.retry_schedule,
@@ -190,7 +191,7 @@ fn route_overrides_merge_over_defaults() {
 #[test]
 fn other_valid_spellings_load() {
     let cfg = load(&[
-        "[jobs]\nstore = \"rediss://:pw@cache:6380/2\"",
+        "[jobs]\nstore = \"rediss://:pw@cache:6380/2\"\nkey_prefix = \"gw-eu:\"",
         "[webhooks]\nsigning_secret = \"s\"\nallow_networks = [\"10.1.2.3/8\", \"::1\"]",
         &route("a", "sync", r#"["GET"]"#, "/a"),
         "mode = { query = \"m\", deprecation = 2026-06-01, sunset = \"2027-01-01T00:00:00Z\" }",
@@ -201,6 +202,7 @@ fn other_valid_spellings_load() {
     ])
     .unwrap();
     assert!(matches!(cfg.jobs.store, StoreConfig::Redis(_)));
+    assert_eq!(cfg.jobs.key_prefix, "gw-eu:");
     let nets = &cfg.webhooks.allow_networks;
     let nets: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
     assert_eq!(nets, ["10.0.0.0/8", "::1/128"]);

@@ -1,8 +1,13 @@
 //! The `JobStore` contract, proved once for every store: each case in `job_store/*.rs`
-//! is written against `Arc<dyn JobStore>` and instantiated here for [`MemoryStore`] and
-//! for [`SqliteStore`] on a file in a temporary directory, so the two cannot drift apart.
-//! After the shared suite: what only a file-backed store can show (reopening, schema
-//! versions and migrations, corrupt rows), in `job_store/sqlite_file.rs`.
+//! is written against `Arc<dyn JobStore>` and instantiated here for [`MemoryStore`], for
+//! [`SqliteStore`] on a file in a temporary directory, and for [`RedisStore`] on a real
+//! `redis-server` the case starts itself (`support/redis.rs`: a free port, a temporary
+//! directory, killed on drop; one server per case, and a key prefix naming the case), so
+//! the three cannot drift apart. After the shared suite: what only a file-backed store can
+//! show (reopening, schema versions and migrations, corrupt rows), in
+//! `job_store/sqlite_file.rs`, and what only the shared Redis store can (restarts,
+//! unreachable servers, several replicas racing, key prefixes), in
+//! `job_store/redis_shared.rs`.
 //!
 //! Times are explicit [`Millis`] values passed to the store, so nothing here sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,6 +18,10 @@ mod admission;
 mod callbacks;
 #[path = "job_store/delivering.rs"]
 mod delivering;
+#[path = "support/redis.rs"]
+mod redis_server;
+#[path = "job_store/redis_shared.rs"]
+mod redis_shared;
 #[path = "job_store/retention.rs"]
 mod retention;
 #[path = "job_store/running.rs"]
@@ -26,6 +35,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prefer_gateway::jobs::memory::MemoryStore;
 use prefer_gateway::jobs::model::{JobError, JobKind, Millis, StoredRequest, StoredResponse};
+use prefer_gateway::jobs::redis::RedisStore;
 use prefer_gateway::jobs::sqlite::SqliteStore;
 use prefer_gateway::jobs::{Created, Job, JobStore, Lookup, NewJob, Outcome};
 
@@ -152,6 +162,15 @@ async fn sqlite_store(dir: &Path) -> Store {
     )
 }
 
+/// A Redis store on `server`, its keys under a prefix naming `case`.
+pub async fn redis_store(server: &redis_server::RedisServer, case: &str) -> Store {
+    Arc::new(
+        RedisStore::open(&server.url(), &format!("test:{case}:"))
+            .await
+            .unwrap(),
+    )
+}
+
 macro_rules! suite {
     ($($group:ident :: $case:ident),* $(,)?) => {
         mod memory {
@@ -168,6 +187,16 @@ macro_rules! suite {
                 async fn $case() {
                     let dir = tempfile::TempDir::new().unwrap();
                     crate::$group::$case(crate::sqlite_store(dir.path()).await).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server = crate::redis_server::RedisServer::start();
+                    let store = crate::redis_store(&server, stringify!($case)).await;
+                    crate::$group::$case(store).await;
                 }
             )*
         }

@@ -5,64 +5,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::process::GatewayProcess;
 use support::{client, sync_upstream};
-
-struct Gw {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `prefer-gateway run` and waits for its `listening addr=…` log line.
-fn spawn(config: &std::path::Path) -> Gw {
-    let child = Command::new(env!("CARGO_BIN_EXE_prefer-gateway"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Owned by `Gw` at once, so a failed assertion below still kills the child.
-    let mut gw = Gw {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let stderr = gw.child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            gw.addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-            // Keep draining stderr so the child never blocks on a full pipe.
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return gw;
-        }
-    }
-}
 
 fn config(dir: &std::path::Path, upstream: &str, retry: bool) -> std::path::PathBuf {
     let path = dir.join("gateway.toml");
@@ -143,18 +91,17 @@ async fn kill_and_restart(retry: bool) -> (Vec<Value>, usize) {
     let up = sync_upstream(Duration::from_millis(700)).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &up.url(), retry);
-    let mut gw = spawn(&cfg);
+    let mut gw = GatewayProcess::start(&cfg);
     let ids = submit_all(gw.addr, 12).await;
     // Let the first jobs start running, then kill without any chance to clean up.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    gw.child.kill().unwrap();
-    gw.child.wait().unwrap();
+    gw.kill();
     let calls_before_restart = up.seen().len();
     assert!(
         calls_before_restart >= 1,
         "some jobs were running when killed"
     );
-    let gw = spawn(&cfg);
+    let gw = GatewayProcess::start(&cfg);
     (final_states(gw.addr, &ids).await, calls_before_restart)
 }
 

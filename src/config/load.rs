@@ -40,6 +40,8 @@
 //! | `jobs.retention` | `"24h"` | > 0 |
 //! | `jobs.tenant_header` | none (single tenant) | header name |
 //! | `jobs.max_queued_per_tenant` | `100000` | ≥ 1 |
+//! | `jobs.key_prefix` | `"prefer:"` | Redis store only: prefix of every key |
+//! | `jobs.lease` | `"30s"` | > 0; a dead runner's jobs are recovered this long after its last renewal |
 //! | `webhooks.signing_secret` | none | non-empty |
 //! | `webhooks.retry_schedule` | `["0s", "2m", "4m", "8m", "16m"]` | non-empty |
 //! | `webhooks.timeout` | `"15s"` | > 0 |

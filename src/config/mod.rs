@@ -89,6 +89,13 @@ pub struct JobsConfig {
     pub tenant_header: Option<http::HeaderName>,
     /// Unfinished jobs per tenant before `429`. Default 100,000.
     pub max_queued_per_tenant: u64,
+    /// Prefix of every key the Redis store writes, so several gateways (or other
+    /// applications) can share one Redis database. Default `"prefer:"`.
+    pub key_prefix: String,
+    /// How long a runner's claim on a job (or a callback delivery) lasts without renewal;
+    /// a replica that dies leaves its jobs to others this long after its last renewal.
+    /// Renewed every third of it. Default 30 s.
+    pub lease: Duration,
 }
 
 /// `[webhooks]`.

@@ -4,7 +4,7 @@
 //! has a free slot under `max_in_flight` (a semaphore), and spawns one task per claimed
 //! job. It is woken at once when a job is created and otherwise looks every second, which
 //! also picks up work other processes left (a dead runner's expired leases are recovered
-//! on the same tick). A running job renews its lease every [`LEASE`] / 3; when renewal
+//! on the same tick). A running job renews its lease every `[jobs].lease` / 3; when renewal
 //! reports the job is no longer running (canceled), the upstream call is dropped.
 //!
 //! Waiters (`wait=N` on a submit, `Prefer: wait` on `GET {jobs}/{id}`) are woken by
@@ -29,9 +29,6 @@ use crate::webhook::deliver::Deliverer;
 
 /// Concurrent watches of handed-off task operations per route.
 const MAX_WATCHES: usize = 10_000;
-
-/// How long a claim is valid without renewal.
-pub const LEASE: Duration = Duration::from_secs(30);
 
 /// A `sync` route as the runner sees it.
 pub struct JobRoute {
@@ -60,17 +57,23 @@ pub struct Engine {
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
-/// Opens the configured store.
-pub async fn open_store(cfg: &StoreConfig) -> Result<Arc<dyn JobStore>, String> {
-    match cfg {
+/// Opens the configured store (`[jobs].store`; a Redis store uses `[jobs].key_prefix`).
+pub async fn open_store(cfg: &JobsConfig) -> Result<Arc<dyn JobStore>, String> {
+    match &cfg.store {
         StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreConfig::Sqlite(path) => SqliteStore::open(path)
             .await
             .map(|s| Arc::new(s) as Arc<dyn JobStore>)
             .map_err(|e| format!("cannot open {}: {e}", path.display())),
-        StoreConfig::Redis(url) => Err(format!(
-            "store {url}: the Redis job store arrives in a later release; use sqlite:PATH"
-        )),
+        StoreConfig::Redis(url) => super::redis::RedisStore::open(url, &cfg.key_prefix)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn JobStore>)
+            .map_err(|e| {
+                // Host and port only: the URL may carry a password.
+                let host = url.host_str().unwrap_or_default();
+                let port = url.port().unwrap_or(6379);
+                format!("cannot open the Redis store at {host}:{port}: {e}")
+            }),
     }
 }
 
@@ -103,7 +106,7 @@ impl Engine {
         if routes.is_empty() {
             return Ok(None);
         }
-        let store = open_store(&cfg.jobs.store).await?;
+        let store = open_store(&cfg.jobs).await?;
         let engine = Arc::new(Engine {
             store,
             cfg: cfg.jobs.clone(),
@@ -116,14 +119,22 @@ impl Engine {
             done: Mutex::default(),
             cancels: Mutex::default(),
         });
-        // A single-process store: every job still marked running was interrupted by the
-        // previous process, whatever its lease says.
-        let n = engine.recover(true).await.map_err(|e| e.to_string())?;
+        // A single-process store (memory, SQLite): every job still marked running was
+        // interrupted by the previous process, whatever its lease says. A shared store
+        // (Redis) may hold jobs other live replicas are running: only expired leases count.
+        let single_process = !matches!(cfg.jobs.store, StoreConfig::Redis(_));
+        let n = engine
+            .recover(single_process)
+            .await
+            .map_err(|e| e.to_string())?;
         if n > 0 {
             tracing::info!(jobs = n, "recovered jobs interrupted by the previous run");
         }
         tokio::spawn(dispatch(Arc::downgrade(&engine)));
         tokio::spawn(sweep(Arc::downgrade(&engine)));
+        if let Some(feed) = engine.store.finished_feed().await {
+            tokio::spawn(relay_finished(Arc::downgrade(&engine), feed));
+        }
         if engine.deliverer.is_some() {
             let wake = Arc::clone(&engine.deliveries);
             tokio::spawn(crate::webhook::deliver::worker(
@@ -257,7 +268,8 @@ async fn dispatch(engine: Weak<Engine>) {
                 let Ok(permit) = Arc::clone(&route.slots).try_acquire_owned() else {
                     break;
                 };
-                let lease = now_millis() + LEASE.as_millis() as i64;
+                let lease =
+                    now_millis() + i64::try_from(e.cfg.lease.as_millis()).unwrap_or(i64::MAX);
                 match e.store.claim(&route.cfg.name, lease, now_millis()).await {
                     Ok(Some(job)) => {
                         let e2 = Arc::clone(&e);
@@ -282,6 +294,14 @@ async fn dispatch(engine: Weak<Engine>) {
             () = wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+    }
+}
+
+/// Wakes local waiters for jobs other replicas finished.
+async fn relay_finished(engine: Weak<Engine>, mut feed: tokio::sync::mpsc::Receiver<String>) {
+    while let Some(id) = feed.recv().await {
+        let Some(e) = engine.upgrade() else { return };
+        e.finished(&id);
     }
 }
 

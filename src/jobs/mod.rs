@@ -1,7 +1,8 @@
 //! Gateway jobs: `respond-async` and `wait` for synchronous upstreams (behaviour §5).
 //!
 //! - [`model`]: the job and its states; [`store`]: the `JobStore` trait;
-//! - [`memory`] and [`sqlite`]: the in-process and the embedded durable store;
+//! - [`memory`] and [`sqlite`]: the in-process and the embedded durable store; [`redis`]:
+//!   the store shared by several replicas;
 //! - [`engine`]: store + dispatcher + waiters; [`run`]: one job's upstream call;
 //! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`;
 //! - [`document`]: status document, `202` handle, result replay;
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod idempotency;
 pub mod memory;
 pub mod model;
+pub mod redis;
 pub mod run;
 pub mod sqlite;
 pub mod store;

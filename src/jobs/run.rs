@@ -3,16 +3,17 @@
 //! The job id goes upstream as `Idempotency-Key`, so an upstream that honours it makes a
 //! re-run after a crash safe. The answer is read whole (up to the route's `max_body`; a
 //! larger one fails the job with `result_too_large`) because it must be replayable. While
-//! the call is in flight the lease is renewed every third of [`LEASE`]; a cancel — local
+//! the call is in flight the lease is renewed every third of `[jobs].lease`; a cancel — local
 //! (the job API of this process) or seen through a failed renewal — drops the call.
 
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, Request};
 
-use super::engine::{route_of, Engine, LEASE};
+use super::engine::{route_of, Engine};
 use super::idempotency::IDEMPOTENCY_KEY;
 use super::model::{now_millis, Job, JobError, JobKind, Outcome, StoredResponse};
+use super::store::StoreError;
 use crate::body::{self, Body};
 use crate::problem::Problem;
 use crate::proxy;
@@ -33,17 +34,21 @@ pub async fn run(engine: &Engine, job: Job) {
     };
     let mut delay = Duration::from_millis(100);
     loop {
-        match engine
-            .store
-            .complete(
-                &job.id,
-                outcome.clone(),
-                engine.retention_ms(),
-                now_millis(),
-            )
+        let write = engine.store.complete(
+            &job.id,
+            outcome.clone(),
+            engine.retention_ms(),
+            now_millis(),
+        );
+        // Bounded, so a write stuck on a dead connection is retried on a fresh one.
+        let written = tokio::time::timeout(Duration::from_secs(10), write)
             .await
-        {
-            Ok(_) => break,
+            .unwrap_or_else(|_| Err(StoreError("no answer within 10s".into())));
+        match written {
+            Ok(stored) => {
+                tracing::debug!(job = %job.id, stored, "run finished");
+                break;
+            }
             // The store is down: keep the result and try again — nothing accepted is lost.
             Err(e) => {
                 tracing::warn!(job = %job.id, error = %e, "cannot store the result; retrying");
@@ -58,8 +63,9 @@ pub async fn run(engine: &Engine, job: Job) {
 /// Renews the lease until the store says the job is no longer running (then returns).
 async fn keep_lease(engine: &Engine, id: &str) {
     loop {
-        tokio::time::sleep(LEASE / 3).await;
-        let until = now_millis() + LEASE.as_millis() as i64;
+        let lease = engine.cfg.lease;
+        tokio::time::sleep(lease / 3).await;
+        let until = now_millis() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         match engine.store.renew(id, until, now_millis()).await {
             Ok(true) => {}
             Ok(false) => return,

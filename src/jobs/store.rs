@@ -168,6 +168,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// Whether the store is reachable (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Ids of jobs that reached a terminal state in *any* process sharing this store, as
+    /// they happen (Redis pub/sub), so a waiter on one replica wakes when another replica
+    /// finishes the job. Best effort: waiters still re-read the store once a second.
+    /// `None` for single-process stores (memory, SQLite), where in-process wake-ups
+    /// already cover every completion.
+    async fn finished_feed(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        None
+    }
+
     // === callbacks ===
 
     /// Claims the most overdue callback delivery: state pending and due — `next_attempt_at

@@ -7,6 +7,8 @@
 //! [`wire`] speaks raw bytes over TCP where reqwest would normalise the request.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod process;
+pub mod redis;
 pub mod wire;
 
 use std::collections::HashMap;

@@ -71,6 +71,8 @@ fn jobs(raw: RawJobs) -> JobsConfig {
         retention: raw.retention.unwrap_or(Duration::from_secs(24 * 3600)),
         tenant_header: raw.tenant_header,
         max_queued_per_tenant: raw.max_queued_per_tenant.unwrap_or(100_000),
+        key_prefix: raw.key_prefix.unwrap_or_else(|| "prefer:".to_owned()),
+        lease: raw.lease.unwrap_or(Duration::from_secs(30)),
     }
 }
 

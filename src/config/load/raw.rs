@@ -82,6 +82,11 @@ pub(super) struct RawJobs {
     pub tenant_header: Option<HeaderName>,
     #[serde(deserialize_with = "opt_at_least_one")]
     pub max_queued_per_tenant: Option<u64>,
+    /// Redis key prefix (not in the example file, which is the shared schema).
+    pub key_prefix: Option<String>,
+    /// How long a runner's claim on a job lasts without renewal (not in the example file).
+    #[serde(deserialize_with = "opt_positive")]
+    pub lease: Option<Duration>,
 }
 
 /// `[webhooks]`.

@@ -1,0 +1,95 @@
+-- Shared by every script of the Redis job store: prepended to each one (see scripts.rs).
+-- ARGV[1] is always the key prefix; keys are derived here so that the layout is written
+-- down once (redis.rs lists it). Times arrive as decimal strings in ARGV and are stored
+-- as given; they are only turned into numbers to be compared.
+local P = ARGV[1]
+local RUNNING, EXPIRY, TOMBS = P .. 'running', P .. 'expiry', P .. 'tombs'
+local FIRST_DUE, RETRY_DUE = P .. 'due:first', P .. 'due:retry'
+
+-- A computed time as decimal digits: Lua numbers are doubles, and how Redis would print
+-- one on its own varies between versions (an exponent would not parse as a PX value).
+local function int(n) return string.format('%.0f', n) end
+
+local function job_key(id) return P .. 'job:' .. id end
+local function tomb_key(id) return P .. 'tomb:' .. id end
+local function pending_key(route) return P .. 'pending:' .. route end
+local function open_key(tenant) return P .. 'tenant:' .. tenant .. ':open' end
+-- Lengths first: tenant "a:b" + route "c" and tenant "a" + route "b:c" must differ.
+local function idem_key(tenant, route, key)
+  return P .. 'idem:' .. #tenant .. ':' .. tenant .. ':' .. #route .. ':' .. route .. ':' .. key
+end
+
+-- `tag` followed by job `id`'s hash as field, value, field, value, ...
+local function with_job(tag, id)
+  local reply = redis.call('HGETALL', job_key(id))
+  table.insert(reply, 1, tag)
+  return reply
+end
+
+-- What `tenant` may see of job `id` at `now`: 'found' (and the status), 'expired' (past
+-- retention, or swept and tombstoned for this tenant) or 'missing'.
+local function lookup(tenant, id, now)
+  local f = redis.call('HMGET', job_key(id), 'tenant', 'expires_at', 'status')
+  if not f[1] then
+    if redis.call('GET', tomb_key(id)) == tenant then return 'expired' end
+    return 'missing'
+  end
+  if f[1] ~= tenant then return 'missing' end
+  if f[2] and tonumber(f[2]) <= tonumber(now) then return 'expired' end
+  return 'found', f[3]
+end
+
+-- A pending delivery is due-indexed by `next_at`: never attempted and retried ones apart,
+-- because a first attempt waits an extra delay that is only known at claim time.
+local function index_delivery(id, attempts, at)
+  if tonumber(attempts) == 0 then
+    redis.call('ZADD', FIRST_DUE, at, id)
+  else
+    redis.call('ZADD', RETRY_DUE, at, id)
+  end
+end
+
+local function unindex_delivery(id)
+  redis.call('ZREM', FIRST_DUE, id)
+  redis.call('ZREM', RETRY_DUE, id)
+end
+
+-- One fewer unfinished job for `tenant`; the counter goes at zero.
+local function decrement(tenant)
+  local key = open_key(tenant)
+  if redis.call('DECR', key) <= 0 then redis.call('DEL', key) end
+end
+
+-- Moves unfinished job `id` to terminal `status` (`extra`: response / error fields):
+-- out of the pending or running index, into the expiry index, one fewer unfinished job
+-- for its tenant, a waiting callback due now, and the id published on `P finished` — all
+-- in the caller's script.
+local function finish(id, status, now, expires_at, extra)
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'status', 'tenant', 'route', 'cb_state', 'cb_attempts')
+  if f[1] == 'pending' then
+    redis.call('ZREM', pending_key(f[3]), id)
+  else
+    redis.call('ZREM', RUNNING, id)
+  end
+  redis.call('HDEL', key, 'lease_until', 'resp_status', 'resp_headers', 'resp_body',
+    'error_code', 'error_message')
+  redis.call('HSET', key, 'status', status, 'updated_at', now, 'expires_at', expires_at,
+    unpack(extra))
+  redis.call('ZADD', EXPIRY, expires_at, id)
+  decrement(f[2])
+  if f[4] == 'waiting' then
+    redis.call('HSET', key, 'cb_state', 'pending', 'cb_next_at', now)
+    index_delivery(id, f[5], now)
+  end
+  -- Waiters on other replicas (feed.rs); lost messages are covered by their polling.
+  redis.call('PUBLISH', P .. 'finished', id)
+end
+
+-- Running jobs whose lease ended before `now` (all of them when `ignore` is '1'): the
+-- running index is scored by lease, so this is one range read.
+local function stale_ids(now, ignore)
+  local max = '(' .. now
+  if ignore == '1' then max = '+inf' end
+  return redis.call('ZRANGEBYSCORE', RUNNING, '-inf', max)
+end

@@ -1,0 +1,13 @@
+-- redeliver: ARGV tenant, id, now → {'scheduled', job...} | {'unfinished', job...} |
+-- {'nocallback', job...} | {'expired'} | {'missing'}
+local id, now = ARGV[3], ARGV[4]
+local state, status = lookup(ARGV[2], id, now)
+if state ~= 'found' then return {state} end
+if status == 'pending' or status == 'running' then return with_job('unfinished', id) end
+local key = job_key(id)
+if not redis.call('HGET', key, 'cb_url') then return with_job('nocallback', id) end
+unindex_delivery(id)
+redis.call('HDEL', key, 'cb_lease_until', 'cb_last_status', 'cb_last_error')
+redis.call('HSET', key, 'cb_state', 'pending', 'cb_attempts', '0', 'cb_next_at', now)
+redis.call('ZADD', FIRST_DUE, now, id)
+return with_job('scheduled', id)
