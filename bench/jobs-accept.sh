@@ -3,7 +3,8 @@
 # measured with wrk against a release build. The upstream is a trivial Python server (the
 # jobs run in the background while the load runs, as they would in production).
 #
-#   bench/jobs-accept.sh [connections] [seconds] [store]      e.g. bench/jobs-accept.sh 16 10 sqlite
+#   bench/jobs-accept.sh [connections] [seconds] [store]      store: sqlite | redis | memory
+#   REDIS_FSYNC=everysec bench/jobs-accept.sh 16 10 redis      (default: always)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${1:-16}; secs=${2:-10}; store_kind=${3:-sqlite}
@@ -22,7 +23,18 @@ s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 open(sys.argv[1], "w").write(str(s.server_address[1])); s.serve_forever()
 PY
 for _ in $(seq 50); do [ -s "$work/up.port" ] && break; sleep 0.1; done
-case "$store_kind" in sqlite) store="sqlite:$work/jobs.db" ;; *) store="$store_kind" ;; esac
+case "$store_kind" in
+  sqlite) store="sqlite:$work/jobs.db" ;;
+  redis)
+    # A private redis-server with the durable setting (every write fsynced before the 202).
+    command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+    rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    redis-server --port "$rport" --bind 127.0.0.1 --dir "$work" --save "" \
+      --appendonly yes --appendfsync "${REDIS_FSYNC:-always}" --daemonize no >/dev/null &
+    for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    store="redis://127.0.0.1:$rport/0" ;;
+  *) store="$store_kind" ;;
+esac
 cat > "$work/gw.toml" <<TOML
 [server]
 listen = "127.0.0.1:0"

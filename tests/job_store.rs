@@ -18,6 +18,8 @@ mod admission;
 mod callbacks;
 #[path = "job_store/delivering.rs"]
 mod delivering;
+#[path = "job_store/limits.rs"]
+mod limits;
 #[path = "support/redis.rs"]
 mod redis_server;
 #[path = "job_store/redis_shared.rs"]
@@ -46,6 +48,8 @@ pub type Store = Arc<dyn JobStore>;
 pub const T0: Millis = 1_700_000_000_000;
 /// Retention used throughout.
 pub const RET: i64 = 60_000;
+/// A `max_running` for claims that are not about the limit.
+pub const NO_LIMIT: u32 = u32::MAX;
 
 /// A request with non-UTF-8 header bytes, a duplicate header and a binary body.
 pub fn request(n: u32) -> StoredRequest {
@@ -138,7 +142,7 @@ pub async fn finished(store: &Store, tenant: &str, route: &str, at: i64) -> Stri
 pub async fn run_to_success(store: &Store, job: NewJob, at: i64) -> String {
     let job = create(store, job, at).await;
     let claimed = store
-        .claim(&job.route, at + 1_000, at)
+        .claim(&job.route, NO_LIMIT, at + 1_000, at)
         .await
         .unwrap()
         .unwrap();
@@ -222,6 +226,9 @@ suite!(
     running::cancel_terminal_foreign_unknown,
     running::recover_retry_and_fail,
     running::recover_ignoring_leases,
+    limits::claims_stop_at_max_running_until_one_leaves,
+    limits::limits_are_per_route,
+    limits::concurrent_claims_respect_the_limit,
     retention::other_tenant_sees_missing,
     retention::expired_before_and_after_sweep,
     retention::sweep_works_in_batches_oldest_first,

@@ -1,20 +1,22 @@
 //! Several gateway replicas (real processes) on one real `redis-server`: a job submitted on
 //! one replica is visible, waitable and cancellable on the others; killing a replica or
 //! restarting Redis loses no accepted job; duplicate idempotency keys across replicas make
-//! one upstream call.
+//! one upstream call; a route's `max_in_flight` holds across all replicas together.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::process::GatewayProcess;
 use support::redis::RedisServer;
-use support::{client, sync_upstream, Upstream};
+use support::{client, reply, sync_upstream, Upstream};
 
-fn config(dir: &std::path::Path, redis: &url::Url, upstream: &str) -> PathBuf {
+fn config(dir: &std::path::Path, redis: &url::Url, upstream: &str, in_flight: u32) -> PathBuf {
     let path = dir.join("replica.toml");
     std::fs::write(
         &path,
@@ -33,7 +35,7 @@ kind = "sync"
 methods = ["POST"]
 path = "/v1/render"
 upstream = "{upstream}"
-max_in_flight = 4
+max_in_flight = {in_flight}
 retry_interrupted = true
 "#
         ),
@@ -50,10 +52,14 @@ struct Cluster {
 }
 
 async fn cluster(n: usize, took: Duration) -> Cluster {
+    cluster_on(n, sync_upstream(took).await, 4)
+}
+
+/// `n` replicas on a fresh Redis, their route on `up` with `max_in_flight = in_flight`.
+fn cluster_on(n: usize, up: Upstream, in_flight: u32) -> Cluster {
     let redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let up = sync_upstream(took).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &redis.url(), &up.url());
+    let cfg = config(dir.path(), &redis.url(), &up.url(), in_flight);
     let replicas = (0..n).map(|_| GatewayProcess::start(&cfg)).collect();
     Cluster {
         redis,
@@ -315,4 +321,39 @@ async fn while_redis_is_down_submits_get_503_and_readyz_is_unready() {
         assert!(t.elapsed() < Duration::from_secs(15), "{d}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn max_in_flight_holds_across_replicas() {
+    // The upstream counts the requests it is serving at once and keeps the highest count.
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, m) = (Arc::clone(&now), Arc::clone(&most));
+    let up = Upstream::start(move |_| {
+        let (now, most) = (Arc::clone(&n), Arc::clone(&m));
+        async move {
+            let current = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(current, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            reply(200, "{}", &[])
+        }
+    })
+    .await;
+    // Each replica alone may run 2: without the shared count, 3 replicas would run 6.
+    let c = cluster_on(3, up, 2);
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let gw = &c.replicas[i % 3];
+        ids.push(job_id(submit(gw, &format!("{{\"i\":{i}}}"), &[]).await).await);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let d = until_terminal(&c.replicas[i % 3], id, Duration::from_secs(60)).await;
+        assert_eq!(d["status"], "succeeded", "{d}");
+    }
+    assert_eq!(c.up.seen().len(), 12);
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "the upstream saw more than max_in_flight at once, or never reached it"
+    );
 }

@@ -1,10 +1,13 @@
 //! The job engine: the store, the per-route runners, and the waiters.
 //!
 //! One background task (the *dispatcher*) claims pending jobs per route while that route
-//! has a free slot under `max_in_flight` (a semaphore), and spawns one task per claimed
-//! job. It is woken at once when a job is created and otherwise looks every second, which
-//! also picks up work other processes left (a dead runner's expired leases are recovered
-//! on the same tick). A running job renews its lease every `[jobs].lease` / 3; when renewal
+//! has a free slot under `max_in_flight`, and spawns one task per claimed job. The limit
+//! is enforced twice: a local semaphore bounds this process's tasks, and the store's claim
+//! refuses once the route has that many running jobs in *any* process sharing the store,
+//! so replicas together stay under it. It is woken at once when a job is created (or, on
+//! a shared store, finished by any replica) and otherwise looks every second, which also
+//! picks up work other processes left (a dead runner's expired leases are recovered on
+//! the same tick). A running job renews its lease every `[jobs].lease` / 3; when renewal
 //! reports the job is no longer running (canceled), the upstream call is dropped.
 //!
 //! Waiters (`wait=N` on a submit, `Prefer: wait` on `GET {jobs}/{id}`) are woken by
@@ -28,7 +31,7 @@ use crate::proxy::Upstream;
 use crate::webhook::deliver::Deliverer;
 
 /// Concurrent watches of handed-off task operations per route.
-const MAX_WATCHES: usize = 10_000;
+const MAX_WATCHES: u32 = 10_000;
 
 /// A `sync` route as the runner sees it.
 pub struct JobRoute {
@@ -36,6 +39,8 @@ pub struct JobRoute {
     pub cfg: RouteConfig,
     /// Where its jobs go.
     pub upstream: Upstream,
+    /// The route's limit on running jobs, local and across the store.
+    max_running: u32,
     slots: Arc<Semaphore>,
 }
 
@@ -88,17 +93,18 @@ impl Engine {
             r.kind == RouteKind::Sync || (r.kind == RouteKind::Task && r.callback.is_some())
         };
         for rc in cfg.routes.iter().filter(runs_jobs) {
-            let limit = match rc.kind {
-                RouteKind::Sync => rc.max_in_flight as usize,
+            let max_running = match rc.kind {
+                RouteKind::Sync => rc.max_in_flight,
                 _ => MAX_WATCHES,
             };
-            let slots = Arc::new(Semaphore::new(limit));
+            let slots = Arc::new(Semaphore::new(max_running as usize));
             let upstream = Upstream::from_url(&rc.upstream)?;
             routes.insert(
                 rc.name.clone(),
                 JobRoute {
                     cfg: rc.clone(),
                     upstream,
+                    max_running,
                     slots,
                 },
             );
@@ -270,7 +276,11 @@ async fn dispatch(engine: Weak<Engine>) {
                 };
                 let lease =
                     now_millis() + i64::try_from(e.cfg.lease.as_millis()).unwrap_or(i64::MAX);
-                match e.store.claim(&route.cfg.name, lease, now_millis()).await {
+                let claimed = e
+                    .store
+                    .claim(&route.cfg.name, route.max_running, lease, now_millis())
+                    .await;
+                match claimed {
                     Ok(Some(job)) => {
                         let e2 = Arc::clone(&e);
                         tokio::spawn(async move {
@@ -297,11 +307,14 @@ async fn dispatch(engine: Weak<Engine>) {
     }
 }
 
-/// Wakes local waiters for jobs other replicas finished.
+/// Wakes local waiters for jobs other replicas finished, and the dispatcher: a job
+/// finished elsewhere may have freed a slot under a route's shared limit that this
+/// replica's claims were refused for (otherwise it would wait for its next tick).
 async fn relay_finished(engine: Weak<Engine>, mut feed: tokio::sync::mpsc::Receiver<String>) {
     while let Some(id) = feed.recv().await {
         let Some(e) = engine.upgrade() else { return };
         e.finished(&id);
+        e.wake();
     }
 }
 

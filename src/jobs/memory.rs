@@ -8,9 +8,9 @@
 //!
 //! Besides the jobs themselves the state keeps the indexes the SQLite schema has, so the
 //! hot paths stay cheap with many finished jobs around: pending jobs per route in claim
-//! order, the running set, finished jobs by expiry, unfinished counts per tenant, the
-//! idempotency index and tombstones by purge time (sweeping them is in `retention`).
-//! Semantics match
+//! order, the running set and its size per route (the claim limit, see `running`),
+//! finished jobs by expiry, unfinished counts per tenant, the idempotency index and
+//! tombstones by purge time (sweeping them is in `retention`). Semantics match
 //! [`SqliteStore`](super::sqlite::SqliteStore) in every detail; `tests/job_store.rs` runs
 //! one suite against both.
 //!
@@ -21,6 +21,7 @@
 
 mod deliveries;
 mod retention;
+mod running;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -48,6 +49,9 @@ struct State {
     /// Route → `(created_at, id)` of its pending jobs: the first is the next to claim.
     pending: HashMap<String, BTreeSet<(Millis, String)>>,
     running: HashSet<String>,
+    /// Route → how many of `running` are its jobs; absent means zero. Read by `claim` for
+    /// the route's limit, so it must move with `running` (see `start_run` / `end_run`).
+    running_per_route: HashMap<String, u32>,
     /// `(expires_at, id)` of finished jobs: the sweeper takes from the front.
     expiring: BTreeSet<(Millis, String)>,
     /// Tenant → unfinished jobs; absent means zero.
@@ -110,9 +114,7 @@ impl State {
         self.schedule_delivery(id, now);
         match was {
             JobStatus::Pending => self.unqueue(&route, created_at, id),
-            _ => {
-                self.running.remove(id);
-            }
+            _ => self.end_run(id, &route),
         }
         self.expiring.insert((expires_at, id.to_owned()));
         if let Some(n) = self.unfinished.get_mut(&tenant) {
@@ -131,11 +133,6 @@ impl State {
                 self.pending.remove(route);
             }
         }
-    }
-
-    fn is_stale(job: &Job, now: Millis, ignore_leases: bool) -> bool {
-        job.status == JobStatus::Running
-            && (ignore_leases || job.lease_until.map_or(true, |lease| lease < now))
     }
 }
 
@@ -201,10 +198,14 @@ impl JobStore for MemoryStore {
     async fn claim(
         &self,
         route: &str,
+        max_running: u32,
         lease_until: Millis,
         now: Millis,
     ) -> Result<Option<Job>, StoreError> {
         let mut state = self.state();
+        if state.running_per_route.get(route).copied().unwrap_or(0) >= max_running {
+            return Ok(None);
+        }
         let Some(queue) = state.pending.get_mut(route) else {
             return Ok(None);
         };
@@ -223,7 +224,7 @@ impl JobStore for MemoryStore {
         job.lease_until = Some(lease_until);
         job.updated_at = now;
         let claimed = job.clone();
-        state.running.insert(id);
+        state.start_run(id, route);
         Ok(Some(claimed))
     }
 
@@ -318,7 +319,7 @@ impl JobStore for MemoryStore {
                     job.lease_until = None;
                     job.updated_at = now;
                     let created_at = job.created_at;
-                    state.running.remove(id);
+                    state.end_run(id, route);
                     state
                         .pending
                         .entry(route.clone())

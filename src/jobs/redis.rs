@@ -19,6 +19,7 @@
 //!   | `P idem:{len}:{tenant}:{len}:{route}:{key}` | string | job id of an idempotency key |
 //!   | `P pending:{route}` | zset | pending job ids by `created_at` (ties by id) |
 //!   | `P running` | zset | running job ids by `lease_until` |
+//!   | `P running:{route}` | set | the route's running job ids (`claim`'s limit) |
 //!   | `P expiry` | zset | finished job ids by `expires_at` |
 //!   | `P tenant:{tenant}:open` | string | the tenant's unfinished jobs (deleted at 0) |
 //!   | `P tomb:{id}` | string | a swept job's tenant, with a TTL |
@@ -212,10 +213,11 @@ impl JobStore for RedisStore {
     async fn claim(
         &self,
         route: &str,
+        max_running: u32,
         lease_until: Millis,
         now: Millis,
     ) -> Result<Option<Job>, StoreError> {
-        let args = vec![arg(route), num(lease_until), num(now)];
+        let args = vec![arg(route), num(max_running), num(lease_until), num(now)];
         let (tag, rest) = self.eval_tagged(&self.scripts.claim, args).await?;
         match tag.as_str() {
             "claimed" => Ok(Some(decode_job(rest)?)),

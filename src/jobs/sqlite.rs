@@ -12,7 +12,7 @@
 //!   the panicking call's transaction was rolled back when it unwound.
 //! - **Durability**: WAL journal with `synchronous = FULL`, so the commit of `create` is on
 //!   disk before it returns `New` and the gateway answers `202`.
-//! - **Schema** (v2, see `migrations` for the DDL and each index's purpose): versioned with
+//! - **Schema** (v3, see `migrations` for the DDL and each index's purpose): versioned with
 //!   `PRAGMA user_version`; a newer file is refused. `jobs` holds one row per job, request
 //!   and response verbatim; header lists are length-prefixed blobs (see `codec`) because
 //!   values are raw bytes. Queue limits read `tenant_counts`, kept in the same
@@ -21,6 +21,9 @@
 //!   `STRICT`; the claim index is *partial* (`(route, created_at, id) WHERE status =
 //!   'pending'`) rather than `(route, status, created_at)`, so it only holds the few
 //!   pending rows and already has the tie-break; `tenant_counts` rows are deleted at zero.
+//! - **Claim limit** (v3): `claim` counts the route's running jobs in its `IMMEDIATE`
+//!   transaction (a covering read of the partial index `jobs_running`) and claims only
+//!   under the caller's `max_running`, so the limit holds for every process on the file.
 //! - **Callbacks** (v2): a job's callback and its delivery state live in a `deliveries`
 //!   table keyed by job id, not in columns on `jobs` — attempts and leases then rewrite a
 //!   small row instead of one carrying bodies. Job-returning queries `LEFT JOIN` it
@@ -156,11 +159,12 @@ impl JobStore for SqliteStore {
     async fn claim(
         &self,
         route: &str,
+        max_running: u32,
         lease_until: Millis,
         now: Millis,
     ) -> Result<Option<Job>, StoreError> {
         let route = route.to_owned();
-        self.with(move |conn| ops::claim(conn, &route, lease_until, now))
+        self.with(move |conn| ops::claim(conn, &route, max_running, lease_until, now))
             .await
     }
 

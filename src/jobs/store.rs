@@ -6,7 +6,8 @@
 //! - [`JobStore::create`] is create-if-absent on `(tenant, route, idempotency key)` and
 //!   checks the tenant's unfinished-job count in the same step;
 //! - [`JobStore::claim`] moves one pending job of a route to running with a lease, so two
-//!   runners never take the same job;
+//!   runners never take the same job, and only while fewer than the route's limit are
+//!   running (counted in the store, so the limit is global, not per process);
 //! - [`JobStore::complete`] and [`JobStore::cancel`] race safely: whichever lands first
 //!   wins, the other reports that the job was no longer running.
 //!
@@ -111,10 +112,14 @@ pub trait JobStore: Send + Sync + 'static {
     async fn get(&self, tenant: &str, id: &str, now: Millis) -> Result<Lookup, StoreError>;
 
     /// Claims the oldest pending job of `route`: running, `attempts + 1`, leased until
-    /// `lease_until`. `None` when nothing is pending.
+    /// `lease_until`. `None` when nothing is pending, or when `max_running` jobs of
+    /// `route` are already running. That count is taken in the store, in the same atomic
+    /// step as the claim, so the limit holds across every process sharing the store (a
+    /// per-process semaphore alone would allow one limit per replica).
     async fn claim(
         &self,
         route: &str,
+        max_running: u32,
         lease_until: Millis,
         now: Millis,
     ) -> Result<Option<Job>, StoreError>;

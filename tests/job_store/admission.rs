@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use prefer_gateway::jobs::{Canceled, Created, JobStatus, Outcome};
 
-use crate::{create, failure, found, new_job, request, response, Store, RET, T0};
+use crate::{create, failure, found, new_job, request, response, Store, NO_LIMIT, RET, T0};
 
 pub async fn create_then_get_round_trips_every_field(store: Store) {
     let mut new = new_job("acme", "orders", Some("key-1"), "fp-1");
@@ -15,7 +15,7 @@ pub async fn create_then_get_round_trips_every_field(store: Store) {
     assert_eq!(found(&store, "acme", &job.id, T0 + 1).await, job);
 
     let claimed = store
-        .claim("orders", T0 + 30_000, T0 + 5)
+        .claim("orders", NO_LIMIT, T0 + 30_000, T0 + 5)
         .await
         .unwrap()
         .unwrap();
@@ -55,7 +55,11 @@ pub async fn idempotent_create_returns_the_original(store: Store) {
         }
     }
     // Still the same job once it has moved on.
-    store.claim("r", T0 + 100, T0 + 3).await.unwrap().unwrap();
+    store
+        .claim("r", NO_LIMIT, T0 + 100, T0 + 3)
+        .await
+        .unwrap()
+        .unwrap();
     let again = store
         .create(new_job("t", "r", Some("k"), "fp"), 10, T0 + 4)
         .await
@@ -99,7 +103,7 @@ pub async fn queue_limit_is_per_tenant_and_freed_by_finishing(store: Store) {
     // Finishing one frees a slot...
     assert_eq!(
         store
-            .claim("r", T0 + 1_000, T0 + 3)
+            .claim("r", NO_LIMIT, T0 + 1_000, T0 + 3)
             .await
             .unwrap()
             .unwrap()

@@ -8,7 +8,9 @@ use std::collections::HashSet;
 use prefer_gateway::jobs::model::{Attempt, AttemptNext, Delivery, DeliveryState, JobKind};
 use prefer_gateway::jobs::{Canceled, Created, JobStatus, NewJob, Outcome, Recovery, Redeliver};
 
-use crate::{create, found, hooked_job, new_job, response, run_to_success, Store, HOOK, RET, T0};
+use crate::{
+    create, found, hooked_job, new_job, response, run_to_success, Store, HOOK, NO_LIMIT, RET, T0,
+};
 
 /// A delivery as first stored: waiting, nothing attempted.
 fn waiting() -> Delivery {
@@ -44,7 +46,11 @@ pub async fn create_stores_a_waiting_delivery(store: Store) {
     assert_eq!(job.callback, Some(waiting()));
     assert_eq!(found(&store, "t", &job.id, T0).await, job);
     // Running does not touch it; claim returns it with the job.
-    let claimed = store.claim("r", T0 + 1_000, T0).await.unwrap().unwrap();
+    let claimed = store
+        .claim("r", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.callback, Some(waiting()));
     let plain = create(&store, new_job("t", "r", None, "fp"), T0).await;
     assert_eq!(delivery_of(&store, &plain.id).await, None);
@@ -70,7 +76,11 @@ pub async fn kind_round_trips(store: Store) {
     assert_eq!(found(&store, "t", &job.id, T0).await.kind, JobKind::Watch);
     let call = create(&store, new_job("t", "r", None, "fp"), T0 + 1).await;
     assert_eq!(found(&store, "t", &call.id, T0).await.kind, JobKind::Call);
-    let claimed = store.claim("r", T0 + 1_000, T0 + 2).await.unwrap().unwrap();
+    let claimed = store
+        .claim("r", NO_LIMIT, T0 + 1_000, T0 + 2)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((claimed.id, claimed.kind), (job.id, JobKind::Watch));
 }
 
@@ -79,7 +89,11 @@ pub async fn complete_makes_the_delivery_due_now(store: Store) {
     assert_eq!(delivery_of(&store, &id).await, Some(due(T0 + 5)));
     // Failing counts as finishing too.
     let job = create(&store, hooked_job("t", "s"), T0).await;
-    store.claim("s", T0 + 1_000, T0).await.unwrap().unwrap();
+    store
+        .claim("s", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     let outcome = Outcome::Answered(response(500));
     assert!(store.complete(&job.id, outcome, RET, T0 + 7).await.unwrap());
     assert_eq!(delivery_of(&store, &job.id).await, Some(due(T0 + 7)));
@@ -98,7 +112,11 @@ pub async fn cancel_and_recover_fail_make_it_due_recover_retry_does_not(store: S
     assert_eq!(delivery_of(&store, &pending.id).await, Some(due(T0 + 3)));
 
     let running = create(&store, hooked_job("t", "q"), T0).await;
-    store.claim("q", T0 + 1_000, T0).await.unwrap().unwrap();
+    store
+        .claim("q", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     let Canceled::Done(job) = store.cancel("t", &running.id, RET, T0 + 4).await.unwrap() else {
         panic!("not canceled")
     };
@@ -106,8 +124,16 @@ pub async fn cancel_and_recover_fail_make_it_due_recover_retry_does_not(store: S
 
     let retry = create(&store, hooked_job("t", "retry"), T0).await;
     let fail = create(&store, hooked_job("t", "fail"), T0).await;
-    store.claim("retry", T0 + 10, T0).await.unwrap().unwrap();
-    store.claim("fail", T0 + 10, T0).await.unwrap().unwrap();
+    store
+        .claim("retry", NO_LIMIT, T0 + 10, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim("fail", NO_LIMIT, T0 + 10, T0)
+        .await
+        .unwrap()
+        .unwrap();
     let decide = |route: &str| {
         if route == "retry" {
             Recovery::Retry

@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use prefer_gateway::jobs::model::{Attempt, AttemptNext, Delivery, DeliveryState, Millis};
 use prefer_gateway::jobs::{JobStatus, Outcome};
 
-use crate::{create, failure, found, hooked_job, new_job, run_to_success, Store, HOOK, RET, T0};
+use crate::{
+    create, failure, found, hooked_job, new_job, run_to_success, Store, HOOK, NO_LIMIT, RET, T0,
+};
 
 /// Claims at `now` with a first delay of `delay`, leasing until `lease`; the job id.
 async fn claim_at(store: &Store, now: Millis, delay: i64, lease: Millis) -> Option<String> {
@@ -218,7 +220,11 @@ pub async fn record_attempt_for_each_outcome(store: Store) {
 pub async fn jobs_without_a_callback_are_never_claimed(store: Store) {
     run_to_success(&store, new_job("t", "ok", None, "fp"), T0).await;
     let failed = create(&store, new_job("t", "bad", None, "fp"), T0).await;
-    store.claim("bad", T0 + 10, T0).await.unwrap().unwrap();
+    store
+        .claim("bad", NO_LIMIT, T0 + 10, T0)
+        .await
+        .unwrap()
+        .unwrap();
     let outcome = Outcome::Failed(failure("upstream_unreachable"));
     assert!(store.complete(&failed.id, outcome, RET, T0).await.unwrap());
     let canceled = create(&store, new_job("t", "c", None, "fp"), T0).await;

@@ -1,7 +1,8 @@
 //! Redis only: what a store shared over the network can show — data surviving a Redis
 //! crash and restart behind a live connection, an unreachable Redis failing fast, several
 //! stores (replicas) racing on one server, key prefixes keeping stores apart, and the
-//! finished-jobs feed carrying one replica's completions to another.
+//! finished-jobs feed carrying one replica's completions to another; and the claim limit
+//! coping with data written before its running sets existed.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use prefer_gateway::jobs::redis::RedisStore;
 use prefer_gateway::jobs::{Created, Lookup, Outcome};
 
 use crate::redis_server::{RedisServer, DURABLE};
-use crate::{create, found, hooked_job, new_job, response, Store, RET, T0};
+use crate::{create, found, hooked_job, new_job, response, Store, NO_LIMIT, RET, T0};
 
 async fn open(server: &RedisServer, prefix: &str) -> Store {
     Arc::new(RedisStore::open(&server.url(), prefix).await.unwrap())
@@ -37,10 +38,18 @@ async fn data_survives_a_redis_crash_and_the_connection_comes_back() {
     let mut server = RedisServer::start_with(DURABLE);
     let store = open(&server, "prefer:").await;
     let keyed = create(&store, new_job("t", "r", Some("k"), "fp"), T0).await;
-    let claimed = store.claim("r", T0 + 5_000, T0 + 1).await.unwrap().unwrap();
+    let claimed = store
+        .claim("r", NO_LIMIT, T0 + 5_000, T0 + 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, keyed.id);
     let hooked = create(&store, hooked_job("t", "h"), T0 + 2).await;
-    store.claim("h", T0 + 5_000, T0 + 3).await.unwrap().unwrap();
+    store
+        .claim("h", NO_LIMIT, T0 + 5_000, T0 + 3)
+        .await
+        .unwrap()
+        .unwrap();
     let outcome = Outcome::Answered(response(200));
     assert!(store
         .complete(&hooked.id, outcome, RET, T0 + 4)
@@ -143,7 +152,12 @@ async fn replicas_racing_on_one_key_make_one_job_and_never_share_a_claim() {
     let tasks: Vec<_> = (0..60)
         .map(|i| {
             let store = replicas[i % replicas.len()].clone();
-            tokio::spawn(async move { store.claim("q", T0 + 1_000, T0 + 50).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .claim("q", NO_LIMIT, T0 + 1_000, T0 + 50)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut ids = HashSet::new();
@@ -165,7 +179,7 @@ async fn key_prefixes_keep_stores_apart() {
         b.get("t", &job.id, T0).await.unwrap(),
         Lookup::Missing
     ));
-    assert_eq!(b.claim("r", T0 + 1_000, T0).await.unwrap(), None);
+    assert_eq!(b.claim("r", NO_LIMIT, T0 + 1_000, T0).await.unwrap(), None);
     // Neither the key nor the tenant's count is shared.
     let other = b
         .create(new_job("t", "r", Some("k"), "other"), 1, T0)
@@ -218,7 +232,10 @@ async fn jobs_finished_on_one_replica_reach_the_feed_of_another() {
     }
     // Subscribed now: a cancel is heard, and only finishing publishes.
     let job = create(&a, new_job("t", "c", None, "fp"), T0).await;
-    a.claim("c", T0 + 1_000, T0).await.unwrap().unwrap();
+    a.claim("c", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     a.cancel("t", &job.id, RET, T0 + 1).await.unwrap();
     let id = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await;
     assert_eq!(id.unwrap().unwrap(), job.id);
@@ -228,4 +245,57 @@ async fn jobs_finished_on_one_replica_reach_the_feed_of_another() {
             .is_err(),
         "create and claim publish nothing"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_set_tolerates_data_written_without_it() {
+    let server = RedisServer::start();
+    let store = open(&server, "p:").await;
+    let client = redis::Client::open(server.url().as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            create(&store, new_job("t", "r", None, "fp"), T0 + i)
+                .await
+                .id,
+        );
+    }
+    let claim = |max: u32| {
+        let store = store.clone();
+        async move { store.claim("r", max, T0 + 1_000, T0).await.unwrap() }
+    };
+    claim(2).await.unwrap();
+    claim(2).await.unwrap();
+    assert_eq!(claim(2).await, None);
+
+    // An older replica finishes a job without knowing the set: its id stays behind, and
+    // the claim at the limit drops it instead of holding the slot for good.
+    redis::cmd("HSET")
+        .arg(format!("p:job:{}", ids[0]))
+        .arg("status")
+        .arg("succeeded")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(claim(2).await.map(|j| j.id), Some(ids[2].clone()));
+    assert_eq!(claim(2).await, None);
+
+    // Jobs claimed before the set existed: an absent set counts as none running, and
+    // every way out of running still works on them.
+    redis::cmd("DEL")
+        .arg("p:running:r")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(claim(2).await.map(|j| j.id), Some(ids[3].clone()));
+    let ok = Outcome::Answered(response(200));
+    assert!(store.complete(&ids[1], ok, RET, T0 + 1).await.unwrap());
+    store.cancel("t", &ids[2], RET, T0 + 1).await.unwrap();
+    let retry = |_: &str| prefer_gateway::jobs::Recovery::Retry;
+    assert_eq!(
+        store.recover(T0 + 1_001, false, RET, &retry).await.unwrap(),
+        1
+    );
+    assert_eq!(claim(1).await.map(|j| j.id), Some(ids[3].clone()));
 }

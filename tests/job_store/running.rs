@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use prefer_gateway::jobs::{Canceled, Created, JobStatus, Outcome, Recovery};
 
-use crate::{create, failure, finished, found, new_job, response, Store, RET, T0};
+use crate::{create, failure, finished, found, new_job, response, Store, NO_LIMIT, RET, T0};
 
 pub async fn claim_takes_the_oldest_pending_job_of_its_route(store: Store) {
     let late = create(&store, new_job("t", "a", None, "fp"), T0 + 20).await;
@@ -24,7 +24,7 @@ pub async fn claim_takes_the_oldest_pending_job_of_its_route(store: Store) {
         let store = store.clone();
         async move {
             store
-                .claim(route, T0 + 1_000, T0 + 30)
+                .claim(route, NO_LIMIT, T0 + 1_000, T0 + 30)
                 .await
                 .unwrap()
                 .map(|j| j.id)
@@ -46,7 +46,12 @@ pub async fn concurrent_claims_never_share_a_job(store: Store) {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.claim("r", T0 + 1_000, T0 + 50).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .claim("r", NO_LIMIT, T0 + 1_000, T0 + 50)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut ids = HashSet::new();
@@ -65,7 +70,11 @@ pub async fn renew_only_while_running(store: Store) {
         !store.renew(&job.id, T0 + 9_000, T0).await.unwrap(),
         "pending"
     );
-    store.claim("r", T0 + 1_000, T0).await.unwrap().unwrap();
+    store
+        .claim("r", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(store.renew(&job.id, T0 + 9_000, T0 + 500).await.unwrap());
     assert_eq!(
         found(&store, "t", &job.id, T0 + 501).await.lease_until,
@@ -89,7 +98,11 @@ pub async fn complete_2xx_succeeds(store: Store) {
 
 pub async fn complete_non_2xx_fails_and_keeps_the_response(store: Store) {
     let job = create(&store, new_job("t", "r", None, "fp"), T0).await;
-    store.claim("r", T0 + 1_000, T0).await.unwrap().unwrap();
+    store
+        .claim("r", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(store
         .complete(&job.id, Outcome::Answered(response(404)), RET, T0 + 5)
         .await
@@ -107,7 +120,11 @@ pub async fn complete_non_2xx_fails_and_keeps_the_response(store: Store) {
 
 pub async fn complete_failed_keeps_the_error_only(store: Store) {
     let job = create(&store, new_job("t", "r", None, "fp"), T0).await;
-    store.claim("r", T0 + 1_000, T0).await.unwrap().unwrap();
+    store
+        .claim("r", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     let outcome = Outcome::Failed(failure("upstream_unreachable"));
     assert!(store.complete(&job.id, outcome, RET, T0 + 5).await.unwrap());
     let job = found(&store, "t", &job.id, T0 + 6).await;
@@ -125,7 +142,11 @@ pub async fn complete_only_while_running(store: Store) {
         !store.complete(&job.id, ok.clone(), RET, T0).await.unwrap(),
         "pending"
     );
-    store.claim("r", T0 + 1_000, T0).await.unwrap().unwrap();
+    store
+        .claim("r", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     store.cancel("t", &job.id, RET, T0 + 1).await.unwrap();
     assert!(
         !store
@@ -157,7 +178,11 @@ pub async fn complete_only_while_running(store: Store) {
 pub async fn cancel_pending_and_running(store: Store) {
     let pending = create(&store, new_job("t", "r", None, "fp"), T0).await;
     let running = create(&store, new_job("t", "s", None, "fp"), T0).await;
-    store.claim("s", T0 + 1_000, T0).await.unwrap().unwrap();
+    store
+        .claim("s", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     for id in [&pending.id, &running.id] {
         let Canceled::Done(job) = store.cancel("t", id, RET, T0 + 7).await.unwrap() else {
             panic!("not canceled")
@@ -175,7 +200,10 @@ pub async fn cancel_pending_and_running(store: Store) {
         assert_eq!(found(&store, "t", id, T0 + 8).await, job);
     }
     assert_eq!(
-        store.claim("r", T0 + 1_000, T0 + 9).await.unwrap(),
+        store
+            .claim("r", NO_LIMIT, T0 + 1_000, T0 + 9)
+            .await
+            .unwrap(),
         None,
         "canceled jobs are not claimed"
     );
@@ -209,9 +237,21 @@ pub async fn recover_retry_and_fail(store: Store) {
     let retry = create(&store, new_job("t", "retry", None, "fp"), T0).await;
     let fail = create(&store, new_job("t", "fail", None, "fp"), T0).await;
     let fresh = create(&store, new_job("t", "fail", None, "fp"), T0 + 1).await;
-    store.claim("retry", T0 + 100, T0).await.unwrap().unwrap();
-    store.claim("fail", T0 + 100, T0).await.unwrap().unwrap();
-    store.claim("fail", T0 + 10_000, T0).await.unwrap().unwrap(); // lease still valid
+    store
+        .claim("retry", NO_LIMIT, T0 + 100, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim("fail", NO_LIMIT, T0 + 100, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim("fail", NO_LIMIT, T0 + 10_000, T0)
+        .await
+        .unwrap()
+        .unwrap(); // lease still valid
     let decide = |route: &str| {
         if route == "retry" {
             Recovery::Retry
@@ -236,7 +276,7 @@ pub async fn recover_retry_and_fail(store: Store) {
     );
     assert_eq!(
         store
-            .claim("retry", T0 + 500, T0 + 103)
+            .claim("retry", NO_LIMIT, T0 + 500, T0 + 103)
             .await
             .unwrap()
             .unwrap()
@@ -275,8 +315,16 @@ pub async fn recover_ignoring_leases(store: Store) {
     let a = create(&store, new_job("t", "r", None, "fp"), T0).await;
     let b = create(&store, new_job("t", "r", None, "fp"), T0 + 1).await;
     let pending = create(&store, new_job("t", "r", None, "fp"), T0 + 2).await;
-    store.claim("r", T0 + 60_000, T0).await.unwrap().unwrap();
-    store.claim("r", T0 + 60_000, T0).await.unwrap().unwrap();
+    store
+        .claim("r", NO_LIMIT, T0 + 60_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim("r", NO_LIMIT, T0 + 60_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
     let retry = |_: &str| Recovery::Retry;
     assert_eq!(store.recover(T0 + 5, false, RET, &retry).await.unwrap(), 0);
     assert_eq!(store.recover(T0 + 5, true, RET, &retry).await.unwrap(), 2);

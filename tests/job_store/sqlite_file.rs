@@ -8,7 +8,9 @@ use prefer_gateway::jobs::model::{Attempt, AttemptNext, DeliveryState, JobKind};
 use prefer_gateway::jobs::sqlite::{encode_headers, schema_version, SqliteStore};
 use prefer_gateway::jobs::{Created, JobStatus, Outcome};
 
-use crate::{create, found, hooked_job, new_job, response, run_to_success, Store, RET, T0};
+use crate::{
+    create, found, hooked_job, new_job, response, run_to_success, Store, NO_LIMIT, RET, T0,
+};
 
 #[tokio::test]
 async fn jobs_survive_closing_and_reopening() {
@@ -16,7 +18,11 @@ async fn jobs_survive_closing_and_reopening() {
     let path = dir.path().join("jobs.db");
     let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let job = create(&store, new_job("t", "r", Some("k"), "fp"), T0).await;
-    let claimed = store.claim("r", T0 + 500, T0 + 1).await.unwrap().unwrap();
+    let claimed = store
+        .claim("r", NO_LIMIT, T0 + 500, T0 + 1)
+        .await
+        .unwrap()
+        .unwrap();
     drop(store);
 
     let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
@@ -219,7 +225,11 @@ async fn a_v1_file_migrates_keeping_its_jobs_and_then_keeps_deliveries() {
         .unwrap();
     assert!(matches!(full, Created::QueueFull));
     // Old jobs run and finish like new ones, with no delivery to make.
-    let claimed = store.claim("r", T0 + 100, T0 + 3).await.unwrap().unwrap();
+    let claimed = store
+        .claim("r", NO_LIMIT, T0 + 100, T0 + 3)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, "v1-pending");
     let outcome = Outcome::Answered(response(201));
     assert!(store

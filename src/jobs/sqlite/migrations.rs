@@ -102,8 +102,19 @@ CREATE INDEX deliveries_retry ON deliveries (next_at, job_id)
     WHERE state = 'pending' AND attempts > 0;
 ";
 
+/// Schema v3: the claim limit.
+///
+/// - `jobs_running`: running jobs by `route`, so the count `claim` checks against the
+///   route's `max_running` reads only that route's entries of a covering index. Partial
+///   like `jobs_pending`: finished jobs never count. `jobs_leases` holds the same rows but
+///   ordered by lease, so counting through it would visit every running job of every
+///   route and read each row's `route` from the table.
+const V3: &str = "
+CREATE INDEX jobs_running ON jobs (route) WHERE status = 'running';
+";
+
 /// The ordered schema steps; step `i` takes the file from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this binary writes.
 pub fn latest() -> i64 {
@@ -189,6 +200,24 @@ mod tests {
             .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    /// `claim`'s running count reads only the covering partial index, never the table.
+    #[test]
+    fn running_count_uses_its_covering_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {}", super::super::ops::RUNNING_COUNT);
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(["r"], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            ["SEARCH jobs USING COVERING INDEX jobs_running (route=?)"]
+        );
     }
 
     #[test]

@@ -17,6 +17,10 @@ use crate::jobs::store::{Canceled, Created, Lookup, Recovery, StoreError, TOMBST
 
 const SELECT_BY_ID: &str = concat!("SELECT ", job_columns!(), job_from!(), " WHERE j.id = ?1");
 
+/// How many jobs of route `?1` are running: `claim`'s limit check (index `jobs_running`).
+pub(super) const RUNNING_COUNT: &str =
+    "SELECT COUNT(*) FROM jobs WHERE route = ?1 AND status = 'running'";
+
 /// A transaction that takes the write lock up front.
 pub(super) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
@@ -164,10 +168,19 @@ pub(super) fn get(
 pub(super) fn claim(
     conn: &mut Connection,
     route: &str,
+    max_running: u32,
     lease_until: Millis,
     now: Millis,
 ) -> Result<Option<Job>, StoreError> {
     let tx = write_tx(conn)?;
+    // Counted inside the `IMMEDIATE` transaction: no other process can start a job of this
+    // route between the count and the claim, so the limit holds across processes.
+    let running: i64 = tx
+        .prepare_cached(RUNNING_COUNT)?
+        .query_row(params![route], |row| row.get(0))?;
+    if running >= i64::from(max_running) {
+        return Ok(None);
+    }
     // `RETURNING` cannot join the delivery, so the claimed row is read back by id.
     let id: Option<String> = tx
         .prepare_cached(

@@ -13,6 +13,9 @@ local function int(n) return string.format('%.0f', n) end
 local function job_key(id) return P .. 'job:' .. id end
 local function tomb_key(id) return P .. 'tomb:' .. id end
 local function pending_key(route) return P .. 'pending:' .. route end
+-- The ids of a route's running jobs: claim's limit is this set's size. Kept by claim and
+-- by every step out of running (finish, recover's retry); an absent set counts as none.
+local function running_key(route) return P .. 'running:' .. route end
 local function open_key(tenant) return P .. 'tenant:' .. tenant .. ':open' end
 -- Lengths first: tenant "a:b" + route "c" and tenant "a" + route "b:c" must differ.
 local function idem_key(tenant, route, key)
@@ -61,7 +64,7 @@ local function decrement(tenant)
 end
 
 -- Moves unfinished job `id` to terminal `status` (`extra`: response / error fields):
--- out of the pending or running index, into the expiry index, one fewer unfinished job
+-- out of the pending or running indexes, into the expiry index, one fewer unfinished job
 -- for its tenant, a waiting callback due now, and the id published on `P finished` — all
 -- in the caller's script.
 local function finish(id, status, now, expires_at, extra)
@@ -71,6 +74,7 @@ local function finish(id, status, now, expires_at, extra)
     redis.call('ZREM', pending_key(f[3]), id)
   else
     redis.call('ZREM', RUNNING, id)
+    redis.call('SREM', running_key(f[3]), id)
   end
   redis.call('HDEL', key, 'lease_until', 'resp_status', 'resp_headers', 'resp_body',
     'error_code', 'error_message')

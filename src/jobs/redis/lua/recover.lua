@@ -11,8 +11,10 @@ for _, id in ipairs(stale_ids(now, ARGV[3])) do
   local f = redis.call('HMGET', key, 'status', 'route', 'created_at')
   if f[1] ~= 'running' then
     redis.call('ZREM', RUNNING, id)
+    if f[2] then redis.call('SREM', running_key(f[2]), id) end
   elseif decisions[f[2]] == 'retry' then
     redis.call('ZREM', RUNNING, id)
+    redis.call('SREM', running_key(f[2]), id)
     redis.call('HDEL', key, 'lease_until')
     redis.call('HSET', key, 'status', 'pending', 'updated_at', now)
     redis.call('ZADD', pending_key(f[2]), f[3], id)
