@@ -161,7 +161,7 @@ pub(super) fn upstream(s: &str) -> Result<Url, String> {
             ))
         }
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("upstream {s:?} has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -244,7 +244,7 @@ pub(super) fn store(s: &str) -> Result<StoreConfig, String> {
     }
     if s.starts_with("redis://") || s.starts_with("rediss://") {
         let url = Url::parse(s).map_err(|e| format!("invalid redis URL {s:?} ({e})"))?;
-        if url.host_str().map_or(true, str::is_empty) {
+        if url.host_str().is_none_or(str::is_empty) {
             return Err(format!("redis URL {s:?} has no host"));
         }
         return Ok(StoreConfig::Redis(url));

@@ -74,7 +74,7 @@ impl State {
         self.jobs
             .get(id)
             .and_then(|job| job.callback.as_ref())
-            .is_some_and(|d| d.lease_until.map_or(true, |lease| lease < now))
+            .is_some_and(|d| d.lease_until.is_none_or(|lease| lease < now))
     }
 
     /// The earliest unleased entry of `set` with `next_attempt_at <= cutoff`.

@@ -30,6 +30,6 @@ impl State {
     /// Whether a job is running with its lease over (or leases are ignored).
     pub(super) fn is_stale(job: &Job, now: Millis, ignore_leases: bool) -> bool {
         job.status == JobStatus::Running
-            && (ignore_leases || job.lease_until.map_or(true, |lease| lease < now))
+            && (ignore_leases || job.lease_until.is_none_or(|lease| lease < now))
     }
 }
