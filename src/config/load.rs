@@ -47,6 +47,8 @@
 //! | `webhooks.timeout` | `"15s"` | > 0 |
 //! | `webhooks.allow_http` | `false` | |
 //! | `webhooks.allow_networks` | `[]` | CIDRs; a bare IP is a /32 or /128 |
+//! | `webhooks.allow_ports` | `[80, 443, 8080, 8443]` | ports; `[]` allows any |
+//! | `webhooks.watch_limit` | `"24h"` | > 0 |
 //! | `routes[].name` | *required* | unique; letters, digits, `-_.` |
 //! | `routes[].kind` | *required* | `"task"`, `"sync"`, `"proxy"` |
 //! | `routes[].methods` | *required* | non-empty, no duplicates, upper-cased; GET HEAD POST PUT DELETE PATCH OPTIONS |
@@ -64,9 +66,9 @@
 //! | `routes[].task.succeeded` | `["succeeded"]` | non-empty, disjoint from `failed` |
 //! | `routes[].task.failed` | `["failed"]` | non-empty |
 //!
-//! `[jobs]`, `[webhooks]`, `callback`, `idempotency`, `max_in_flight` and `retry_interrupted`
-//! are **parsed and validated now, used by a later release**: a config written today keeps
-//! loading tomorrow, and a typo in them is caught today.
+//! Keys beyond the example file (`server.header_read_timeout`, `server.drain_timeout`,
+//! `defaults.min_wait`, `jobs.key_prefix`, `jobs.lease`, `webhooks.allow_ports`,
+//! `webhooks.watch_limit`) are optional extensions with the defaults above.
 //!
 //! # Cross-checks
 //!

@@ -5,9 +5,9 @@
 //! caller ever re-validates. Loading and error reporting (key, line, column) live in
 //! [`load`]; the small value types with their own parsing rules live in [`types`].
 //!
-//! Keys that belong to features that arrive in later releases (`[jobs]`, `[webhooks]`,
-//! `callback`, `idempotency`, `max_in_flight`, `retry_interrupted`) are parsed and validated
-//! now, so a config written today keeps loading tomorrow.
+//! Every key of the example file is in use: `[jobs]` and the route keys `idempotency`,
+//! `max_in_flight`, `retry_interrupted` by gateway jobs, `[webhooks]` and `callback` by
+//! signed callbacks. `server.admin_listen` serves `/healthz` and `/readyz`.
 
 pub mod load;
 pub mod table;
@@ -157,9 +157,9 @@ pub struct RouteConfig {
     pub settings: Defaults,
     /// Where the deprecated `mode` parameter lives, if the route has one.
     pub mode: Option<ModeConfig>,
-    /// Where a callback URL comes from (webhooks; later release).
+    /// Where a callback URL comes from (signed webhooks).
     pub callback: Option<FieldSource>,
-    /// Where an idempotency key may come from besides the header (jobs; later release).
+    /// Where an idempotency key may come from besides the header (gateway jobs).
     pub idempotency: Option<FieldSource>,
     /// Concurrent upstream calls for this route's jobs. Default 64.
     pub max_in_flight: u32,

@@ -1,7 +1,7 @@
 //! What clients see of a job: the status document, the `202` handle, the replayed result.
 //!
 //! The status document is the same JSON for `GET {jobs}/{id}`, `DELETE`, a `wait` that ran
-//! out, and (in a later release) the webhook payload:
+//! out, and the webhook payload (minus its `callback` section):
 //! `{"job_id","status","created_at","updated_at","expires_at","result_url"?,"error"?}`.
 //! `expires_at` is `null` until the job finishes (retention counts from the end);
 //! `result_url` is present once there is an upstream response to replay; `error` carries
