@@ -111,6 +111,20 @@ async fn submit(
     req.send().await.unwrap()
 }
 
+/// The job id of a `202` handle.
+async fn job_id(resp: reqwest::Response) -> String {
+    resp.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `respond-async` with a callback to `hook`'s `/h`.
+async fn submit_callback(gw: &Gateway, hook: &Upstream) -> reqwest::Response {
+    let body = serde_json::json!({"callback_url": format!("{}/h", hook.url())});
+    submit(gw, Some("respond-async"), body, &[]).await
+}
+
 async fn until(mut f: impl FnMut() -> bool, limit: Duration) {
     let t = Instant::now();
     while !f() {
@@ -141,10 +155,7 @@ async fn a_finished_job_posts_its_signed_status_document_once() {
     )
     .await;
     assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = job_id(resp).await;
     until(|| hook.seen().len() == 1, Duration::from_secs(10)).await;
     assert_eq!(
         up.seen()[0].body,
@@ -241,10 +252,7 @@ async fn failed_attempts_retry_on_the_schedule_with_a_stable_webhook_id() {
         &[],
     )
     .await;
-    let id = resp.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = job_id(resp).await;
     let mut at = Vec::new();
     let mut last = 0;
     while at.len() < 3 {
@@ -276,28 +284,10 @@ async fn a_410_stops_and_an_exhausted_schedule_fails() {
     let gone = receiver(vec![(410, vec![])]).await;
     let down = receiver(vec![(503, vec![])]).await;
     let gw = Gateway::start(&config("memory", r#"["0s", "100ms"]"#, "", ""), &up.url()).await;
-    let a = submit(
-        &gw,
-        Some("respond-async"),
-        serde_json::json!({"callback_url": format!("{}/h", gone.url())}),
-        &[],
-    )
-    .await;
-    let b = submit(
-        &gw,
-        Some("respond-async"),
-        serde_json::json!({"callback_url": format!("{}/h", down.url())}),
-        &[],
-    )
-    .await;
-    let a = a.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b = b.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let a = submit_callback(&gw, &gone).await;
+    let b = submit_callback(&gw, &down).await;
+    let a = job_id(a).await;
+    let b = job_id(b).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(gone.seen().len(), 1, "410 = stop");
     assert_eq!(down.seen().len(), 2, "one attempt per schedule entry");
@@ -316,20 +306,8 @@ async fn a_longer_retry_after_is_honoured_and_redirects_are_not_followed() {
     let redirect = receiver(vec![(307, vec![("location", loc)])]).await;
     let gw = Gateway::start(&config("memory", r#"["0s", "100ms"]"#, "", ""), &up.url()).await;
     let t = Instant::now();
-    submit(
-        &gw,
-        Some("respond-async"),
-        serde_json::json!({"callback_url": format!("{}/h", slow.url())}),
-        &[],
-    )
-    .await;
-    submit(
-        &gw,
-        Some("respond-async"),
-        serde_json::json!({"callback_url": format!("{}/h", redirect.url())}),
-        &[],
-    )
-    .await;
+    submit_callback(&gw, &slow).await;
+    submit_callback(&gw, &redirect).await;
     until(|| slow.seen().len() == 2, Duration::from_secs(10)).await;
     assert!(
         t.elapsed() >= Duration::from_millis(950),
@@ -403,17 +381,8 @@ async fn post_callback_redelivers_a_finished_job() {
     let up = sync_upstream(Duration::ZERO).await;
     let hook = receiver(vec![(200, vec![])]).await;
     let gw = Gateway::start(&config("memory", r#"["0s"]"#, "", ""), &up.url()).await;
-    let r = submit(
-        &gw,
-        Some("respond-async"),
-        serde_json::json!({"callback_url": format!("{}/h", hook.url())}),
-        &[],
-    )
-    .await;
-    let id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let r = submit_callback(&gw, &hook).await;
+    let id = job_id(r).await;
     until(|| hook.seen().len() == 1, Duration::from_secs(10)).await;
     let again = client()
         .post(gw.url(&format!("/jobs/{id}/callback")))
@@ -425,10 +394,7 @@ async fn post_callback_redelivers_a_finished_job() {
     assert_eq!(hook.seen()[1].headers["webhook-id"], id.as_str());
     // A job without a callback cannot be re-delivered.
     let plain = submit(&gw, Some("respond-async"), serde_json::json!({"x": 1}), &[]).await;
-    let plain = plain.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let plain = job_id(plain).await;
     for _ in 0..100 {
         if status(&gw, &plain, &[]).await["status"] == "succeeded" {
             break;
@@ -504,17 +470,8 @@ async fn a_restart_mid_schedule_resumes_with_the_same_webhook_id() {
     let store = format!("sqlite:{}", dir.path().join("jobs.db").display());
     let cfg = config(&store, r#"["0s", "1500ms"]"#, "", "");
     let gw = Gateway::start(&cfg, &up.url()).await;
-    let r = submit(
-        &gw,
-        Some("respond-async"),
-        serde_json::json!({"callback_url": format!("{}/h", hook.url())}),
-        &[],
-    )
-    .await;
-    let id = r.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let r = submit_callback(&gw, &hook).await;
+    let id = job_id(r).await;
     until(|| hook.seen().len() == 1, Duration::from_secs(10)).await;
     gw.shutdown().await;
     let gw = Gateway::start(&cfg, &up.url()).await;
