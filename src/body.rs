@@ -3,7 +3,8 @@
 //! A closed enum instead of `BoxBody`: the hot proxy path passes hyper's `Incoming` straight
 //! through (no allocation, no dynamic dispatch), and the gateway's own answers are a single
 //! `Bytes` chunk. Both directions (client → upstream, upstream → client) use it, so the
-//! pooled upstream client has exactly one body type.
+//! pooled upstream client has exactly one body type. Upstream responses arrive as
+//! [`Body::Upstream`], which hands its connection back to the pool when fully read.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,6 +12,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
+
+use crate::client::Loan;
 
 /// A request or response body: nothing, one buffered chunk, or a stream from a peer.
 #[derive(Debug, Default)]
@@ -20,8 +23,45 @@ pub enum Body {
     Empty,
     /// One chunk, yielded once.
     Full(Option<Bytes>),
-    /// A streaming body received from a client or an upstream.
+    /// A streaming body received from a client.
     Incoming(Incoming),
+    /// A response body from an upstream; its connection goes back to the pool at the end.
+    Upstream(UpstreamBody),
+}
+
+/// An upstream response body that returns its keep-alive connection to the pool once the
+/// last frame has been read (see [`crate::client`]). Dropped early, it closes it instead.
+pub struct UpstreamBody {
+    inner: Incoming,
+    loan: Option<Loan>,
+}
+
+impl UpstreamBody {
+    /// `inner`, read over the connection `loan`.
+    pub fn new(inner: Incoming, loan: Loan) -> Self {
+        let mut b = UpstreamBody {
+            inner,
+            loan: Some(loan),
+        };
+        if http_body::Body::is_end_stream(&b.inner) {
+            b.finish();
+        }
+        b
+    }
+
+    fn finish(&mut self) {
+        if let Some(loan) = self.loan.take() {
+            loan.give_back();
+        }
+    }
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Body {
@@ -54,6 +94,17 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(chunk) => Poll::Ready(chunk.take().map(|b| Ok(Frame::data(b)))),
             Body::Incoming(inner) => Pin::new(inner).poll_frame(cx),
+            Body::Upstream(up) => {
+                let polled = Pin::new(&mut up.inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => up.finish(),
+                    Poll::Ready(Some(Ok(_))) if up.inner.is_end_stream() => up.finish(),
+                    // A read error: the connection is broken, drop it.
+                    Poll::Ready(Some(Err(_))) => up.loan = None,
+                    _ => {}
+                }
+                polled
+            }
         }
     }
 
@@ -62,6 +113,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(chunk) => chunk.is_none(),
             Body::Incoming(inner) => inner.is_end_stream(),
+            Body::Upstream(up) => up.inner.is_end_stream(),
         }
     }
 
@@ -71,6 +123,7 @@ impl http_body::Body for Body {
             Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Body::Full(None) => SizeHint::with_exact(0),
             Body::Incoming(inner) => inner.size_hint(),
+            Body::Upstream(up) => up.inner.size_hint(),
         }
     }
 }

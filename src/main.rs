@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// See Cargo.toml: cheaper per-request allocations than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use prefer_gateway::{config, demo, signal, Running};
 
 /// An API gateway that turns the HTTP `Prefer` header into sync or async answers.

@@ -21,7 +21,6 @@ use std::time::Duration;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::client::HttpClient;
@@ -34,7 +33,9 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 /// `X-Forwarded-Host`.
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// How many names [`HOP_BY_HOP`] lists (`Upgrade` is handled beside them).
+const HOPS: usize = 8;
+static HOP_BY_HOP: [HeaderName; HOPS] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -51,6 +52,8 @@ pub struct Upstream {
     scheme: Scheme,
     authority: Authority,
     prefix: String,
+    /// `Host` sent upstream (no port when it is 80).
+    host: HeaderValue,
 }
 
 impl Upstream {
@@ -65,8 +68,15 @@ impl Upstream {
         } else {
             format!("{host}:{port}")
         };
+        let host = if port == 80 {
+            authority.trim_end_matches(":80")
+        } else {
+            &authority
+        };
         Ok(Upstream {
             scheme: Scheme::HTTP,
+            host: HeaderValue::from_str(host)
+                .map_err(|e| format!("upstream {url}: bad host: {e}"))?,
             authority: authority
                 .parse()
                 .map_err(|e| format!("upstream {url}: bad authority: {e}"))?,
@@ -103,28 +113,73 @@ impl Upstream {
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Every `Connection` line counts: a header it names on any line is hop-by-hop.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // Hot path: most messages carry no hop-by-hop header but `Connection`/`Keep-Alive`, so
+    // one scan over the names decides which removals are needed (each `remove` hashes).
+    let mut present = [false; HOPS + 1];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+            any = true;
+        } else if name == header::UPGRADE {
+            present[HOPS] = true;
+            any = true;
+        }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    if !any {
+        return;
     }
-    headers.remove(header::UPGRADE);
+    if present[0] {
+        // Every `Connection` line counts: a header it names on any line is hop-by-hop.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+            .filter(|n| !matches!(n.as_str(), "close" | "keep-alive"))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present[i] {
+            headers.remove(name);
+        }
+    }
+    if present[HOPS] {
+        headers.remove(header::UPGRADE);
+    }
 }
 
-fn via_value(version: Version) -> HeaderValue {
-    HeaderValue::from_static(match version {
+/// `ip` as header text; IPv4 is written by hand (this runs once per proxied request and
+/// `Display` goes through `core::fmt`).
+fn ip_header_text(ip: IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(_) => out.extend_from_slice(ip.to_string().as_bytes()),
+    }
+}
+
+fn via_value(version: Version) -> &'static str {
+    match version {
         Version::HTTP_2 => "2 prefer-gateway",
         Version::HTTP_10 => "1.0 prefer-gateway",
         _ => "1.1 prefer-gateway",
-    })
+    }
 }
 
 /// Appends `value` to a list header, folding every existing line into one (so a chain
@@ -135,9 +190,25 @@ fn append_comma(headers: &mut HeaderMap, name: &HeaderName, value: &[u8]) {
         joined.extend_from_slice(old.as_bytes());
         joined.extend_from_slice(b", ");
     }
+    if joined.is_empty() {
+        // The common case: no earlier hop. A static value needs no copy at all.
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            headers.insert(name.clone(), v);
+        }
+        return;
+    }
     joined.extend_from_slice(value);
     if let Ok(v) = HeaderValue::from_bytes(&joined) {
         headers.insert(name.clone(), v);
+    }
+}
+
+/// [`append_comma`] for a `'static` value: no copy when there is no earlier hop.
+fn append_comma_static(headers: &mut HeaderMap, name: &HeaderName, value: &'static str) {
+    if headers.contains_key(name) {
+        append_comma(headers, name, value.as_bytes());
+    } else {
+        headers.insert(name.clone(), HeaderValue::from_static(value));
     }
 }
 
@@ -151,19 +222,21 @@ pub fn forward_request_headers(
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
     headers.remove(header::EXPECT);
-    append_comma(headers, &X_FORWARDED_FOR, client_ip.to_string().as_bytes());
+    let mut ip = Vec::with_capacity(16);
+    ip_header_text(client_ip, &mut ip);
+    append_comma(headers, &X_FORWARDED_FOR, &ip);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     match original_host {
         Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h),
         None => headers.remove(&X_FORWARDED_HOST),
     };
-    append_comma(headers, &header::VIA, via_value(version).as_bytes());
+    append_comma_static(headers, &header::VIA, via_value(version));
 }
 
 /// Rewrites upstream response headers for the client hop.
 pub fn forward_response_headers(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
-    append_comma(headers, &header::VIA, b"1.1 prefer-gateway");
+    append_comma_static(headers, &header::VIA, "1.1 prefer-gateway");
 }
 
 /// The client's host: `Host`, or the `:authority` of an HTTP/2 request.
@@ -180,28 +253,16 @@ pub async fn send(
     client: &HttpClient,
     mut req: Request<Body>,
     timeout: Duration,
-) -> Result<Response<Incoming>, Problem> {
+) -> Result<Response<Body>, Problem> {
     *req.version_mut() = Version::HTTP_11;
     match tokio::time::timeout(timeout, client.request(req)).await {
         Err(_) => Err(Problem::UpstreamTimeout),
         Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) if e.is_connect() => Err(Problem::UpstreamUnreachable(format!(
-            "connect failed: {}",
-            root_cause(&e)
-        ))),
+        Ok(Err(e)) if e.is_connect() => Err(Problem::UpstreamUnreachable(e.to_string())),
         Ok(Err(e)) => Err(Problem::UpstreamUnreachable(format!(
-            "upstream connection failed: {}",
-            root_cause(&e)
+            "upstream connection failed: {e}"
         ))),
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// Turns a client request into the upstream request for `upstream` (same method, path and
@@ -220,6 +281,8 @@ pub fn upstream_request(
         .unwrap_or("/");
     parts.uri = upstream.uri(pq)?;
     forward_request_headers(&mut parts.headers, parts.version, client_ip, host);
+    // `Host` as nginx's `proxy_set_header Host $proxy_host` (computed once per route).
+    parts.headers.insert(header::HOST, upstream.host.clone());
     Ok(Request::from_parts(parts, body))
 }
 
@@ -237,10 +300,9 @@ pub async fn forward(
 }
 
 /// An upstream response ready for the client: hop-by-hop gone, `Via` added, body streamed.
-pub fn into_client_response(resp: Response<Incoming>) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
-    forward_response_headers(&mut parts.headers);
-    Response::from_parts(parts, Body::Incoming(body))
+pub fn into_client_response(mut resp: Response<Body>) -> Response<Body> {
+    forward_response_headers(resp.headers_mut());
+    resp
 }
 
 #[cfg(test)]
@@ -290,6 +352,39 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_HOST], "api.example");
         assert_eq!(h[header::VIA], "1.1 edge, 1.1 prefer-gateway");
         assert!(h.get(header::HOST).is_none());
+    }
+
+    #[test]
+    fn ipv4_text_matches_display() {
+        for ip in [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [10, 0, 100, 9],
+            [127, 0, 0, 1],
+            [192, 168, 99, 10],
+        ] {
+            let ip = IpAddr::from(ip);
+            let mut out = Vec::new();
+            ip_header_text(ip, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut out = Vec::new();
+        ip_header_text(v6, &mut out);
+        assert_eq!(out, b"2001:db8::1");
+    }
+
+    #[test]
+    fn headers_without_hop_by_hop_are_left_alone() {
+        let mut h = HeaderMap::new();
+        h.insert("x-kept", HeaderValue::from_static("yes"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty());
     }
 
     #[test]

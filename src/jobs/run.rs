@@ -114,10 +114,7 @@ async fn call(engine: &Engine, job: &Job) -> Outcome {
     let (mut parts, incoming) = resp.into_parts();
     proxy::strip_hop_by_hop(&mut parts.headers);
     let limit = settings.max_body.bytes();
-    let read = tokio::time::timeout(
-        settings.upstream_timeout,
-        body::collect(Body::Incoming(incoming), limit),
-    );
+    let read = tokio::time::timeout(settings.upstream_timeout, body::collect(incoming, limit));
     let body = match read.await {
         Err(_) => {
             return failed(

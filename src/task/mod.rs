@@ -117,7 +117,7 @@ async fn run(
     let accepted_at = Instant::now();
     let (mut parts, incoming) = submitted.into_parts();
     proxy::forward_response_headers(&mut parts.headers);
-    let accepted_body = body::collect(Body::Incoming(incoming), settings.max_body.bytes())
+    let accepted_body = body::collect(incoming, settings.max_body.bytes())
         .await
         .map_err(|e| Problem::UpstreamContract {
             id: None,

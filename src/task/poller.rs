@@ -81,7 +81,7 @@ pub async fn poll_once(client: &HttpClient, task: &TaskConfig, t: &Target) -> Po
         return PollOutcome::Broken(format!("status URL answered {status}"));
     }
     let content_type = resp.headers().get(CONTENT_TYPE).cloned();
-    let bytes = match body::collect(Body::Incoming(resp.into_body()), t.max_body).await {
+    let bytes = match body::collect(resp.into_body(), t.max_body).await {
         Ok(b) => b,
         Err(body::CollectError::TooLarge(n)) => {
             return PollOutcome::Broken(format!("status body exceeds {n} bytes"))
