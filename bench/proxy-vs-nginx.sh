@@ -6,8 +6,11 @@
 #   direct  — wrk straight at the upstream
 #   nginx   — Debian nginx as a reverse proxy (keepalive 64, HTTP/1.1, workers = nproc)
 #   gateway — prefer-gateway (release build) with one `proxy` route GET /{*rest}
-# Per round: wrk -t2 -c64 against each target, then wrk -t1 -c1 against each target. Rounds
-# alternate the target order; the table reports medians over rounds. CPU is utime+stime of
+# Per round: wrk -t2 -c64 against each target, then wrk -t1 -c1, then the task scenario
+# (wrk -t2 -c64 POSTing with `Prefer: respond-async` to a `task` route; the upstream nginx's
+# task stub answers 202 with an operation id). Rounds alternate the target order; the table
+# reports medians over rounds. OHA=1 adds oha at 64 connections and a fixed-rate pass
+# (RATE req/s, --latency-correction). CPU is utime+stime of
 # the proxy process(es) from /proc/<pid>/stat, peak RSS is VmHWM from /proc/<pid>/status.
 #
 #   bench/proxy-vs-nginx.sh                    DURATION=10 ROUNDS=3 by default
@@ -20,6 +23,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-2}
 OHA=${OHA:-0}
+RATE=${RATE:-5000} # oha's fixed-rate pass, requests per second
 NPROC=$(nproc)
 TICK=$(getconf CLK_TCK)
 
@@ -92,6 +96,11 @@ $(nginx_http_common "$work/up")
   server {
     listen 127.0.0.1:$up_port;
     root $work/up/www;
+    # The task API stub: submit → 202 with an operation id, as an async-first backend.
+    location = /v1/tasks {
+      default_type application/json;
+      return 202 '{"taskId":"t-1","status":"pending"}';
+    }
   }
 }
 CONF
@@ -138,6 +147,16 @@ listen = "127.0.0.1:$gw_port"
 [jobs]
 store = "memory"
 [[routes]]
+name = "tasks"
+kind = "task"
+methods = ["POST"]
+path = "/v1/tasks"
+upstream = "http://127.0.0.1:$up_port"
+[routes.task]
+id = "/taskId"
+status_url = "/v1/tasks/{id}"
+
+[[routes]]
 name = "bench"
 kind = "proxy"
 methods = ["GET"]
@@ -173,6 +192,13 @@ peak_rss_kib() { # pids… → summed VmHWM
   echo "$s"
 }
 
+cat > "$work/task.lua" <<'LUA'
+-- POST a submit with Prefer: respond-async (what the `task` scenario sends).
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Prefer"] = "respond-async"
+LUA
 cat > "$work/stats.lua" <<'LUA'
 -- Machine-readable summary after wrk's own report; latencies in µs.
 done = function(summary, latency, requests)
@@ -183,14 +209,19 @@ done = function(summary, latency, requests)
 end
 LUA
 
+cat "$work/task.lua" "$work/stats.lua" > "$work/task-stats.lua"
+task_url() { case $1 in direct) echo "http://127.0.0.1:$up_port/v1/tasks" ;; nginx) echo "http://127.0.0.1:$px_port/v1/tasks" ;; gateway) echo "http://127.0.0.1:$gw_port/v1/tasks" ;; esac; }
+
 # results: one line per run in $work/runs: kind target round rps p50 p99 p999 cpu_ms_per_1k errors
-run_wrk() { # kind(c64|c1) target round
+run_wrk() { # kind(c64|c1|task) target round
   local kind=$1 target=$2 round=$3 url ps t0 t1 out line
   url=$(target_url "$target")
   read -ra ps <<< "$(target_pids "$target" | tr '\n' ' ')"
   t0=$(cpu_ticks "${ps[@]}")
   if [ "$kind" = c64 ]; then
     out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$work/stats.lua" "$url")
+  elif [ "$kind" = task ]; then
+    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$work/task-stats.lua" "$(task_url "$target")")
   else
     out=$(wrk -t1 -c1 -d"${DURATION}s" --latency -s "$work/stats.lua" "$url")
   fi
@@ -216,10 +247,12 @@ for r in $(seq "$ROUNDS"); do
   order=${orders[$(((r - 1) % 3))]}
   for t in $order; do run_wrk c64 "$t" "$r"; done
   for t in $order; do run_wrk c1 "$t" "$r"; done
+  for t in $order; do run_wrk task "$t" "$r"; done
 done
 
 # oha: optional second load generator, one pass per target at $CONNS connections.
 oha_rows=""
+rate_rows=""
 if [ "$OHA" = 1 ]; then
   if oha --help 2>&1 | grep -q -- '--output-format'; then oha_fmt=(--output-format json); else oha_fmt=(-j); fi
   for t in direct nginx gateway; do
@@ -235,6 +268,21 @@ PY
       oha_rows+="| $t | oha failed | | | |"$'\n'
     fi
   done
+  # Fixed rate with latency correction (coordinated omission: latency counts from when a
+  # request was due, not when it was sent), below every target's capacity.
+  for t in direct nginx gateway; do
+    if oha --no-tui "${oha_fmt[@]}" -z "${DURATION}s" -c "$CONNS" -q "$RATE" --latency-correction "$(target_url "$t")" > "$work/oha-rate-$t.json" 2>/dev/null; then
+      rate_rows+=$(python3 - "$t" "$work/oha-rate-$t.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[2])); p = d.get("latencyPercentiles", {})
+us = lambda k: "%.0f" % (p[k] * 1e6) if p.get(k) is not None else "?"
+print("| %s | %.0f | %s | %s | %s |" % (sys.argv[1], d["summary"]["requestsPerSec"], us("p50"), us("p99"), us("p99.9")))
+PY
+)$'\n'
+    else
+      rate_rows+="| $t | oha failed | | | |"$'\n'
+    fi
+  done
 fi
 
 # --- report -------------------------------------------------------------------------------------
@@ -243,7 +291,7 @@ col() { awk -v k="$1" -v t="$2" -v c="$3" '$1 == k && $2 == t { print $c }' "$wo
 for t in direct nginx gateway; do
   read -ra ps <<< "$(target_pids "$t" | tr '\n' ' ')"
   declare "rss_$t=$(peak_rss_kib "${ps[@]}")"
-  for k in c64 c1; do
+  for k in c64 c1 task; do
     declare "${k}_rps_$t=$(col "$k" "$t" 4)" "${k}_p50_$t=$(col "$k" "$t" 5)" \
       "${k}_p99_$t=$(col "$k" "$t" 6)" "${k}_p999_$t=$(col "$k" "$t" 7)" \
       "${k}_cpu_$t=$(col "$k" "$t" 8)"
@@ -290,6 +338,18 @@ git diff --quiet HEAD -- . ':!bench' 2>/dev/null || commit="$commit (+ uncommitt
       "$(($(v c1_p50_$t) - c1_p50_direct))" "$(($(v c1_p99_$t) - c1_p99_direct))" "$cpu"
   done
   echo
+  echo "## task route: \`POST\` + \`Prefer: respond-async\` → the upstream's 202, $CONNS connections"
+  echo
+  echo "| target | req/s | p50 µs | p99 µs | p99.9 µs | CPU-s/1k req | req/s vs nginx | CPU vs nginx |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for t in direct nginx gateway; do
+    cpu=$(printf '%.4f' "$(v task_cpu_$t)"); cpu_ratio=$(ratio "$(v task_cpu_$t)" "$task_cpu_nginx")
+    if [ "$t" = direct ]; then cpu="($cpu)"; cpu_ratio="—"; fi
+    printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$t" "$(v task_rps_$t)" \
+      "$(v task_p50_$t)" "$(v task_p99_$t)" "$(v task_p999_$t)" "$cpu" \
+      "$(ratio "$(v task_rps_$t)" "$task_rps_nginx")" "$cpu_ratio"
+  done
+  echo
   echo "CPU and RSS are the proxy's own (nginx: master + workers; gateway: its process); on the"
   echo "\`direct\` row, in parentheses, they are the upstream nginx's, for scale. errors = socket"
   echo "errors + non-2xx responses over all runs of the target."
@@ -300,6 +360,12 @@ git diff --quiet HEAD -- . ':!bench' 2>/dev/null || commit="$commit (+ uncommitt
     echo "| target | req/s | p50 µs | p99 µs | p99.9 µs |"
     echo "|---|---:|---:|---:|---:|"
     printf '%s' "$oha_rows"
+    echo
+    echo "## oha, fixed rate $RATE req/s, latency-corrected, $CONNS connections"
+    echo
+    echo "| target | req/s | p50 µs | p99 µs | p99.9 µs |"
+    echo "|---|---:|---:|---:|---:|"
+    printf '%s' "$rate_rows"
   fi
   echo
   echo "<details><summary>every run (kind target round req/s p50 p99 p99.9 CPU-s/1k errors)</summary>"

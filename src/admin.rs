@@ -5,6 +5,8 @@
 //! - `/readyz` → `200` when the gateway takes new work: not draining, and the job store (if
 //!   any) answers a ping within a second; otherwise `503` problem naming why (readiness —
 //!   e.g. Redis unreachable, so the balancer sends clients to another replica).
+//! - `/metrics` → the Prometheus exposition (see [`crate::metrics`]); the job-store gauges
+//!   are read from the store first (bounded to a second).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -54,6 +56,17 @@ async fn answer(gw: &Gateway, req: Request<Incoming>) -> Response<Body> {
                 Problem::NotReady(why).into_response()
             }
         },
+        "/metrics" => {
+            gw.refresh_store_gauges().await;
+            let mut resp = Response::new(Body::full(crate::metrics::get().render()));
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
+        }
         _ => Problem::NoRoute.into_response(),
     }
 }

@@ -12,6 +12,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 use crate::client::Loan;
 
@@ -27,6 +30,88 @@ pub enum Body {
     Incoming(Incoming),
     /// A response body from an upstream; its connection goes back to the pool at the end.
     Upstream(UpstreamBody),
+    /// A client's request body with an idle limit between frames (`body_idle_timeout`).
+    Idle(IdleBody),
+}
+
+impl Body {
+    /// The client's body `inner`, failing with [`BodyError::Idle`] when no frame arrives
+    /// for `idle`. An already finished body (no body at all) is passed through unwrapped:
+    /// it needs no timer.
+    pub fn idle_limited(inner: Incoming, idle: Duration) -> Body {
+        if http_body::Body::is_end_stream(&inner) {
+            return Body::Incoming(inner);
+        }
+        let now = Instant::now();
+        Body::Idle(IdleBody {
+            inner,
+            idle,
+            last: now,
+            timer: Box::pin(tokio::time::sleep_until(now + idle)),
+        })
+    }
+}
+
+/// Why reading a body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The peer's connection failed.
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// No data for this long.
+    #[error("no body data for {0:?}")]
+    Idle(Duration),
+}
+
+impl BodyError {
+    /// Whether `e` (or anything it was caused by) is a body idle timeout.
+    pub fn idle_in(e: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if let Some(BodyError::Idle(d)) = err.downcast_ref::<BodyError>() {
+                return Some(*d);
+            }
+            cur = err.source();
+        }
+        None
+    }
+}
+
+/// See [`Body::idle_limited`]. The timer is only re-armed when it fires: a frame just
+/// notes the time, so a large upload costs one clock read per frame, not a timer update.
+pub struct IdleBody {
+    inner: Incoming,
+    idle: Duration,
+    last: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl std::fmt::Debug for IdleBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleBody")
+            .field("idle", &self.idle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdleBody {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Poll::Ready(frame) = http_body::Body::poll_frame(Pin::new(&mut self.inner), cx) {
+            self.last = Instant::now();
+            return Poll::Ready(frame.map(|r| r.map_err(BodyError::Hyper)));
+        }
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = self.last + self.idle;
+            if Instant::now() >= due {
+                return Poll::Ready(Some(Err(BodyError::Idle(self.idle))));
+            }
+            // Data arrived since the timer was set: wait out the rest of the new window.
+            self.timer.as_mut().reset(due);
+        }
+    }
 }
 
 /// An upstream response body that returns its keep-alive connection to the pool once the
@@ -84,16 +169,18 @@ impl From<Incoming> for Body {
 
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(chunk) => Poll::Ready(chunk.take().map(|b| Ok(Frame::data(b)))),
-            Body::Incoming(inner) => Pin::new(inner).poll_frame(cx),
+            Body::Incoming(inner) => Pin::new(inner)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BodyError::Hyper))),
             Body::Upstream(up) => {
                 let polled = Pin::new(&mut up.inner).poll_frame(cx);
                 match &polled {
@@ -103,8 +190,9 @@ impl http_body::Body for Body {
                     Poll::Ready(Some(Err(_))) => up.loan = None,
                     _ => {}
                 }
-                polled
+                polled.map(|f| f.map(|r| r.map_err(BodyError::Hyper)))
             }
+            Body::Idle(b) => b.poll(cx),
         }
     }
 
@@ -114,6 +202,7 @@ impl http_body::Body for Body {
             Body::Full(chunk) => chunk.is_none(),
             Body::Incoming(inner) => inner.is_end_stream(),
             Body::Upstream(up) => up.inner.is_end_stream(),
+            Body::Idle(b) => b.inner.is_end_stream(),
         }
     }
 
@@ -124,6 +213,7 @@ impl http_body::Body for Body {
             Body::Full(None) => SizeHint::with_exact(0),
             Body::Incoming(inner) => inner.size_hint(),
             Body::Upstream(up) => up.inner.size_hint(),
+            Body::Idle(b) => b.inner.size_hint(),
         }
     }
 }
@@ -136,7 +226,10 @@ pub enum CollectError {
     TooLarge(u64),
     /// The peer failed while sending it.
     #[error("body read failed: {0}")]
-    Read(#[from] hyper::Error),
+    Read(hyper::Error),
+    /// The client paused longer than the body idle timeout.
+    #[error("no body data for {0:?}")]
+    Idle(Duration),
 }
 
 /// Reads a whole body into one `Bytes`, refusing more than `limit` bytes.
@@ -154,8 +247,11 @@ pub async fn collect(body: Body, limit: u64) -> Result<Bytes, CollectError> {
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) => match e.downcast::<hyper::Error>() {
-            Ok(h) => Err(CollectError::Read(*h)),
+        Err(e) => match e.downcast::<BodyError>() {
+            Ok(b) => match *b {
+                BodyError::Hyper(h) => Err(CollectError::Read(h)),
+                BodyError::Idle(d) => Err(CollectError::Idle(d)),
+            },
             Err(_) => Err(CollectError::TooLarge(limit)),
         },
     }

@@ -12,6 +12,9 @@
 //! - idle connections are reused most-recently-used first (warm caches, and the oldest ones
 //!   age out); one idle longer than [`IDLE_TIMEOUT`] is closed, at most [`MAX_IDLE`] are kept
 //!   per upstream;
+//! - at most [`MAX_CONNECTIONS`] are open per upstream; a request beyond that waits for a
+//!   connection to come back (or to close and free its slot) instead of opening another —
+//!   bursts queue in the gateway, not as thousands of sockets;
 //! - a request the pooled connection could not even start (the upstream closed it while it
 //!   sat idle) is retried once on a fresh connection — it was never sent, so this is safe
 //!   for any method;
@@ -37,6 +40,7 @@ use http::{Request, Response, Uri};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::body::{Body, UpstreamBody};
@@ -47,6 +51,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_IDLE: usize = 1024;
 /// Longest TCP connect to an upstream.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most open connections per upstream: beyond it a request waits for one to come free (as
+/// nginx's `max_conns` with a queue). Without a cap, a burst of polls — 18,000 waiters whose
+/// ticks line up — opens one connection each and runs the process out of file descriptors.
+pub const MAX_CONNECTIONS: usize = 1024;
 /// Most distinct upstream authorities with a pool (more are served without pooling leftovers).
 const MAX_POOLS: usize = 256;
 
@@ -129,12 +137,17 @@ pub struct HttpClient {
 struct Inner {
     resolver: StaticResolver,
     pools: Mutex<Vec<Arc<HostPool>>>,
+    max_connections: usize,
 }
 
 /// Idle connections to one upstream authority.
 pub struct HostPool {
     authority: Authority,
     idle: Mutex<VecDeque<Idle>>,
+    /// One permit per open connection (held by its connection task).
+    open: Arc<Semaphore>,
+    /// Signalled when a connection is put back idle.
+    returned: Notify,
 }
 
 struct Idle {
@@ -170,6 +183,8 @@ impl HostPool {
         }
         if idle.len() < MAX_IDLE {
             idle.push_back(Idle { tx, since: now });
+            drop(idle);
+            self.returned.notify_one();
         }
     }
 
@@ -193,10 +208,16 @@ impl HostPool {
 
 /// Builds the shared client.
 pub fn build(resolver: StaticResolver) -> HttpClient {
+    build_with_cap(resolver, MAX_CONNECTIONS)
+}
+
+/// [`build`] with another per-upstream connection cap (tests use small ones).
+pub fn build_with_cap(resolver: StaticResolver, max_connections: usize) -> HttpClient {
     HttpClient {
         inner: Arc::new(Inner {
             resolver,
             pools: Mutex::new(Vec::new()),
+            max_connections: max_connections.max(1),
         }),
     }
 }
@@ -225,21 +246,43 @@ impl HttpClient {
         };
 
         // A pooled connection first; if it turns out closed before the request went out,
-        // one fresh connection.
-        if let Some(mut tx) = pool.take() {
-            if tx.ready().await.is_ok() {
-                match tx.try_send_request(req).await {
-                    Ok(resp) => return Ok(lend(resp, tx, pool)),
-                    Err(mut e) => match e.take_message() {
-                        Some(unsent) => req = unsent,
-                        None => return Err(ClientError::Http(e.into_error())),
-                    },
+        // one fresh connection. At the connection cap, wait for either.
+        let mut retried = false;
+        loop {
+            let permit = match pool.take() {
+                Some(mut tx) => {
+                    if tx.ready().await.is_ok() {
+                        match tx.try_send_request(req).await {
+                            Ok(resp) => return Ok(lend(resp, tx, pool)),
+                            Err(mut e) => match e.take_message() {
+                                Some(unsent) if !retried => {
+                                    retried = true;
+                                    req = unsent;
+                                }
+                                _ => return Err(ClientError::Http(e.into_error())),
+                            },
+                        }
+                    }
+                    continue;
                 }
-            }
+                None => match Arc::clone(&pool.open).try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        let returned = pool.returned.notified();
+                        tokio::select! {
+                            () = returned => continue,
+                            permit = Arc::clone(&pool.open).acquire_owned() => match permit {
+                                Ok(p) => p,
+                                Err(_) => continue,
+                            },
+                        }
+                    }
+                },
+            };
+            let mut tx = self.connect(&pool.authority, permit).await?;
+            let resp = tx.send_request(req).await?;
+            return Ok(lend(resp, tx, pool));
         }
-        let mut tx = self.connect(&pool.authority).await?;
-        let resp = tx.send_request(req).await?;
-        Ok(lend(resp, tx, pool))
     }
 
     fn pool(&self, authority: &Authority) -> Arc<HostPool> {
@@ -264,6 +307,8 @@ impl HttpClient {
         let p = Arc::new(HostPool {
             authority: authority.clone(),
             idle: Mutex::new(VecDeque::new()),
+            open: Arc::new(Semaphore::new(self.inner.max_connections)),
+            returned: Notify::new(),
         });
         if pools.len() < MAX_POOLS {
             pools.push(Arc::clone(&p));
@@ -271,7 +316,11 @@ impl HttpClient {
         p
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<SendRequest<Body>, ClientError> {
+    async fn connect(
+        &self,
+        authority: &Authority,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<SendRequest<Body>, ClientError> {
         let port = authority.port_u16().unwrap_or(80);
         let addrs = self
             .inner
@@ -282,7 +331,7 @@ impl HttpClient {
         let mut last = format!("{authority} has no addresses");
         for addr in addrs {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => return handshake(stream).await,
+                Ok(Ok(stream)) => return handshake(stream, permit).await,
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => last = format!("no answer from {addr} within {CONNECT_TIMEOUT:?}"),
             }
@@ -299,7 +348,10 @@ fn host_header(authority: &Authority) -> Option<HeaderValue> {
     }
 }
 
-async fn handshake(stream: TcpStream) -> Result<SendRequest<Body>, ClientError> {
+async fn handshake(
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+) -> Result<SendRequest<Body>, ClientError> {
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
@@ -308,6 +360,8 @@ async fn handshake(stream: TcpStream) -> Result<SendRequest<Body>, ClientError> 
         .await
         .map_err(|e| ClientError::Connect(root_cause(&e)))?;
     tokio::spawn(async move {
+        // The connection counts against the upstream's cap until it ends.
+        let _open = permit;
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }

@@ -14,12 +14,16 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use crate::access_log;
 use crate::body::Body;
 use crate::client::{self, HttpClient, StaticResolver};
 use crate::config::{Config, RouteConfig, RouteKind};
 use crate::jobs::{self, Engine};
+use crate::limits::RateLimiter;
+use crate::metrics::{self, RouteLabel};
+use crate::prefer;
 use crate::problem::Problem;
-use crate::proxy::{self, Upstream};
+use crate::proxy::{self, Upstream, UpstreamElapsed};
 use crate::router::{Miss, Router};
 use crate::task::{self, StatusUrl, TaskRoute};
 
@@ -42,6 +46,8 @@ pub struct Route {
     pub upstream: Upstream,
     /// Status URL template (task routes).
     pub status: Option<StatusUrl>,
+    /// Its name as a metrics label.
+    pub label: RouteLabel,
 }
 
 /// The running gateway's shared state.
@@ -52,7 +58,13 @@ pub struct Gateway {
     jobs: Option<Arc<Engine>>,
     defaults: crate::config::Defaults,
     draining: AtomicBool,
+    unready: AtomicBool,
+    /// Flips to `true` when the listener closes: waiting requests answer with their 202.
+    drain: tokio::sync::watch::Sender<bool>,
     ids: RequestIds,
+    tenant_header: Option<HeaderName>,
+    body_idle: std::time::Duration,
+    rate: Option<RateLimiter>,
 }
 
 impl Gateway {
@@ -77,6 +89,7 @@ impl Gateway {
                 cfg: rc.clone(),
                 upstream,
                 status,
+                label: RouteLabel::new(&rc.name),
             };
             routes.push((rc.path.clone(), rc.methods.clone(), Arc::new(route)));
         }
@@ -91,13 +104,18 @@ impl Gateway {
             jobs,
             defaults: cfg.defaults,
             draining: AtomicBool::new(false),
+            unready: AtomicBool::new(false),
+            drain: tokio::sync::watch::Sender::new(false),
             ids: RequestIds::new(),
+            tenant_header: cfg.jobs.tenant_header.clone(),
+            body_idle: cfg.server.body_idle_timeout,
+            rate: cfg.server.tenant_rate.map(RateLimiter::new),
         }))
     }
 
     /// Whether the gateway takes new work: not draining, and the job store answers.
     pub async fn readiness(&self) -> Result<(), String> {
-        if self.draining.load(Ordering::Relaxed) {
+        if self.unready.load(Ordering::Relaxed) || self.draining.load(Ordering::Relaxed) {
             return Err("draining".into());
         }
         if let Some(engine) = &self.jobs {
@@ -111,9 +129,39 @@ impl Gateway {
         Ok(())
     }
 
-    /// From now on, new requests get `503` (the listener is closing).
+    /// Reads the job store's queue depths into the metrics (a no-op without a store; a
+    /// failure or a store slower than a second leaves the last reading and counts an error).
+    pub async fn refresh_store_gauges(&self) {
+        let Some(engine) = &self.jobs else {
+            return;
+        };
+        let read = tokio::time::timeout(std::time::Duration::from_secs(1), engine.store.depths());
+        match read.await {
+            Ok(Ok(depths)) => metrics::get()
+                .set_depths(depths.into_iter().map(|d| (d.route, d.pending, d.running))),
+            Ok(Err(e)) => {
+                metrics::get().store_errors.inc();
+                tracing::warn!(error = %e, "reading queue depths failed");
+            }
+            Err(_) => {
+                metrics::get().store_errors.inc();
+                tracing::warn!("reading queue depths: no answer within 1s");
+            }
+        }
+    }
+
+    /// Shutdown, step 1: `/readyz` answers `503` while requests are still served.
+    pub fn set_unready(&self) {
+        self.unready.store(true, Ordering::Relaxed);
+    }
+
+    /// Shutdown, step 2 (the listener is closing): new requests get `503`, and requests
+    /// waiting on a task or job answer now with their `202` handle instead of being cut
+    /// when the drain times out.
     pub fn start_draining(&self) {
+        self.unready.store(true, Ordering::Relaxed);
         self.draining.store(true, Ordering::Relaxed);
+        self.drain.send_replace(true);
     }
 
     /// Serves one request from `remote`.
@@ -128,50 +176,99 @@ impl Gateway {
                 id
             }
         };
-        let method = parts.method.clone();
-        let req = Request::from_parts(parts, Body::Incoming(body));
-        let mut resp = self.route(req, remote, arrived).await;
-        resp.headers_mut()
-            .insert(X_REQUEST_ID.clone(), request_id.clone());
-        tracing::debug!(
-            request_id = ?request_id,
-            %method,
-            status = resp.status().as_u16(),
-            elapsed_us = arrived.elapsed().as_micros() as u64,
-            "request"
-        );
+        // What the access line needs from the request, taken only when it is wanted.
+        let logged = access_log::enabled().then(|| {
+            let tenant = access_log::tenant(&parts.headers, self.tenant_header.as_ref()).cloned();
+            (parts.method.clone(), parts.uri.clone(), tenant)
+        });
+        let req = Request::from_parts(parts, Body::idle_limited(body, self.body_idle));
+        let (mut resp, label) = self.route(req, remote, arrived).await;
+        let elapsed = arrived.elapsed();
+        let status = resp.status().as_u16();
+        let applied = resp.headers().get(&prefer::PREFERENCE_APPLIED);
+        let preference = metrics::preference_label(applied);
+        let upstream = resp.extensions().get::<UpstreamElapsed>().map(|u| u.0);
+        let m = metrics::get();
+        m.request(&label, status, preference, elapsed);
+        if let Some(took) = upstream {
+            m.upstream(&label, took);
+        }
+        if let Some((method, uri, tenant)) = &logged {
+            access_log::write(&access_log::Entry {
+                request_id: &request_id,
+                method,
+                path: uri.path(),
+                route: label.as_str(),
+                status,
+                preference,
+                applied,
+                upstream,
+                elapsed,
+                tenant: tenant.as_ref(),
+            });
+        }
+        resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
         resp
     }
 
+    /// The answer, and the route it is counted under.
     async fn route(
         &self,
         req: Request<Body>,
         remote: SocketAddr,
         arrived: Instant,
-    ) -> Response<Body> {
+    ) -> (Response<Body>, RouteLabel) {
+        let unmatched = |p: Problem| (p.into_response(), RouteLabel::unmatched());
         if self.draining.load(Ordering::Relaxed) {
-            return Problem::Draining.into_response();
+            return unmatched(Problem::Draining);
         }
         let h = req.headers();
         let head_bytes: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
         if h.len() > MAX_HEADERS || head_bytes > MAX_HEADER_BYTES {
-            return Problem::HeadersTooLarge.into_response();
+            return unmatched(Problem::HeadersTooLarge);
+        }
+        if let Some(limiter) = &self.rate {
+            let ip;
+            let tenant = match self.tenant_header.as_ref().and_then(|n| h.get(n)) {
+                Some(v) => v.as_bytes(),
+                None => {
+                    ip = remote.ip().to_string();
+                    ip.as_bytes()
+                }
+            };
+            if let Err(retry) = limiter.check(tenant, Instant::now()) {
+                return unmatched(Problem::RateLimited(retry.as_secs()));
+            }
         }
         if let Some(engine) = &self.jobs {
             if let Some(resp) = jobs::api::handle(engine, &self.defaults, &req).await {
-                return resp;
+                return (resp, RouteLabel::jobs_api());
             }
             if engine.deliverer.is_some() && req.uri().path() == WEBHOOK_SECRET_PATH {
-                return jobs::api::webhook_secret(engine, &req);
+                return (
+                    jobs::api::webhook_secret(engine, &req),
+                    RouteLabel::jobs_api(),
+                );
             }
         }
         let route = match self.router.lookup(req.method(), req.uri().path()) {
             Ok(r) => Arc::clone(r),
-            Err(Miss::NotFound) => return Problem::NoRoute.into_response(),
+            Err(Miss::NotFound) => return unmatched(Problem::NoRoute),
             Err(Miss::MethodNotAllowed(allow)) => {
-                return Problem::MethodNotAllowed(allow).into_response()
+                return unmatched(Problem::MethodNotAllowed(allow))
             }
         };
+        let resp = self.serve_route(&route, req, remote, arrived).await;
+        (resp, route.label.clone())
+    }
+
+    async fn serve_route(
+        &self,
+        route: &Route,
+        req: Request<Body>,
+        remote: SocketAddr,
+        arrived: Instant,
+    ) -> Response<Body> {
         let ip = remote.ip();
         let settings = &route.cfg.settings;
         match (route.cfg.kind, &route.status) {
@@ -181,6 +278,7 @@ impl Gateway {
                     upstream: &route.upstream,
                     status,
                     jobs: self.jobs.as_deref(),
+                    drain: self.drain.subscribe(),
                 };
                 task::handle(&self.client, &self.polls, tr, req, ip, arrived).await
             }
@@ -189,7 +287,10 @@ impl Gateway {
                 .as_ref()
                 .and_then(|e| e.routes.get(&route.cfg.name).map(|r| (e, r)))
             {
-                Some((engine, jr)) => jobs::submit::handle(engine, jr, req, ip, arrived).await,
+                Some((engine, jr)) => {
+                    let drain = self.drain.subscribe();
+                    jobs::submit::handle(engine, jr, req, ip, arrived, drain).await
+                }
                 None => Problem::StoreUnavailable.into_response(),
             },
             _ => proxy::forward(
@@ -202,6 +303,14 @@ impl Gateway {
             .await
             .unwrap_or_else(Problem::into_response),
         }
+    }
+}
+
+/// Resolves when the gateway starts draining (never, if the gateway is gone first).
+pub async fn drained(mut drain: tokio::sync::watch::Receiver<bool>) {
+    let draining = drain.wait_for(|d| *d).await.is_ok();
+    if !draining {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -79,6 +79,9 @@ pub async fn read(
                     Err(body::CollectError::TooLarge(n)) => {
                         return Err((Problem::BodyTooLarge(n), HeaderMap::new()))
                     }
+                    Err(body::CollectError::Idle(d)) => {
+                        return Err((Problem::BodyTimeout(d), HeaderMap::new()))
+                    }
                     Err(e) => {
                         return Err((Problem::BadRequestBody(e.to_string()), HeaderMap::new()))
                     }

@@ -19,11 +19,15 @@
 //! - [`jobs`]: `sync` routes as durable gateway jobs: store, runner, job API.
 //! - [`webhook`]: signed callbacks: address guard, signatures, durable delivery.
 //! - [`problem`]: RFC 9457 problem documents for every error the gateway makes.
-//! - [`admin`]: the admin listener: `/healthz`, `/readyz`.
+//! - [`admin`]: the admin listener: `/healthz`, `/readyz`, `/metrics`.
+//! - [`metrics`]: the Prometheus metrics every part counts into.
+//! - [`limits`]: the per-tenant request rate limiter (`429`).
+//! - [`access_log`]: one structured line per request, secrets hashed or left out.
 //! - [`body`]: the single body type (empty / one chunk / streaming).
 //! - [`demo`]: the embedded demo upstreams behind `prefer-gateway demo`.
 //! - [`signal`]: SIGTERM / SIGINT as a future.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod client;
@@ -32,6 +36,8 @@ pub mod demo;
 pub mod gateway;
 pub mod intent;
 pub mod jobs;
+pub mod limits;
+pub mod metrics;
 pub mod mode;
 pub mod prefer;
 pub mod problem;

@@ -81,7 +81,9 @@ impl WaitLimits {
     /// From the config's `min_wait`/`max_wait`: the floor rounds up and the cap rounds
     /// down, so a whole-second wait never crosses either bound.
     pub fn from_durations(min_wait: Duration, max_wait: Duration) -> Self {
-        let min_secs = min_wait.as_secs() + u64::from(min_wait.subsec_nanos() > 0);
+        let min_secs = min_wait
+            .as_secs()
+            .saturating_add(u64::from(min_wait.subsec_nanos() > 0));
         WaitLimits {
             min_secs,
             max_secs: max_wait.as_secs(),

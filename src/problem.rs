@@ -68,6 +68,10 @@ pub enum Problem {
     CallbackForbidden(String),
     /// `POST {jobs}/{id}/callback` on a job that cannot be re-delivered.
     CannotRedeliver(&'static str),
+    /// The client paused sending its body longer than `server.body_idle_timeout`.
+    BodyTimeout(std::time::Duration),
+    /// The tenant is over `server.tenant_rate`; retry after this many seconds.
+    RateLimited(u64),
 }
 
 impl Problem {
@@ -185,6 +189,16 @@ impl Problem {
                 "cannot-redeliver",
                 "The callback cannot be delivered again",
             ),
+            Problem::BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "The request body stopped arriving",
+            ),
+            Problem::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests from this tenant",
+            ),
         }
     }
 
@@ -225,6 +239,10 @@ impl Problem {
             ),
             Problem::CallbackForbidden(why) => Some(why.clone()),
             Problem::CannotRedeliver(why) => Some((*why).to_owned()),
+            Problem::BodyTimeout(idle) => {
+                Some(format!("no body data arrived for {}s", idle.as_secs_f64()))
+            }
+            Problem::RateLimited(secs) => Some(format!("retry in {secs}s")),
         }
     }
 
@@ -265,6 +283,13 @@ impl Problem {
             Problem::QueueFull(_) => {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
+            Problem::RateLimited(secs) => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Problem::BodyTimeout(_) => {
+                // The rest of the body may still arrive; the connection cannot be reused.
+                h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         resp
@@ -304,6 +329,8 @@ mod tests {
             Problem::CallbackForbidden("x".into()),
             Problem::CannotRedeliver("x"),
             Problem::NotReady("x".into()),
+            Problem::BodyTimeout(std::time::Duration::from_secs(1)),
+            Problem::RateLimited(3),
         ];
         for p in all {
             let (status, slug, _) = p.parts();

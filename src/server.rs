@@ -7,6 +7,15 @@
 //! are closed, busy ones finish their in-flight requests (HTTP/2 gets `GOAWAY`), and after
 //! `drain_timeout` whatever is left is dropped. An `accept` error (e.g. out of file
 //! descriptors) is logged and retried after a short pause instead of ending the server.
+//!
+//! Shutdown order: `/readyz` turns unready, requests are still served for `drain_delay`,
+//! then the listener closes, new requests get `503`, requests waiting on a task or job are
+//! answered at once with their `202` handle, and in-flight work has `drain_timeout`.
+//!
+//! Limits: at `max_connections` open connections the loop stops accepting until one closes
+//! — back-pressure through the kernel's listen backlog, never a crash or an fd-exhaustion
+//! storm; HTTP/2 connections allow `h2_max_concurrent_streams` streams each (more are
+//! refused with `REFUSED_STREAM`, which clients retry).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
@@ -43,11 +53,34 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(Some(100_000));
+        .max_concurrent_streams(Some(cfg.h2_max_concurrent_streams));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    // Shutdown starts with `/readyz` unready while traffic is still served for
+    // `drain_delay` (load balancers stop sending first); then the listener closes.
+    let unready_then_close = {
+        let gateway = Arc::clone(&gateway);
+        let delay = cfg.drain_delay;
+        async move {
+            shutdown.await;
+            gateway.set_unready();
+            if !delay.is_zero() {
+                tracing::info!(?delay, "unready; serving until the drain delay ends");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    let shutdown = unready_then_close;
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -74,6 +107,7 @@ pub async fn serve(
         let conn = graceful.watch(conn);
         let first_within = cfg.header_read_timeout;
         tokio::spawn(async move {
+            let _slot = slot;
             tokio::pin!(conn);
             // hyper's header timeout starts only once HTTP/1 is detected; a client that
             // sends nothing (or stops inside the HTTP/2 preface) is cut here instead.

@@ -269,3 +269,38 @@ fn route_table_lists_every_route() {
     assert!(lines[5].contains(render), "{table}");
     assert_eq!(lines.len(), 6);
 }
+
+#[test]
+fn server_limits_have_defaults_and_are_validated() {
+    let cfg = example();
+    assert_eq!(cfg.server.body_idle_timeout, Duration::from_secs(60));
+    assert_eq!(cfg.server.max_connections, 10_000);
+    assert_eq!(cfg.server.h2_max_concurrent_streams, 1024);
+    assert_eq!(cfg.server.tenant_rate, None);
+    let bare = load_str("", "bare.toml").unwrap();
+    assert_eq!(bare.server.max_connections, 10_000);
+    let set = load_str(
+        "[server]\ntenant_rate = 5\nbody_idle_timeout = \"2s\"\n",
+        "set.toml",
+    )
+    .unwrap();
+    let rate = set.server.tenant_rate.unwrap();
+    assert_eq!((rate.per_second, rate.burst), (5, 5));
+    assert_eq!(set.server.body_idle_timeout, Duration::from_secs(2));
+    for (text, key) in [
+        ("[server]\nmax_connections = 0\n", "server.max_connections"),
+        ("[server]\ntenant_rate = 0\n", "server.tenant_rate"),
+        (
+            "[server]\nbody_idle_timeout = \"0s\"\n",
+            "server.body_idle_timeout",
+        ),
+        (
+            "[server]\nh2_max_concurrent_streams = -1\n",
+            "server.h2_max_concurrent_streams",
+        ),
+    ] {
+        let err = load_str(text, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains(key), "{text:?} → {err}");
+        assert!(err.starts_with("bad.toml:2:"), "{err}");
+    }
+}

@@ -18,6 +18,8 @@ mod admission;
 mod callbacks;
 #[path = "job_store/delivering.rs"]
 mod delivering;
+#[path = "job_store/depths.rs"]
+mod depths;
 #[path = "job_store/limits.rs"]
 mod limits;
 #[path = "support/redis.rs"]
@@ -247,4 +249,5 @@ suite!(
     delivering::a_leased_delivery_waits_for_its_lease,
     delivering::record_attempt_for_each_outcome,
     delivering::jobs_without_a_callback_are_never_claimed,
+    depths::depths_count_pending_and_running_per_route,
 );

@@ -244,3 +244,49 @@ async fn concurrent_requests_each_get_their_own_answer() {
         up.connections()
     );
 }
+
+#[tokio::test]
+async fn at_the_connection_cap_requests_queue_instead_of_opening_more() {
+    let up = ScriptedUpstream::start(|n, s| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let body = format!("{n}");
+            let msg = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(msg.as_bytes()).await.is_ok()
+        })
+    })
+    .await;
+    let resolver = prefer_gateway::client::StaticResolver::default();
+    let client = prefer_gateway::client::build_with_cap(resolver, 3);
+    let url: http::Uri = format!("{}/q", up.url()).parse().unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..30 {
+        let client = client.clone();
+        let url = url.clone();
+        calls.push(tokio::spawn(async move {
+            let mut req = http::Request::new(prefer_gateway::body::Body::Empty);
+            *req.uri_mut() = url;
+            let resp = client.request(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let body = prefer_gateway::body::collect(resp.into_body(), 1024)
+                .await
+                .unwrap();
+            String::from_utf8(body.to_vec()).unwrap()
+        }));
+    }
+    let mut answers = Vec::new();
+    for c in calls {
+        answers.push(c.await.unwrap());
+    }
+    answers.sort();
+    answers.dedup();
+    assert_eq!(answers.len(), 30, "every request got its own answer");
+    assert!(
+        up.connections() <= 3,
+        "30 concurrent requests opened {} connections with a cap of 3",
+        up.connections()
+    );
+}

@@ -29,6 +29,12 @@
 //! | `server.admin_listen` | none (disabled) | `IP:PORT` |
 //! | `server.header_read_timeout` | `"10s"` | > 0 |
 //! | `server.drain_timeout` | `"30s"` | |
+//! | `server.drain_delay` | `"0s"` | unready-but-serving time before the listener closes |
+//! | `server.body_idle_timeout` | `"60s"` | > 0; longest gap between body reads → `408` |
+//! | `server.max_connections` | `10000` | ≥ 1; at the limit accepting pauses |
+//! | `server.h2_max_concurrent_streams` | `1024` | ≥ 1 |
+//! | `server.tenant_rate` | none (unlimited) | ≥ 1 requests/s per tenant → `429` beyond |
+//! | `server.tenant_burst` | `tenant_rate` | ≥ 1 |
 //! | `defaults.poll_interval` | `"1s"` | > 0 |
 //! | `defaults.max_wait` | `"600s"` | `wait=N` cap |
 //! | `defaults.min_wait` | `"1s"` | `wait=N` floor; ≤ `max_wait` |
@@ -67,6 +73,8 @@
 //! | `routes[].task.failed` | `["failed"]` | non-empty |
 //!
 //! Keys beyond the example file (`server.header_read_timeout`, `server.drain_timeout`,
+//! `server.drain_delay`, `server.body_idle_timeout`, `server.max_connections`, `server.h2_max_concurrent_streams`,
+//! `server.tenant_rate`, `server.tenant_burst`,
 //! `defaults.min_wait`, `jobs.key_prefix`, `jobs.lease`, `webhooks.allow_ports`,
 //! `webhooks.watch_limit`) are optional extensions with the defaults above.
 //!
@@ -74,7 +82,8 @@
 //!
 //! Route names are unique; no two routes share a method on the same path; distinct paths
 //! must not conflict in matchit (`/a/{x}` vs `/a/{y}`, whatever the methods); `kind = "task"`
-//! needs `[routes.task]` and no other kind may have one; `min_wait ≤ max_wait` after merging;
+//! needs `[routes.task]` and no other kind may have one; `min_wait ≤ max_wait` after merging
+//! (also in the whole seconds they round to);
 //! and while any `sync` route exists (so the job API is mounted) no route path may equal
 //! `jobs.path` or lie under it.
 
@@ -204,7 +213,12 @@ impl Source<'_> {
     fn serde_error(&self, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
         let mut key = key_path(e.path());
         let inner = e.into_inner();
-        let message = inner.message().trim().replace('\n', "; ");
+        let mut message = inner.message().trim().replace('\n', "; ");
+        if message.is_empty() {
+            // toml reports some lexer errors (a control character in a comment) without
+            // text; an error line must still say something (found by fuzz/config_load).
+            message = "invalid TOML here (a control character or malformed text)".into();
+        }
         let err = self.error(String::new(), inner.span(), message);
         if key.is_empty() {
             key = err.line.map(|l| key_near(self.src, l)).unwrap_or_default();

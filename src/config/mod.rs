@@ -46,6 +46,27 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish. Default 30 s.
     pub drain_timeout: Duration,
+    /// On SIGTERM, how long `/readyz` reports unready while traffic is still served, before
+    /// the listener closes (so load balancers stop sending first). Default 0 s.
+    pub drain_delay: Duration,
+    /// Longest gap between two reads of a request body (slow uploads → `408`). Default 60 s.
+    pub body_idle_timeout: Duration,
+    /// Most open client connections; at the limit the listener stops accepting until one
+    /// closes (the kernel's backlog holds the rest). Default 10,000.
+    pub max_connections: usize,
+    /// Most concurrent HTTP/2 streams per connection. Default 1024.
+    pub h2_max_concurrent_streams: u32,
+    /// Per-tenant request rate (`429` beyond it); `None` = unlimited (the default).
+    pub tenant_rate: Option<TenantRate>,
+}
+
+/// A token bucket: `per_second` requests on average, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantRate {
+    /// Sustained requests per second.
+    pub per_second: u64,
+    /// Bucket size. Default: `per_second`.
+    pub burst: u64,
 }
 
 /// `[defaults]`, and the per-route overrides once resolved.

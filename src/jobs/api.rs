@@ -83,6 +83,7 @@ enum Sub {
 }
 
 fn store_down(e: super::store::StoreError) -> Problem {
+    crate::metrics::get().store_errors.inc();
     tracing::error!(error = %e, "job store unavailable");
     Problem::StoreUnavailable
 }

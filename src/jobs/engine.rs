@@ -266,6 +266,7 @@ async fn dispatch(engine: Weak<Engine>) {
         if last_recovery.elapsed() >= Duration::from_secs(1) {
             last_recovery = Instant::now();
             if let Err(err) = e.recover(false).await {
+                crate::metrics::get().store_errors.inc();
                 tracing::warn!(error = %err, "lease recovery failed");
             }
         }
@@ -291,6 +292,7 @@ async fn dispatch(engine: Weak<Engine>) {
                     }
                     Ok(None) => break,
                     Err(err) => {
+                        crate::metrics::get().store_errors.inc();
                         tracing::warn!(error = %err, route = %route.cfg.name, "claim failed");
                         break;
                     }
@@ -328,6 +330,7 @@ async fn sweep(engine: Weak<Engine>) {
                 Ok(n) if n == BATCH => tokio::task::yield_now().await,
                 Ok(_) => break,
                 Err(err) => {
+                    crate::metrics::get().store_errors.inc();
                     tracing::warn!(error = %err, "sweep failed");
                     break;
                 }

@@ -31,7 +31,9 @@ use async_trait::async_trait;
 use super::model::{
     Attempt, Delivery, Job, JobError, JobStatus, Millis, NewJob, Outcome, StoredResponse,
 };
-use super::store::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, StoreError};
+use super::store::{
+    Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError,
+};
 
 /// `(tenant, route, idempotency key)`.
 type IdemKey = (String, String, String);
@@ -350,6 +352,10 @@ impl JobStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn depths(&self) -> Result<Vec<RouteDepth>, StoreError> {
+        Ok(self.state().depths())
     }
 
     async fn claim_delivery(

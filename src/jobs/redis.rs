@@ -46,10 +46,12 @@
 //!   wrong URL fails at start.
 //! - **Finished jobs are published** on `P finished` by the same scripts that finish them;
 //!   [`JobStore::finished_feed`] relays that channel (see `feed`).
+//! - **Queue depths** for `/metrics`: `SCAN` finds the queues, one script counts (`depths`).
 //! - **Durability** is the server's: run Redis with `appendonly yes` (and
 //!   `appendfsync always` for "accepted means on disk"); a `202` means Redis has the job.
 
 mod codec;
+mod depths;
 mod feed;
 mod scripts;
 
@@ -59,11 +61,12 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
-use self::codec::{decode_job, job_fields, num, outcome_fields};
+use self::codec::{arg, decode_job, flag, flatten, job_fields, num, outcome_fields, Args};
 use self::scripts::{integer, items, tagged, unexpected, Scripts};
 use super::model::{Attempt, AttemptNext, Delivery, Job, Millis, NewJob, Outcome};
 use super::store::{
-    Canceled, Created, JobStore, Lookup, Recovery, Redeliver, StoreError, TOMBSTONE_FACTOR,
+    Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError,
+    TOMBSTONE_FACTOR,
 };
 
 /// How long one connection attempt may take.
@@ -93,25 +96,6 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
-}
-
-/// Script arguments: the byte strings after the key prefix.
-type Args = Vec<Vec<u8>>;
-
-fn arg(s: &str) -> Vec<u8> {
-    s.as_bytes().to_vec()
-}
-
-fn flag(b: bool) -> Vec<u8> {
-    arg(if b { "1" } else { "0" })
-}
-
-/// `field, value, ...` as script arguments.
-fn flatten(fields: codec::FieldList) -> Args {
-    fields
-        .into_iter()
-        .flat_map(|(name, value)| [arg(name), value])
-        .collect()
 }
 
 // === impl RedisStore ===
@@ -325,6 +309,10 @@ impl JobStore for RedisStore {
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| StoreError::new(format!("Redis: {e}")))
+    }
+
+    async fn depths(&self) -> Result<Vec<RouteDepth>, StoreError> {
+        depths::depths(self).await
     }
 
     async fn claim_delivery(

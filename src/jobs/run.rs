@@ -32,6 +32,10 @@ pub async fn run(engine: &Engine, job: Job) {
         engine.finished(&job.id);
         return;
     };
+    let state = match &outcome {
+        Outcome::Answered(r) if (200..300).contains(&r.status) => "succeeded",
+        _ => "failed",
+    };
     let mut delay = Duration::from_millis(100);
     loop {
         let write = engine.store.complete(
@@ -46,11 +50,21 @@ pub async fn run(engine: &Engine, job: Job) {
             .unwrap_or_else(|_| Err(StoreError("no answer within 10s".into())));
         match written {
             Ok(stored) => {
+                if stored {
+                    crate::metrics::get()
+                        .jobs_finished
+                        .get_or_create(&crate::metrics::RouteStateLabels {
+                            route: job.route.clone(),
+                            state,
+                        })
+                        .inc();
+                }
                 tracing::debug!(job = %job.id, stored, "run finished");
                 break;
             }
             // The store is down: keep the result and try again — nothing accepted is lost.
             Err(e) => {
+                crate::metrics::get().store_errors.inc();
                 tracing::warn!(job = %job.id, error = %e, "cannot store the result; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -69,7 +83,10 @@ async fn keep_lease(engine: &Engine, id: &str) {
         match engine.store.renew(id, until, now_millis()).await {
             Ok(true) => {}
             Ok(false) => return,
-            Err(e) => tracing::warn!(job = %id, error = %e, "lease renewal failed"),
+            Err(e) => {
+                crate::metrics::get().store_errors.inc();
+                tracing::warn!(job = %id, error = %e, "lease renewal failed");
+            }
         }
     }
 }

@@ -37,6 +37,10 @@
 //! - `recover` asks `decide` per *route* before its transaction (the callback is not
 //!   `'static`, so it cannot travel to the blocking thread); the transaction re-selects the
 //!   jobs and leaves any route it has no decision for to the next run.
+//! - `depths` is one statement (one snapshot): a `UNION ALL` of two `GROUP BY route`
+//!   counts, `status = 'pending'` and `status = 'running'`, rather than one `status IN
+//!   (...)` query — each half then reads only its partial covering index (`jobs_pending`,
+//!   `jobs_running`: unfinished rows, no bodies) instead of scanning every retained job.
 
 mod codec;
 mod deliveries;
@@ -52,10 +56,17 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use super::model::{Attempt, Delivery, Job, Millis, NewJob, Outcome};
-use super::store::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, StoreError};
+use super::store::{
+    Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError,
+};
 
 pub use codec::{decode_headers, encode_headers};
 pub use migrations::latest as schema_version;
+
+/// Unfinished jobs per route; see the module notes for the shape.
+const DEPTHS: &str = "SELECT route, COUNT(*), 0 FROM jobs WHERE status = 'pending' GROUP BY route \
+     UNION ALL \
+     SELECT route, 0, COUNT(*) FROM jobs WHERE status = 'running' GROUP BY route";
 
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -241,6 +252,20 @@ impl JobStore for SqliteStore {
         .await
     }
 
+    async fn depths(&self) -> Result<Vec<RouteDepth>, StoreError> {
+        self.with(|conn| {
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            let counts = conn
+                .prepare_cached(DEPTHS)?
+                .query_map([], |row| {
+                    Ok((row.get(0)?, count(row.get(1)?), count(row.get(2)?)))
+                })?
+                .collect::<Result<Vec<(String, u64, u64)>, _>>()?;
+            Ok(RouteDepth::tally(counts))
+        })
+        .await
+    }
+
     async fn claim_delivery(
         &self,
         now: Millis,
@@ -271,5 +296,36 @@ impl JobStore for SqliteStore {
         let (tenant, job_id) = (tenant.to_owned(), job_id.to_owned());
         self.with(move |conn| deliveries::redeliver(conn, &tenant, &job_id, now))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `depths` reads only the two partial indexes of unfinished jobs (covering: no row
+    /// with its bodies is touched), never the whole table.
+    #[test]
+    fn depths_read_the_partial_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::migrate(&mut conn).unwrap();
+        let mut plan = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {DEPTHS}"))
+            .unwrap();
+        let steps: Vec<String> = plan
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let scans: Vec<&String> = steps.iter().filter(|s| s.contains("jobs")).collect();
+        assert_eq!(scans.len(), 2, "{steps:?}");
+        assert!(
+            scans[0].contains("COVERING INDEX jobs_pending"),
+            "{steps:?}"
+        );
+        assert!(
+            scans[1].contains("COVERING INDEX jobs_running"),
+            "{steps:?}"
+        );
     }
 }

@@ -21,6 +21,11 @@
 //! [`JobStore::get`] reports [`Lookup::Expired`] (→ `410`) — also after the sweeper
 //! ([`JobStore::sweep`]) has deleted the row, because it leaves a small tombstone that
 //! lives for [`TOMBSTONE_FACTOR`] × retention.
+//!
+//! Metrics: [`JobStore::depths`] counts the unfinished jobs per route for `/metrics`, read
+//! at one instant where the store allows it (see each store for how).
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
@@ -94,6 +99,40 @@ pub enum Recovery {
     Retry,
     /// Failed with code `interrupted`.
     Fail,
+}
+
+/// How many jobs of one route are unfinished right now (see [`JobStore::depths`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteDepth {
+    /// The route's name.
+    pub route: String,
+    /// Jobs waiting to be claimed.
+    pub pending: u64,
+    /// Jobs claimed and not finished.
+    pub running: u64,
+}
+
+impl RouteDepth {
+    /// Per-route counts, in any order and possibly split over several entries per route
+    /// (`(route, pending, running)`), as [`JobStore::depths`] answers them: one entry per
+    /// route, sorted by route name (byte order), routes with nothing unfinished left out.
+    pub(crate) fn tally(counts: impl IntoIterator<Item = (String, u64, u64)>) -> Vec<RouteDepth> {
+        let mut routes: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (route, pending, running) in counts {
+            let entry = routes.entry(route).or_default();
+            entry.0 = entry.0.saturating_add(pending);
+            entry.1 = entry.1.saturating_add(running);
+        }
+        routes
+            .into_iter()
+            .filter(|(_, (pending, running))| *pending > 0 || *running > 0)
+            .map(|(route, (pending, running))| RouteDepth {
+                route,
+                pending,
+                running,
+            })
+            .collect()
+    }
 }
 
 /// Durable job storage. All methods are atomic; all times are passed in by the caller.
@@ -172,6 +211,11 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Whether the store is reachable (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Unfinished jobs per route right now: (route, pending, running) for every route that
+    /// has any, across all replicas sharing the store, sorted by route. Read-only; cheap
+    /// enough to call per scrape (`/metrics`).
+    async fn depths(&self) -> Result<Vec<RouteDepth>, StoreError>;
 
     /// Ids of jobs that reached a terminal state in *any* process sharing this store, as
     /// they happen (Redis pub/sub), so a waiter on one replica wakes when another replica

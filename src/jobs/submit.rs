@@ -23,7 +23,7 @@ use super::document;
 use super::engine::{Engine, JobRoute};
 use super::idempotency::{self, IDEMPOTENCY_KEY};
 use super::model::{new_id, now_millis, JobKind, NewJob, StoredRequest};
-use super::store::{Created, Lookup};
+use super::store::{Created, Lookup, StoreError};
 use crate::body::{self, Body};
 use crate::intent::{self, Intent};
 use crate::mode::Mode;
@@ -38,6 +38,7 @@ pub async fn handle(
     req: Request<Body>,
     client_ip: IpAddr,
     arrived: Instant,
+    drain: tokio::sync::watch::Receiver<bool>,
 ) -> Response<Body> {
     let (intent, req) = match intent::read(&route.cfg, req).await {
         Ok(v) => v,
@@ -64,6 +65,7 @@ pub async fn handle(
                 callback,
                 client_ip,
                 deadline,
+                drain,
             };
             submit(engine, route, req, job).await
         }
@@ -109,6 +111,8 @@ struct Submission<'a> {
     callback: Option<String>,
     client_ip: IpAddr,
     deadline: Option<Instant>,
+    /// `true` once the gateway drains: a wait answers its 202 at once.
+    drain: tokio::sync::watch::Receiver<bool>,
 }
 
 async fn submit(
@@ -122,6 +126,7 @@ async fn submit(
         callback,
         client_ip,
         deadline,
+        drain,
     } = sub;
     let tenant = tenant(engine, req.headers())?;
     let mut key =
@@ -133,6 +138,7 @@ async fn submit(
         .map_err(|e| match e {
             body::CollectError::TooLarge(n) => Problem::BodyTooLarge(n),
             body::CollectError::Read(e) => Problem::BadRequestBody(e.to_string()),
+            body::CollectError::Idle(d) => Problem::BodyTimeout(d),
         })?;
     if let (None, Some(crate::config::FieldSource::Json(ptr))) = (&key, &route.cfg.idempotency) {
         key = idempotency::from_json(&body, ptr).map_err(Problem::InvalidIdempotencyKey)?;
@@ -168,6 +174,7 @@ async fn submit(
         .create(job, max, now_millis())
         .await
         .map_err(|e| {
+            crate::metrics::get().store_errors.inc();
             tracing::error!(error = %e, "job store unavailable");
             Problem::StoreUnavailable
         })?;
@@ -183,7 +190,7 @@ async fn submit(
     let prefix = &engine.cfg.path;
     let mut resp = match deadline {
         None => document::accepted(prefix, &job),
-        Some(deadline) => match engine.wait_terminal(&tenant, &job.id, deadline).await {
+        Some(deadline) => match waiting(engine, &tenant, &job.id, deadline, drain).await {
             Ok(Lookup::Found(done)) if done.status.is_terminal() => match &done.response {
                 Some(stored) => document::replay(stored),
                 None => document::status_response(prefix, &done, StatusCode::OK),
@@ -205,4 +212,21 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, Bytes)> {
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
         .collect()
+}
+
+/// Waits for the job to finish until `deadline`, counted in
+/// `prefer_gateway_waiting_requests`; when the gateway starts draining, reads the job as it
+/// is now instead (so the client gets its 202 handle, not a cut connection).
+async fn waiting(
+    engine: &Engine,
+    tenant: &str,
+    id: &str,
+    deadline: Instant,
+    drain: tokio::sync::watch::Receiver<bool>,
+) -> Result<Lookup, StoreError> {
+    let _waiting = crate::metrics::Waiting::start();
+    tokio::select! {
+        found = engine.wait_terminal(tenant, id, deadline) => found,
+        () = crate::gateway::drained(drain) => engine.wait_terminal(tenant, id, Instant::now()).await,
+    }
 }

@@ -355,3 +355,11 @@ fn vary_merging() {
     assert_eq!(vary(&[""]), ["Prefer"]);
     assert_eq!(vary(&["Preferred"]), ["Preferred, Prefer"]);
 }
+
+/// fuzz/mode_resolve: the whole-second floor of an enormous `min_wait` must not overflow.
+#[test]
+fn wait_limits_floor_does_not_overflow() {
+    let huge = std::time::Duration::new(u64::MAX, 1);
+    let l = WaitLimits::from_durations(huge, huge);
+    assert_eq!((l.min_secs, l.max_secs), (u64::MAX, u64::MAX));
+}

@@ -45,6 +45,8 @@ pub struct TaskRoute<'a> {
     pub status: &'a StatusUrl,
     /// The job engine, for watches (present when the route takes callbacks).
     pub jobs: Option<&'a Engine>,
+    /// Becomes `true` when the gateway drains: a wait ends at once with the 202.
+    pub drain: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Handles one request on a `task` route.
@@ -115,6 +117,10 @@ async fn run(
         Mode::Default => Some(settings.sync_wait),
     };
     let accepted_at = Instant::now();
+    let submit_took = submitted
+        .extensions()
+        .get::<proxy::UpstreamElapsed>()
+        .copied();
     let (mut parts, incoming) = submitted.into_parts();
     proxy::forward_response_headers(&mut parts.headers);
     let accepted_body = body::collect(incoming, settings.max_body.bytes())
@@ -136,18 +142,14 @@ async fn run(
         None => poller::WaitEnd::Deadline,
         Some(wait) => {
             let slot = polls.slot(&target);
+            let _waiting = crate::metrics::Waiting::start();
             let deadline = call.arrived + wait;
             let interval = settings.poll_interval;
-            poller::wait(
-                client,
-                task,
-                &slot,
-                &target,
-                accepted_at,
-                interval,
-                deadline,
-            )
-            .await
+            tokio::select! {
+                end = poller::wait(client, task, &slot, &target, accepted_at, interval, deadline) => end,
+                // Shutting down: hand out the operation id rather than be cut mid-wait.
+                () = crate::gateway::drained(route.drain.clone()) => poller::WaitEnd::Deadline,
+            }
         }
     };
     let mut resp = match end {
@@ -172,6 +174,10 @@ async fn run(
         }
     };
     set_applied(&mut resp, applied);
+    // The access log's upstream time is the submit's, also when the answer is a poll's.
+    if let Some(took) = submit_took {
+        resp.extensions_mut().insert(took);
+    }
     Ok(resp)
 }
 

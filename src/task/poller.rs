@@ -60,8 +60,19 @@ pub struct Target {
     pub max_body: u64,
 }
 
-/// Issues one status request and classifies the answer.
+/// Issues one status request and classifies the answer (counted in the metrics).
 pub async fn poll_once(client: &HttpClient, task: &TaskConfig, t: &Target) -> PollOutcome {
+    let outcome = poll_and_classify(client, task, t).await;
+    crate::metrics::get().poll(match outcome {
+        PollOutcome::Pending => "pending",
+        PollOutcome::Terminal { .. } => "terminal",
+        PollOutcome::Transient(_) => "transient",
+        PollOutcome::Broken(_) => "broken",
+    });
+    outcome
+}
+
+async fn poll_and_classify(client: &HttpClient, task: &TaskConfig, t: &Target) -> PollOutcome {
     let mut req = Request::new(Body::Empty);
     *req.uri_mut() = t.uri.clone();
     *req.headers_mut() = t.headers.clone();

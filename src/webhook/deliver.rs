@@ -158,12 +158,21 @@ impl Deliverer {
     }
 }
 
+/// What went wrong, without the URL: reqwest's own message names the callback URL, whose
+/// query string may carry a receiver's token, and this text is logged and stored.
 fn describe(e: &reqwest::Error) -> String {
     let mut msg = if e.is_timeout() {
-        "timed out".to_owned()
+        "timed out"
+    } else if e.is_connect() {
+        "connect failed"
+    } else if e.is_redirect() {
+        "redirect refused"
+    } else if e.is_body() || e.is_decode() {
+        "reading the answer failed"
     } else {
-        e.to_string()
-    };
+        "request failed"
+    }
+    .to_owned();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         msg = format!("{msg}: {s}");
@@ -211,6 +220,7 @@ pub async fn worker(engine: Weak<Engine>, wake: Arc<tokio::sync::Notify>) {
                 }
                 Ok(None) => break,
                 Err(err) => {
+                    crate::metrics::get().store_errors.inc();
                     tracing::warn!(error = %err, "claiming a callback delivery failed");
                     break;
                 }
@@ -232,6 +242,12 @@ async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
     let attempt = deliverer
         .attempt(&delivery, body, &job.id, &job.tenant)
         .await;
+    crate::metrics::get().webhook_attempt(match attempt.next {
+        AttemptNext::Delivered => "delivered",
+        AttemptNext::Retry(_) => "retry",
+        AttemptNext::Stop => "gone",
+        AttemptNext::GiveUp => "failed",
+    });
     tracing::info!(
         job = %job.id,
         attempt = delivery.attempts + 1,
@@ -246,6 +262,7 @@ async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
         .await
     {
         // The lease runs out and another attempt is made: at-least-once, never lost.
+        crate::metrics::get().store_errors.inc();
         tracing::warn!(job = %job.id, error = %err, "cannot record a callback attempt");
     }
 }

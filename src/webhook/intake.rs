@@ -36,6 +36,7 @@ pub async fn take(
                 .map_err(|e| match e {
                     body::CollectError::TooLarge(n) => Problem::BodyTooLarge(n),
                     body::CollectError::Read(e) => Problem::BadRequestBody(e.to_string()),
+                    body::CollectError::Idle(d) => Problem::BodyTimeout(d),
                 })?;
             let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
                 return Ok((None, Body::full(bytes)));

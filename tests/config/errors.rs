@@ -85,8 +85,18 @@ fn min_wait_above_max_wait() {
     let err = fails(&src, "3:12 defaults.min_wait");
     assert_eq!(
         err.message(),
-        "min_wait (10s) must not exceed max_wait (5s)"
+        "min_wait (10s) must not exceed max_wait (5s) in whole seconds"
     );
+    // 1.5 s .. 1.9 s: the floor rounds up to 2 s, above the 1 s cap (fuzz/mode_resolve).
+    let err = fails(
+        &[
+            "[defaults]",
+            "max_wait = \"1900ms\"",
+            "min_wait = \"1500ms\"",
+        ],
+        "3:12 defaults.min_wait",
+    );
+    says(&err, "in whole seconds");
     // A route lowering max_wait below the inherited min_wait (1s) is blamed for max_wait.
     fails(
         &[&proxy("a", "/a"), "max_wait = \"500ms\""],
@@ -312,4 +322,17 @@ fn a_callback_without_a_signing_secret() {
         "callback = { json = \"/cb\" }",
     ])
     .unwrap();
+}
+
+/// fuzz/config_load: toml reports a control character in a comment with an empty message;
+/// the error must still say something, and where.
+#[test]
+fn a_control_character_in_a_comment_gets_a_message() {
+    for src in ["#\0", "a = 1\n#\u{7f}", "# ok\u{8}"] {
+        let err = prefer_gateway::config::load_str(src, "gateway.toml")
+            .expect_err("a control character is not TOML");
+        assert!(!err.message().is_empty(), "{src:?}: {err:?}");
+        assert!(err.line().is_some() && err.column().is_some(), "{err:?}");
+        assert!(!err.to_string().ends_with(": "), "{err}");
+    }
 }

@@ -1,14 +1,16 @@
 //! Redis only: what a store shared over the network can show — data surviving a Redis
 //! crash and restart behind a live connection, an unreachable Redis failing fast, several
 //! stores (replicas) racing on one server, key prefixes keeping stores apart, and the
-//! finished-jobs feed carrying one replica's completions to another; and the claim limit
-//! coping with data written before its running sets existed.
+//! finished-jobs feed carrying one replica's completions to another; the claim limit
+//! coping with data written before its running sets existed; and queue depths found by
+//! pattern yet kept apart by prefix, whatever glob characters the prefix holds.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prefer_gateway::jobs::redis::RedisStore;
+use prefer_gateway::jobs::store::RouteDepth;
 use prefer_gateway::jobs::{Created, Lookup, Outcome};
 
 use crate::redis_server::{RedisServer, DURABLE};
@@ -298,4 +300,35 @@ async fn the_running_set_tolerates_data_written_without_it() {
         1
     );
     assert_eq!(claim(1).await.map(|j| j.id), Some(ids[3].clone()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depths_see_every_replica_and_only_their_own_prefix() {
+    let server = RedisServer::start();
+    // Unescaped, the first prefix would be the pattern `x?*[ab]\:pending:*`: it does not
+    // match the store's own queues (`[ab]` is one character, not the text `[ab]`), and it
+    // does match the second store's (`x`, `y`, `z`, `a`, `:`).
+    let odd = open(&server, "x?*[ab]\\:").await;
+    let odd_replica = open(&server, "x?*[ab]\\:").await;
+    let plain = open(&server, "xyza:").await;
+    create(&odd, new_job("t", "r", None, "fp"), T0).await;
+    create(&odd_replica, new_job("t", "r", None, "fp"), T0 + 1).await;
+    odd_replica
+        .claim("r", NO_LIMIT, T0 + 1_000, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    for i in 0..3 {
+        create(&plain, new_job("t", "s", None, "fp"), T0 + i).await;
+    }
+    let depth = |route: &str, pending, running| RouteDepth {
+        route: route.into(),
+        pending,
+        running,
+    };
+    // Both replicas of the first store see its two jobs, whoever created or claimed them.
+    for store in [&odd, &odd_replica] {
+        assert_eq!(store.depths().await.unwrap(), vec![depth("r", 1, 1)]);
+    }
+    assert_eq!(plain.depths().await.unwrap(), vec![depth("s", 3, 0)]);
 }

@@ -12,12 +12,20 @@ use std::time::{Duration, Instant};
 pub struct GatewayProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Every log line after the `listening` one.
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl GatewayProcess {
     /// Starts `prefer-gateway run --config <config>` and waits for it to listen.
     pub fn start(config: &std::path::Path) -> GatewayProcess {
+        Self::start_with(config, &[])
+    }
+
+    /// [`GatewayProcess::start`] with extra global arguments (e.g. `--log-format json`).
+    pub fn start_with(config: &std::path::Path, args: &[&str]) -> GatewayProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_prefer-gateway"))
+            .args(args)
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
@@ -29,6 +37,7 @@ impl GatewayProcess {
         let mut gw = GatewayProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lines: std::sync::Arc::default(),
         };
         let stderr = gw.child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -45,10 +54,23 @@ impl GatewayProcess {
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap();
             if line.contains("listening") && !line.contains("admin") {
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    gw.addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                let addr = match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(doc) => doc["fields"]["addr"].as_str().map(str::to_owned),
+                    Err(_) => line
+                        .split("addr=")
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next())
+                        .map(str::to_owned),
+                };
+                if let Some(addr) = addr {
+                    gw.addr = addr.parse().unwrap();
                     // Keep draining stderr so the child never blocks on a full pipe.
-                    std::thread::spawn(move || while rx.recv().is_ok() {});
+                    let lines = std::sync::Arc::clone(&gw.lines);
+                    std::thread::spawn(move || {
+                        while let Ok(line) = rx.recv() {
+                            lines.lock().unwrap().push(line);
+                        }
+                    });
                     return gw;
                 }
             }

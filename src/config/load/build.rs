@@ -15,7 +15,8 @@ use toml::Spanned;
 use super::raw::{RawConfig, RawJobs, RawRoute, RawServer, RawSettings, RawWebhooks};
 use super::{ConfigError, Source, DEFAULT_SETTINGS};
 use crate::config::{
-    Config, Defaults, JobsConfig, RouteConfig, RouteKind, ServerConfig, StoreConfig, WebhooksConfig,
+    Config, Defaults, JobsConfig, RouteConfig, RouteKind, ServerConfig, StoreConfig, TenantRate,
+    WebhooksConfig,
 };
 
 /// Applies defaults and runs every cross-check.
@@ -59,6 +60,16 @@ fn server(raw: RawServer) -> ServerConfig {
         admin_listen: raw.admin_listen,
         header_read_timeout: raw.header_read_timeout.unwrap_or(Duration::from_secs(10)),
         drain_timeout: raw.drain_timeout.unwrap_or(Duration::from_secs(30)),
+        drain_delay: raw.drain_delay.unwrap_or(Duration::ZERO),
+        body_idle_timeout: raw.body_idle_timeout.unwrap_or(Duration::from_secs(60)),
+        max_connections: usize::try_from(raw.max_connections.unwrap_or(10_000))
+            .unwrap_or(usize::MAX),
+        h2_max_concurrent_streams: u32::try_from(raw.h2_max_concurrent_streams.unwrap_or(1024))
+            .unwrap_or(u32::MAX),
+        tenant_rate: raw.tenant_rate.map(|rate| TenantRate {
+            per_second: rate,
+            burst: raw.tenant_burst.unwrap_or(rate),
+        }),
     }
 }
 
@@ -110,7 +121,10 @@ fn settings(
         upstream_timeout: raw.upstream_timeout.unwrap_or(base.upstream_timeout),
         max_body: raw.max_body.unwrap_or(base.max_body),
     };
-    if merged.min_wait > merged.max_wait {
+    // Compared as the whole seconds `wait=N` is checked against (the floor rounds up, the
+    // cap down), so e.g. 1500ms..1900ms — a floor of 2 s above a cap of 1 s — is refused.
+    let limits = crate::mode::WaitLimits::from_durations(merged.min_wait, merged.max_wait);
+    if merged.min_wait > merged.max_wait || limits.min_secs > limits.max_secs {
         // Blame the key this table set; `base` itself was already checked.
         let (key, span) = match (&raw.min_wait, &raw.max_wait) {
             (Some(d), _) => ("min_wait", Some(d.span())),
@@ -118,7 +132,7 @@ fn settings(
             (None, None) => ("min_wait", None),
         };
         let msg = format!(
-            "min_wait ({}) must not exceed max_wait ({})",
+            "min_wait ({}) must not exceed max_wait ({}) in whole seconds",
             humantime::format_duration(merged.min_wait),
             humantime::format_duration(merged.max_wait)
         );

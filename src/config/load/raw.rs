@@ -48,6 +48,18 @@ pub(super) struct RawServer {
     pub header_read_timeout: Option<Duration>,
     #[serde(deserialize_with = "opt_duration")]
     pub drain_timeout: Option<Duration>,
+    #[serde(deserialize_with = "opt_duration")]
+    pub drain_delay: Option<Duration>,
+    #[serde(deserialize_with = "opt_positive")]
+    pub body_idle_timeout: Option<Duration>,
+    #[serde(deserialize_with = "opt_at_least_one")]
+    pub max_connections: Option<u64>,
+    #[serde(deserialize_with = "opt_at_least_one")]
+    pub h2_max_concurrent_streams: Option<u64>,
+    #[serde(deserialize_with = "opt_at_least_one")]
+    pub tenant_rate: Option<u64>,
+    #[serde(deserialize_with = "opt_at_least_one")]
+    pub tenant_burst: Option<u64>,
 }
 
 /// `[defaults]`, and the same six keys as written on a route.

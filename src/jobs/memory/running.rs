@@ -1,10 +1,12 @@
 //! The running index of the [`MemoryStore`](super::MemoryStore): which jobs are running
 //! and how many per route, on the locked [`State`]. The per-route count is what `claim`
 //! checks against the route's limit, so every transition into or out of running goes
-//! through these two helpers and the set and the counts cannot disagree.
+//! through these two helpers and the set and the counts cannot disagree. The same counts,
+//! with the pending queues' sizes, are the store's `depths`.
 
 use super::State;
 use crate::jobs::model::{Job, JobStatus, Millis};
+use crate::jobs::store::RouteDepth;
 
 impl State {
     /// Job `id` of `route` entered running.
@@ -31,5 +33,22 @@ impl State {
     pub(super) fn is_stale(job: &Job, now: Millis, ignore_leases: bool) -> bool {
         job.status == JobStatus::Running
             && (ignore_leases || job.lease_until.is_none_or(|lease| lease < now))
+    }
+
+    /// Pending and running jobs per route: the queues' sizes and the running counts (both
+    /// drop a route at zero, so every entry is a route with work).
+    pub(super) fn depths(&self) -> Vec<RouteDepth> {
+        let pending = self.pending.iter().map(|(route, queue)| {
+            (
+                route.clone(),
+                u64::try_from(queue.len()).unwrap_or(u64::MAX),
+                0,
+            )
+        });
+        let running = self
+            .running_per_route
+            .iter()
+            .map(|(route, n)| (route.clone(), 0, u64::from(*n)));
+        RouteDepth::tally(pending.chain(running))
     }
 }

@@ -35,8 +35,27 @@ use crate::jobs::store::StoreError;
 /// Hash fields as `(name, value)` pairs, ready to become `HSET` arguments.
 pub(super) type FieldList = Vec<(&'static str, Vec<u8>)>;
 
+/// Script arguments: the byte strings after the key prefix.
+pub(super) type Args = Vec<Vec<u8>>;
+
 pub(super) fn num(n: impl ToString) -> Vec<u8> {
     n.to_string().into_bytes()
+}
+
+pub(super) fn arg(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+pub(super) fn flag(b: bool) -> Vec<u8> {
+    arg(if b { "1" } else { "0" })
+}
+
+/// `field, value, ...` as script arguments.
+pub(super) fn flatten(fields: FieldList) -> Args {
+    fields
+        .into_iter()
+        .flat_map(|(name, value)| [arg(name), value])
+        .collect()
 }
 
 /// Every field of `job` that has a value (the hash of a job as stored).

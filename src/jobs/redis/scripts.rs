@@ -36,6 +36,7 @@ pub(super) struct Scripts {
     pub claim_delivery: Script,
     pub record_attempt: Script,
     pub redeliver: Script,
+    pub depths: Script,
 }
 
 /// The prelude followed by one operation's body.
@@ -58,6 +59,7 @@ impl Scripts {
             claim_delivery: with_prelude(include_str!("lua/claim_delivery.lua")),
             record_attempt: with_prelude(include_str!("lua/record_attempt.lua")),
             redeliver: with_prelude(include_str!("lua/redeliver.lua")),
+            depths: with_prelude(include_str!("lua/depths.lua")),
         }
     }
 }
