@@ -16,6 +16,7 @@
 # after-drain RSS; 5), WARMUP (waiters with 0.2 s tasks before the baseline; 50), THP (off: the
 # gateway runs with transparent huge pages disabled via prctl(PR_SET_THP_DISABLE), so VmRSS is
 # what it touches, not 2 MiB pages khugepaged filled in; system: the machine's setting).
+# GW_LOG (the gateway's RUST_LOG; warn — its lines are summarised by message in the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-"1000 10000 18000 h2:50000"}
@@ -26,6 +27,7 @@ H2_CONNS=${H2_CONNS:-100}
 SETTLE=${SETTLE:-5}
 WARMUP=${WARMUP:-50}
 THP=${THP:-off}
+GW_LOG=${GW_LOG:-warn}
 TICK=$(getconf CLK_TCK)
 ulimit -n "$(ulimit -Hn)" # 18,000 parked HTTP/1.1 connections need as many fds (gateway and client)
 NOFILE=$(ulimit -n)
@@ -115,11 +117,11 @@ failed = ["failed"]
 TOML
   "$gw_bin" check --config "$work/gw.toml" > /dev/null
   if [ "$THP" = off ]; then # PR_SET_THP_DISABLE (41) survives the exec into the gateway
-    RUST_LOG=warn python3 -c 'import ctypes, os, sys
+    RUST_LOG=$GW_LOG python3 -c 'import ctypes, os, sys
 if ctypes.CDLL(None).prctl(41, 1, 0, 0, 0) != 0: sys.exit("prctl(PR_SET_THP_DISABLE) failed")
 os.execv(sys.argv[1], sys.argv[1:])' "$gw_bin" run --config "$work/gw.toml" 2> "$work/gw-$spec.log" &
   else
-    RUST_LOG=warn "$gw_bin" run --config "$work/gw.toml" 2> "$work/gw-$spec.log" &
+    RUST_LOG=$GW_LOG "$gw_bin" run --config "$work/gw.toml" 2> "$work/gw-$spec.log" &
   fi
   gw_pid=$!
   pids+=("$gw_pid")
