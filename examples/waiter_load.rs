@@ -94,6 +94,25 @@ fn parse_args() -> Result<Args, BoxError> {
 /// How one waiter ended: completion → response in ms, or an error kind.
 type Outcome = Result<f64, String>;
 
+/// A short error kind for a failed request: `request_incomplete` (the gateway closed the
+/// connection before answering), `request_io_<kind>` (e.g. `ConnectionReset`), ….
+fn request_error(e: &hyper::Error) -> String {
+    if e.is_incomplete_message() {
+        return "request_incomplete".into();
+    }
+    if e.is_canceled() {
+        return "request_canceled".into();
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return format!("request_io_{:?}", io.kind());
+        }
+        src = s.source();
+    }
+    "request_other".into()
+}
+
 fn epoch_ms_f64() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -153,7 +172,7 @@ async fn one_h1(args: &Args, req: Request<Full<Bytes>>, expect: &str) -> Outcome
     let port = args.url.port_u16().unwrap_or(80);
     let stream = TcpStream::connect((host, port))
         .await
-        .map_err(|_| "connect".to_owned())?;
+        .map_err(|e| format!("connect_{:?}", e.kind()))?;
     let _ = stream.set_nodelay(true);
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -162,7 +181,7 @@ async fn one_h1(args: &Args, req: Request<Full<Bytes>>, expect: &str) -> Outcome
     let resp = send
         .send_request(req)
         .await
-        .map_err(|_| "request".to_owned())?;
+        .map_err(|e| request_error(&e))?;
     judge(resp, expect).await
     // `send` drops here: the connection closes once the answer is read.
 }
@@ -176,7 +195,7 @@ async fn one_h2(
     let resp = send
         .send_request(req)
         .await
-        .map_err(|_| "request".to_owned())?;
+        .map_err(|e| request_error(&e))?;
     judge(resp, expect).await
 }
 
