@@ -271,8 +271,12 @@ fn check_limits(min: Duration, max: Duration, l: WaitLimits) {
     let one = Duration::from_secs(1);
     let floor = Duration::from_secs(l.min_secs);
     let cap = Duration::from_secs(l.max_secs);
-    // The floor rounds up: the smallest whole second at or above `min_wait`.
-    assert!(floor >= min, "min_wait {min:?} -> {l:?}");
+    // The floor rounds up: the smallest whole second at or above `min_wait` — or, past
+    // u64::MAX seconds, saturates there (no wait is that long anyway).
+    assert!(
+        floor >= min || l.min_secs == u64::MAX,
+        "min_wait {min:?} -> {l:?}"
+    );
     assert!(
         min.checked_add(one).is_none_or(|m| floor < m),
         "min_wait {min:?} -> {l:?}"
