@@ -21,8 +21,9 @@
 //!
 //! Output: one JSON line on stdout — n, ok, errors by kind (any non-200, transport error,
 //! timeout, a `Preference-Applied` other than `respond-async, wait=<wait>`, or a 200 body
-//! without `finished_at_ms`), completion → response p50/p99/max ms and request → response
-//! p50/max s. Progress goes to stderr.
+//! without `finished_at_ms`), the first error's detail per kind (e.g. the 502's problem
+//! body), completion → response p50/p99/max ms and request → response p50/max s. Progress
+//! goes to stderr.
 //!
 //! ```sh
 //! waiter_load http://127.0.0.1:8080/v1/tasks --waiters 18000 [--ramp 5] [--wait 60]
@@ -91,26 +92,33 @@ fn parse_args() -> Result<Args, BoxError> {
     Ok(args)
 }
 
-/// How one waiter ended: completion → response in ms, or an error kind.
+/// How one waiter ended: completion → response in ms, or `kind|detail` (the detail of the
+/// first error of each kind is printed in the summary).
 type Outcome = Result<f64, String>;
+
+/// An error kind with its detail, cut to 160 characters.
+fn err(kind: &str, detail: impl std::fmt::Display) -> String {
+    let detail: String = detail.to_string().chars().take(160).collect();
+    format!("{kind}|{detail}")
+}
 
 /// A short error kind for a failed request: `request_incomplete` (the gateway closed the
 /// connection before answering), `request_io_<kind>` (e.g. `ConnectionReset`), ….
 fn request_error(e: &hyper::Error) -> String {
     if e.is_incomplete_message() {
-        return "request_incomplete".into();
+        return err("request_incomplete", e);
     }
     if e.is_canceled() {
-        return "request_canceled".into();
+        return err("request_canceled", e);
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return format!("request_io_{:?}", io.kind());
+            return err(&format!("request_io_{:?}", io.kind()), io);
         }
         src = s.source();
     }
-    "request_other".into()
+    err("request_other", e)
 }
 
 fn epoch_ms_f64() -> f64 {
@@ -151,12 +159,13 @@ async fn judge(resp: Response<Incoming>, expect_applied: &str) -> Outcome {
         .map(|v| v.to_str().unwrap_or("<non-ascii>").to_owned());
     let body = resp.into_body().collect().await;
     let received = epoch_ms_f64();
-    let body = body.map_err(|_| "body".to_owned())?.to_bytes();
+    let body = body.map_err(|e| err("body", e))?.to_bytes();
     if status != 200 {
-        return Err(format!("status_{}", status.as_u16()));
+        let kind = format!("status_{}", status.as_u16());
+        return Err(err(&kind, String::from_utf8_lossy(&body)));
     }
     if applied.as_deref() != Some(expect_applied) {
-        return Err("applied_mismatch".into());
+        return Err(err("applied_mismatch", applied.unwrap_or_default()));
     }
     let doc: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| "body_not_json".to_owned())?;
@@ -172,11 +181,11 @@ async fn one_h1(args: &Args, req: Request<Full<Bytes>>, expect: &str) -> Outcome
     let port = args.url.port_u16().unwrap_or(80);
     let stream = TcpStream::connect((host, port))
         .await
-        .map_err(|e| format!("connect_{:?}", e.kind()))?;
+        .map_err(|e| err(&format!("connect_{:?}", e.kind()), &e))?;
     let _ = stream.set_nodelay(true);
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|_| "handshake".to_owned())?;
+        .map_err(|e| err("handshake", e))?;
     tokio::spawn(conn);
     let resp = send
         .send_request(req)
@@ -191,7 +200,7 @@ async fn one_h2(
     req: Request<Full<Bytes>>,
     expect: &str,
 ) -> Outcome {
-    send.ready().await.map_err(|_| "h2_closed".to_owned())?;
+    send.ready().await.map_err(|e| err("h2_closed", e))?;
     let resp = send
         .send_request(req)
         .await
@@ -256,7 +265,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         handles.push(tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
             let sent = Instant::now();
-            let req = request(&args).map_err(|e| format!("build_request: {e}"))?;
+            let req = request(&args).map_err(|e| err("build_request", e))?;
             let work = async {
                 match sender {
                     Some(s) => one_h2(s, req, &expect).await,
@@ -277,26 +286,41 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let mut latencies = Vec::with_capacity(handles.len());
     let mut totals = Vec::with_capacity(handles.len());
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    let mut first: BTreeMap<String, String> = BTreeMap::new();
     for h in handles {
         match h.await {
             Ok(Ok((ms, total))) => {
                 latencies.push(ms);
                 totals.push(total);
             }
-            Ok(Err(kind)) => *errors.entry(kind).or_default() += 1,
+            Ok(Err(e)) => {
+                let (kind, detail) = e.split_once('|').unwrap_or((&e, ""));
+                *errors.entry(kind.to_owned()).or_default() += 1;
+                first
+                    .entry(kind.to_owned())
+                    .or_insert_with(|| detail.to_owned());
+            }
             Err(_) => *errors.entry("panic".into()).or_default() += 1,
         }
     }
     latencies.sort_by(f64::total_cmp);
     totals.sort_by(f64::total_cmp);
-    let errs: Vec<String> = errors.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+    let js = |s: &str| serde_json::Value::from(s).to_string();
+    let errs: Vec<String> = errors
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", js(k)))
+        .collect();
+    let firsts: Vec<String> = first
+        .iter()
+        .map(|(k, v)| format!("{}:{}", js(k), js(v)))
+        .collect();
     let n_err: usize = errors.values().sum();
     let n = latencies.len() + n_err;
     println!(
         concat!(
             r#"{{"n":{},"ok":{},"errors_total":{},"errors":{{{}}},"h2":{},"connections":{},"#,
             r#""ramp_s":{},"completion_to_response_ms":{{"p50":{},"p99":{},"max":{},"min":{}}},"#,
-            r#""request_to_response_s":{{"p50":{},"max":{}}}}}"#
+            r#""request_to_response_s":{{"p50":{},"max":{}}},"first_error":{{{}}}}}"#
         ),
         n,
         latencies.len(),
@@ -311,6 +335,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         num(latencies.first().copied().unwrap_or(f64::NAN)),
         num(percentile(&totals, 0.50)),
         num(totals.last().copied().unwrap_or(f64::NAN)),
+        firsts.join(","),
     );
     Ok(())
 }
