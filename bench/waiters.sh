@@ -16,7 +16,9 @@
 # after-drain RSS; 5), WARMUP (waiters with 0.2 s tasks before the baseline; 50), THP (off: the
 # gateway runs with transparent huge pages disabled via prctl(PR_SET_THP_DISABLE), so VmRSS is
 # what it touches, not 2 MiB pages khugepaged filled in; system: the machine's setting).
-# GW_LOG (the gateway's RUST_LOG; warn — its lines are summarised by message in the report).
+# GW_LOG (the gateway's RUST_LOG; warn — its lines are summarised by message in the report),
+# MAX_CONNS (server.max_connections; default ulimit -n − 1,024 upstream connections − 256, so
+# 18,000 parked HTTP/1.1 waiters fit under 20,000 fds instead of stopping at the 10,000 default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-"1000 10000 18000 h2:50000"}
@@ -31,6 +33,7 @@ GW_LOG=${GW_LOG:-warn}
 TICK=$(getconf CLK_TCK)
 ulimit -n "$(ulimit -Hn)" # 18,000 parked HTTP/1.1 connections need as many fds (gateway and client)
 NOFILE=$(ulimit -n)
+MAX_CONNS=${MAX_CONNS:-$((NOFILE - 1024 - 256))}
 
 cargo build --release -q
 cargo build --release -q --examples
@@ -97,6 +100,7 @@ run_one() { # spec: N (HTTP/1.1) or h2:N
 [server]
 listen = "127.0.0.1:$gw_port"
 drain_timeout = "1s"
+max_connections = $MAX_CONNS
 [defaults]
 poll_interval = "1s"
 max_wait = "600s"
@@ -219,14 +223,14 @@ for line in open(lf, errors="replace"):
     key = " ".join(m.groups()) if m else line.strip()[:100]
     logs[key] = logs.get(key, 0) + 1
 if logs: note.append("%d gateway log lines (warn+)" % sum(logs.values()))
-print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s | %s | %+.0f %% | %d | %s / %s |%s" % (
+print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s | %s | %+.0f %% | %d | %s / %s | %s |" % (
     "{:,}".format(n), label, err_txt, mib(base["rss"]), "n/a" if rss_w is None else mib(rss_w),
     fmt(kib_per, "%.1f"), fmt(cpu_us, "%.1f"), cpus, fmt(pmean), fmt(pmax), run_max, polls_per_waiter,
     fmt(c2r.get("p50"), "%.0f"), fmt(c2r.get("p99"), "%.0f"), fmt(c2r.get("max"), "%.0f"),
     mib(after["rss"]), (after["rss"] - base["rss"]) / base["rss"] * 100,
     max(r["fds"] for r in rows), final.get("conns_peak", "?"),
     final.get("conns_total", 0) - base["st"].get("conns_total", 0),
-    (" " + "; ".join(note)) if note else ""))
+    "; ".join(note)))
 sys.stderr.write("### %s (%s)\n\nclient: `%s`\n\nwindow: %.1f s … %.1f s after launch (%d samples); "
     "fds base %d, after %d; gateway RSS peak during run %s MiB\n\nstub polls per second from launch: %s\n\n" % (
     spec, label, json.dumps(cl), (win[0]["t"] - launch) if win else float("nan"),
@@ -261,10 +265,11 @@ fi
   echo "- scenario: \`Prefer: wait=$WAIT\` POSTs on a \`task\` route, tasks finish ${FINISH_AFTER}s after creation, poll_interval 1s, jobs.store memory, RUST_LOG=warn"
   echo "- transparent huge pages: system \`$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)\`; for the gateway: $THP (THP=off: prctl PR_SET_THP_DISABLE)"
   echo "- machine busy before the runs (2 s, all cores, nothing of ours running): ${IDLE_BUSY} %"
+  echo "- gateway server.max_connections = $MAX_CONNS"
   echo "- starts spread over a ${RAMP}s ramp; a fresh stub and gateway per N, warmed up with $WARMUP short waits before the baseline"
   echo
-  echo "| N | transport | errors | base RSS MiB | waiting RSS MiB | KiB/waiter | CPU µs/poll | CPU % gw / stub / client / other | polls/s mean | polls/s max | run max/s | polls/waiter | compl→resp p50 ms | p99 ms | max ms | after-drain RSS MiB | after vs base | peak fds | upstream conns peak / opened |"
-  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| N | transport | errors | base RSS MiB | waiting RSS MiB | KiB/waiter | CPU µs/poll | CPU % gw / stub / client / other | polls/s mean | polls/s max | run max/s | polls/waiter | compl→resp p50 ms | p99 ms | max ms | after-drain RSS MiB | after vs base | peak fds | upstream conns peak / opened | notes |"
+  echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   cat "$work/rows"
   echo
   echo "Waiting window: from 1 s after every task exists (and the ramp is over) to 1 s before the"
