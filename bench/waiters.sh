@@ -18,7 +18,9 @@
 # what it touches, not 2 MiB pages khugepaged filled in; system: the machine's setting).
 # GW_LOG (the gateway's RUST_LOG; warn — its lines are summarised by message in the report),
 # MAX_CONNS (server.max_connections; default ulimit -n − 1,024 upstream connections − 256, so
-# 18,000 parked HTTP/1.1 waiters fit under 20,000 fds instead of stopping at the 10,000 default).
+# 18,000 parked HTTP/1.1 waiters fit under 20,000 fds instead of stopping at the 10,000 default),
+# SOURCES (HTTP/1.1 client source addresses 127.0.0.1…K; 8 — with one, connects to one ip:port
+# stall past ~14,100 connections on the kernel's ephemeral port search; see waiter_load.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-"1000 10000 18000 h2:50000"}
@@ -26,6 +28,7 @@ RAMP=${RAMP:-5}
 FINISH_AFTER=${FINISH_AFTER:-30}
 WAIT=${WAIT:-60}
 H2_CONNS=${H2_CONNS:-100}
+SOURCES=${SOURCES:-8}
 SETTLE=${SETTLE:-5}
 WARMUP=${WARMUP:-50}
 THP=${THP:-off}
@@ -84,9 +87,13 @@ sample() { # phase → "epoch phase rss_kib gw_ticks fds stub_ticks client_ticks
 : > "$work/rows"
 : > "$work/details"
 run_one() { # spec: N (HTTP/1.1) or h2:N
-  local spec=$1 n h2=() label gw_port url i launch rc
+  local spec=$1 n mode=() warm=() label gw_port url i launch rc
   n=${spec#h2:}
-  if [ "$spec" != "$n" ]; then h2=(--h2 --connections "$H2_CONNS"); label="h2c, $H2_CONNS conns"; else label="HTTP/1.1"; fi
+  if [ "$spec" != "$n" ]; then
+    mode=(--h2 --connections "$H2_CONNS"); warm=(--h2 --connections 2); label="h2c, $H2_CONNS conns"
+  else
+    mode=(--sources "$SOURCES"); label="HTTP/1.1"
+  fi
   [ "$spec" = "$n" ] && [ $((n + 200)) -gt "$NOFILE" ] && echo "warning: $n connections vs ulimit -n $NOFILE" >&2
   samples=$work/samples-$spec
   : > "$samples"
@@ -133,13 +140,13 @@ os.execv(sys.argv[1], sys.argv[1:])' "$gw_bin" run --config "$work/gw.toml" 2> "
   wait_up "$url"
   # Warm-up through the same code paths (0.2 s tasks), then the baseline.
   "$load_bin" "$url" --waiters "$WARMUP" --ramp 0.5 --finish-after-ms 200 \
-    ${h2:+--h2 --connections 2} > "$work/warmup-$spec.json" 2> /dev/null
+    "${warm[@]}" > "$work/warmup-$spec.json" 2> /dev/null
   sleep 2
   sample base
   echo "== $spec: $n waiters, $label, ramp ${RAMP}s (baseline RSS $(rss_kib "$gw_pid") KiB)"
   : > "$work/client-$spec.json"
   launch=$EPOCHREALTIME
-  "$load_bin" "$url" --waiters "$n" --ramp "$RAMP" --wait "$WAIT" "${h2[@]}" \
+  "$load_bin" "$url" --waiters "$n" --ramp "$RAMP" --wait "$WAIT" "${mode[@]}" \
     > "$work/client-$spec.json" 2> "$work/client-$spec.err" &
   local client=$! keep=()
   client_pid=$client
@@ -266,6 +273,7 @@ fi
   echo "- transparent huge pages: system \`$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)\`; for the gateway: $THP (THP=off: prctl PR_SET_THP_DISABLE)"
   echo "- machine busy before the runs (2 s, all cores, nothing of ours running): ${IDLE_BUSY} %"
   echo "- gateway server.max_connections = $MAX_CONNS"
+  echo "- HTTP/1.1 client connections from $SOURCES loopback source addresses (127.0.0.1…$SOURCES)"
   echo "- starts spread over a ${RAMP}s ramp; a fresh stub and gateway per N, warmed up with $WARMUP short waits before the baseline"
   echo
   echo "| N | transport | errors | base RSS MiB | waiting RSS MiB | KiB/waiter | CPU µs/poll | CPU % gw / stub / client / other | polls/s mean | polls/s max | run max/s | polls/waiter | compl→resp p50 ms | p99 ms | max ms | after-drain RSS MiB | after vs base | peak fds | upstream conns peak / opened | notes |"

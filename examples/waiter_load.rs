@@ -22,8 +22,8 @@
 //! Output: one JSON line on stdout — n, ok, errors by kind (any non-200, transport error,
 //! timeout, a `Preference-Applied` other than `respond-async, wait=<wait>`, or a 200 body
 //! without `finished_at_ms`), the first error's detail per kind (e.g. the 502's problem
-//! body), completion → response p50/p99/max ms and request → response p50/max s. Progress
-//! goes to stderr.
+//! body), completion → response p50/p99/max ms, request → response p50/max s, and the
+//! slowest HTTP/1.1 connect (connects ≥ 1 s mean SYN retransmits). Progress goes to stderr.
 //!
 //! ```sh
 //! waiter_load http://127.0.0.1:8080/v1/tasks --waiters 18000 [--ramp 5] [--wait 60]
@@ -31,8 +31,17 @@
 //! ```
 //!
 //! `--finish-after-ms MS` sends `x-finish-after-ms: MS`, which the stub honours (warm-ups).
+//!
+//! `--sources K` (HTTP/1.1, loopback target) binds connection i to `127.0.0.{1 + i % K}`.
+//! Every connection to one `ip:port` needs its own local port, and Linux hands `connect()`
+//! the even half of `ip_local_port_range` first (14,116 ports with the default 32768–60999);
+//! past that each `connect()` scans the used ports in the kernel, the current-thread client
+//! stalls in those syscalls, connects take seconds and requests written late are cut by the
+//! gateway's header timeout. More source addresses keep each 4-tuple space small.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -46,11 +55,17 @@ use tokio::time::Instant;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Slowest HTTP/1.1 TCP connect (ms) and how many took ≥ 1 s (SYN retransmits: the
+/// gateway's listen queue was full).
+static CONNECT_MS_MAX: AtomicU64 = AtomicU64::new(0);
+static SLOW_CONNECTS: AtomicU64 = AtomicU64::new(0);
+
 struct Args {
     url: Uri,
     waiters: usize,
     h2: bool,
     connections: usize,
+    sources: u8,
     ramp: Duration,
     wait: u64,
     finish_after_ms: Option<u64>,
@@ -63,6 +78,7 @@ fn parse_args() -> Result<Args, BoxError> {
         waiters: 1000,
         h2: false,
         connections: 100,
+        sources: 1,
         ramp: Duration::from_secs(5),
         wait: 60,
         finish_after_ms: None,
@@ -74,11 +90,12 @@ fn parse_args() -> Result<Args, BoxError> {
             "--waiters" => args.waiters = value()?.parse()?,
             "--h2" => args.h2 = true,
             "--connections" => args.connections = value()?.parse::<usize>()?.max(1),
+            "--sources" => args.sources = value()?.parse::<u8>()?.clamp(1, 254),
             "--ramp" => args.ramp = Duration::try_from_secs_f64(value()?.parse()?)?,
             "--wait" => args.wait = value()?.parse()?,
             "--finish-after-ms" => args.finish_after_ms = Some(value()?.parse()?),
             "-h" | "--help" => {
-                println!("waiter_load URL [--waiters N] [--h2 [--connections C]] [--ramp SECS] [--wait SECS] [--finish-after-ms MS]");
+                println!("waiter_load URL [--waiters N] [--h2 [--connections C]] [--sources K] [--ramp SECS] [--wait SECS] [--finish-after-ms MS]");
                 std::process::exit(0);
             }
             other if !other.starts_with('-') && url.is_none() => url = Some(other.parse()?),
@@ -176,12 +193,33 @@ async fn judge(resp: Response<Incoming>, expect_applied: &str) -> Outcome {
     Ok(received - finished)
 }
 
-async fn one_h1(args: &Args, req: Request<Full<Bytes>>, expect: &str) -> Outcome {
+/// Connects from `127.0.0.{1 + i % sources}` (loopback targets), or lets the kernel pick.
+async fn connect(args: &Args, i: usize) -> std::io::Result<TcpStream> {
     let host = args.url.host().unwrap_or("127.0.0.1");
     let port = args.url.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host, port))
+    let target = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("target has no address"))?;
+    if args.sources <= 1 || !target.ip().is_loopback() || !target.is_ipv4() {
+        return TcpStream::connect(target).await;
+    }
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    let last = 1 + (i % usize::from(args.sources)) as u8;
+    socket.bind(SocketAddr::from(([127, 0, 0, last], 0)))?;
+    socket.connect(target).await
+}
+
+async fn one_h1(args: &Args, i: usize, req: Request<Full<Bytes>>, expect: &str) -> Outcome {
+    let t0 = Instant::now();
+    let stream = connect(args, i)
         .await
         .map_err(|e| err(&format!("connect_{:?}", e.kind()), &e))?;
+    let ms = t0.elapsed().as_millis() as u64;
+    CONNECT_MS_MAX.fetch_max(ms, Relaxed);
+    if ms >= 1000 {
+        SLOW_CONNECTS.fetch_add(1, Relaxed);
+    }
     let _ = stream.set_nodelay(true);
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -269,7 +307,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             let work = async {
                 match sender {
                     Some(s) => one_h2(s, req, &expect).await,
-                    None => one_h1(&args, req, &expect).await,
+                    None => one_h1(&args, i, req, &expect).await,
                 }
             };
             let out = tokio::time::timeout(budget, work)
@@ -320,7 +358,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         concat!(
             r#"{{"n":{},"ok":{},"errors_total":{},"errors":{{{}}},"h2":{},"connections":{},"#,
             r#""ramp_s":{},"completion_to_response_ms":{{"p50":{},"p99":{},"max":{},"min":{}}},"#,
-            r#""request_to_response_s":{{"p50":{},"max":{}}},"first_error":{{{}}}}}"#
+            r#""request_to_response_s":{{"p50":{},"max":{}}},"connect_ms_max":{},"#,
+            r#""connects_over_1s":{},"first_error":{{{}}}}}"#
         ),
         n,
         latencies.len(),
@@ -335,6 +374,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         num(latencies.first().copied().unwrap_or(f64::NAN)),
         num(percentile(&totals, 0.50)),
         num(totals.last().copied().unwrap_or(f64::NAN)),
+        CONNECT_MS_MAX.load(Relaxed),
+        SLOW_CONNECTS.load(Relaxed),
         firsts.join(","),
     );
     Ok(())
