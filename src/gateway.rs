@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -17,15 +19,16 @@ use tokio::time::Instant;
 use crate::access_log;
 use crate::body::Body;
 use crate::client::{self, HttpClient, StaticResolver};
-use crate::config::{Config, RouteConfig, RouteKind};
+use crate::config::{Config, RouteKind};
 use crate::jobs::{self, Engine};
 use crate::limits::RateLimiter;
 use crate::metrics::{self, RouteLabel};
 use crate::prefer;
 use crate::problem::Problem;
-use crate::proxy::{self, Upstream, UpstreamElapsed};
-use crate::router::{Miss, Router};
-use crate::task::{self, StatusUrl, TaskRoute};
+use crate::proxy::{self, UpstreamElapsed};
+use crate::router::Miss;
+use crate::table::{self, Route, Table};
+use crate::task::{self, TaskRoute};
 
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,25 +41,15 @@ pub const MAX_HEADERS: usize = 100;
 /// Most request header bytes (names + values) the gateway accepts (more → `431`).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// One configured route, ready to serve.
-pub struct Route {
-    /// Its config.
-    pub cfg: RouteConfig,
-    /// Where it forwards.
-    pub upstream: Upstream,
-    /// Status URL template (task routes).
-    pub status: Option<StatusUrl>,
-    /// Its name as a metrics label.
-    pub label: RouteLabel,
-}
-
 /// The running gateway's shared state.
 pub struct Gateway {
-    router: Router<Arc<Route>>,
+    /// Routes and defaults; replaced whole by [`Gateway::reload`].
+    table: ArcSwap<Table>,
+    /// One reload at a time (a second SIGHUP waits for the first to finish).
+    reloading: tokio::sync::Mutex<()>,
     client: HttpClient,
     polls: task::Registry,
     jobs: Option<Arc<Engine>>,
-    defaults: crate::config::Defaults,
     draining: AtomicBool,
     unready: AtomicBool,
     /// Flips to `true` when the listener closes: waiting requests answer with their 202.
@@ -70,39 +63,17 @@ pub struct Gateway {
 impl Gateway {
     /// Builds routes and the client; resolves every upstream host once.
     pub async fn new(cfg: &Config) -> Result<Arc<Gateway>, String> {
-        let mut routes = Vec::with_capacity(cfg.routes.len());
-        let mut hosts = Vec::new();
-        for rc in &cfg.routes {
-            let upstream = Upstream::from_url(&rc.upstream)?;
-            hosts.push(upstream.host_port());
-            let status = rc.task.as_ref().map(|t| StatusUrl::new(&t.status_url));
-            if let Some(abs) = rc
-                .task
-                .as_ref()
-                .and_then(|t| url::Url::parse(&t.status_url).ok())
-            {
-                if let (Some(h), Some(p)) = (abs.host_str(), abs.port_or_known_default()) {
-                    hosts.push((h.trim_matches(['[', ']']).to_owned(), p));
-                }
-            }
-            let route = Route {
-                cfg: rc.clone(),
-                upstream,
-                status,
-                label: RouteLabel::new(&rc.name),
-            };
-            routes.push((rc.path.clone(), rc.methods.clone(), Arc::new(route)));
-        }
-        let router = Router::new(routes)?;
-        let resolver = StaticResolver::resolve_all(&hosts).await?;
+        let resolver = StaticResolver::resolve_all(&table::upstream_hosts(cfg)?).await?;
         let client = client::build(resolver);
         let jobs = Engine::start(cfg, client.clone()).await?;
+        let job_routes = jobs.as_ref().map(|e| e.routes());
+        let table = table::build(cfg, job_routes.as_deref())?;
         Ok(Arc::new(Gateway {
-            router,
+            table: ArcSwap::from_pointee(table),
+            reloading: tokio::sync::Mutex::new(()),
             client,
             polls: task::Registry::default(),
             jobs,
-            defaults: cfg.defaults,
             draining: AtomicBool::new(false),
             unready: AtomicBool::new(false),
             drain: tokio::sync::watch::Sender::new(false),
@@ -111,6 +82,34 @@ impl Gateway {
             body_idle: cfg.server.body_idle_timeout,
             rate: cfg.server.tenant_rate.map(RateLimiter::new),
         }))
+    }
+
+    /// Replaces the routes (and `[defaults]`) with `cfg`'s, all at once, or changes nothing
+    /// and says why. Every new upstream host must resolve, as at start. A config whose
+    /// routes run jobs when the gateway started without a job engine is refused: the store
+    /// is opened at start (restart to add the first `sync` route).
+    pub async fn reload(&self, cfg: &Config) -> Result<(), String> {
+        let _one_at_a_time = self.reloading.lock().await;
+        StaticResolver::resolve_all(&table::upstream_hosts(cfg)?).await?;
+        let job_routes = match &self.jobs {
+            Some(engine) => Some(jobs::engine::job_routes(cfg, Some(&engine.routes()))?),
+            None => {
+                let wanted = jobs::engine::job_routes(cfg, None)?;
+                if let Some(name) = wanted.keys().min() {
+                    return Err(format!(
+                        "route {name:?} runs jobs, but the gateway started without any such \
+                         route, so it has no job store open: restart to add it"
+                    ));
+                }
+                None
+            }
+        };
+        let table = table::build(cfg, job_routes.as_ref())?;
+        if let (Some(engine), Some(routes)) = (&self.jobs, job_routes) {
+            engine.set_routes(routes);
+        }
+        self.table.store(Arc::new(table));
+        Ok(())
     }
 
     /// Whether the gateway takes new work: not draining, and the job store answers.
@@ -241,7 +240,8 @@ impl Gateway {
             }
         }
         if let Some(engine) = &self.jobs {
-            if let Some(resp) = jobs::api::handle(engine, &self.defaults, &req).await {
+            let defaults = self.table.load().defaults;
+            if let Some(resp) = jobs::api::handle(engine, &defaults, &req).await {
                 return (resp, RouteLabel::jobs_api());
             }
             if engine.deliverer.is_some() && req.uri().path() == WEBHOOK_SECRET_PATH {
@@ -251,8 +251,14 @@ impl Gateway {
                 );
             }
         }
-        let route = match self.router.lookup(req.method(), req.uri().path()) {
-            Ok(r) => Arc::clone(r),
+        let found = self
+            .table
+            .load()
+            .router
+            .lookup(req.method(), req.uri().path())
+            .cloned();
+        let route = match found {
+            Ok(r) => r,
             Err(Miss::NotFound) => return unmatched(Problem::NoRoute),
             Err(Miss::MethodNotAllowed(allow)) => {
                 return unmatched(Problem::MethodNotAllowed(allow))
@@ -282,16 +288,12 @@ impl Gateway {
                 };
                 task::handle(&self.client, &self.polls, tr, req, ip, arrived).await
             }
-            (RouteKind::Sync, _) => match self
-                .jobs
-                .as_ref()
-                .and_then(|e| e.routes.get(&route.cfg.name).map(|r| (e, r)))
-            {
-                Some((engine, jr)) => {
+            (RouteKind::Sync, _) => match (&self.jobs, &route.job) {
+                (Some(engine), Some(jr)) => {
                     let drain = self.drain.subscribe();
                     jobs::submit::handle(engine, jr, req, ip, arrived, drain).await
                 }
-                None => Problem::StoreUnavailable.into_response(),
+                _ => Problem::StoreUnavailable.into_response(),
             },
             _ => proxy::forward(
                 &self.client,

@@ -13,6 +13,7 @@
 //! - [`server`]: accept loop, HTTP/1.1 + h2c, header timeout, graceful drain.
 //! - [`gateway`]: the per-request entry point; request ids; dispatch by route kind.
 //! - [`router`]: matchit path patterns + methods → route; `404` / `405` + `Allow`.
+//! - [`table`]: the route table built from a config, swapped whole on reload.
 //! - [`proxy`]: streaming forwarding, hop-by-hop hygiene, `X-Forwarded-*`, `Via`.
 //! - [`client`]: the pooled upstream client and its resolve-once DNS table.
 //! - [`task`]: `task` routes: submit, operation id, the shared poll loop.
@@ -26,6 +27,7 @@
 //! - [`body`]: the single body type (empty / one chunk / streaming).
 //! - [`demo`]: the embedded demo upstreams behind `prefer-gateway demo`.
 //! - [`signal`]: SIGTERM / SIGINT as a future.
+//! - [`reload`]: SIGHUP re-reads the config file and swaps the routes in.
 
 pub mod access_log;
 pub mod admin;
@@ -42,9 +44,11 @@ pub mod mode;
 pub mod prefer;
 pub mod problem;
 pub mod proxy;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod signal;
+pub mod table;
 pub mod task;
 pub mod webhook;
 
@@ -59,6 +63,7 @@ pub struct Running {
     admin: Option<TcpListener>,
     gateway: std::sync::Arc<gateway::Gateway>,
     server: config::ServerConfig,
+    hangup: Option<reload::OnHangup>,
 }
 
 impl Running {
@@ -81,7 +86,19 @@ impl Running {
             admin,
             gateway,
             server: cfg.server.clone(),
+            hangup: None,
         })
+    }
+
+    /// Reloads the routes from `path` on SIGHUP (see [`reload`]); `cfg` is what was loaded
+    /// from it at start. The handler is installed now, before any traffic.
+    pub fn reload_on_sighup(
+        mut self,
+        path: std::path::PathBuf,
+        cfg: &config::Config,
+    ) -> Result<Running, String> {
+        self.hangup = Some(reload::OnHangup::install(path, cfg)?);
+        Ok(self)
     }
 
     /// The address actually bound.
@@ -100,9 +117,12 @@ impl Running {
         let admin = self
             .admin
             .map(|l| tokio::spawn(admin::serve(l, std::sync::Arc::clone(&self.gateway))));
+        let hangup = self
+            .hangup
+            .map(|h| tokio::spawn(h.run(std::sync::Arc::clone(&self.gateway))));
         server::serve(self.listener, self.gateway, &self.server, shutdown).await;
-        if let Some(a) = admin {
-            a.abort();
+        for task in [admin, hangup].into_iter().flatten() {
+            task.abort();
         }
     }
 }

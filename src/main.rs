@@ -142,7 +142,8 @@ async fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let running = match Running::bind(&cfg).await {
+    let bound = Running::bind(&cfg).await;
+    let running = match bound.and_then(|r| r.reload_on_sighup(path.to_owned(), &cfg)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("prefer-gateway: {e}");

@@ -13,6 +13,7 @@
 //! | `prefer_gateway_jobs_finished_total` | counter | `route`, `state` (this replica) |
 //! | `prefer_gateway_webhook_attempts_total` | counter | `outcome` = delivered, retry, gone, failed |
 //! | `prefer_gateway_store_errors_total` | counter | — |
+//! | `prefer_gateway_config_reloads_total` | counter | `outcome` = applied, rejected |
 //!
 //! Decisions:
 //! - **One process-wide set** (as every Prometheus client's default registry): the pollers,
@@ -131,6 +132,8 @@ pub struct Metrics {
     pub webhook_attempts: Family<OutcomeLabels, Counter>,
     /// Failed job-store operations.
     pub store_errors: Counter,
+    /// SIGHUP reloads by outcome.
+    pub reloads: Family<OutcomeLabels, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -154,6 +157,7 @@ impl Metrics {
             jobs_finished: Family::default(),
             webhook_attempts: Family::default(),
             store_errors: Counter::default(),
+            reloads: Family::default(),
         };
         let mut r = m.registry;
         r.register(
@@ -201,6 +205,11 @@ impl Metrics {
             "store_errors",
             "Job store operations that failed",
             m.store_errors.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Config reloads (SIGHUP) by outcome",
+            m.reloads.clone(),
         );
         Metrics { registry: r, ..m }
     }

@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
@@ -50,7 +52,8 @@ pub struct Engine {
     pub store: Arc<dyn JobStore>,
     /// `[jobs]`.
     pub cfg: JobsConfig,
-    pub(crate) routes: HashMap<String, JobRoute>,
+    /// The routes that run jobs, swapped whole on a config reload (see [`Engine::set_routes`]).
+    routes: ArcSwap<JobRoutes>,
     pub(crate) client: HttpClient,
     /// Callback delivery (present when `[webhooks].signing_secret` is set).
     pub deliverer: Option<Deliverer>,
@@ -60,6 +63,41 @@ pub struct Engine {
     wake: Arc<Notify>,
     done: Mutex<HashMap<String, Weak<Notify>>>,
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+/// Route name → its job settings.
+pub type JobRoutes = HashMap<String, Arc<JobRoute>>;
+
+/// The routes of `cfg` that run jobs: `sync` routes run calls; `task` routes with a
+/// callback run watches (mostly asleep, so they get a high ceiling instead of
+/// `max_in_flight`). A route that keeps its name and limit keeps its slot semaphore from
+/// `old`, so jobs already running on it still count against the limit after a reload.
+pub fn job_routes(cfg: &Config, old: Option<&JobRoutes>) -> Result<JobRoutes, String> {
+    let runs_jobs = |r: &&RouteConfig| {
+        r.kind == RouteKind::Sync || (r.kind == RouteKind::Task && r.callback.is_some())
+    };
+    let mut routes = HashMap::new();
+    for rc in cfg.routes.iter().filter(runs_jobs) {
+        let max_running = match rc.kind {
+            RouteKind::Sync => rc.max_in_flight,
+            _ => MAX_WATCHES,
+        };
+        let slots = match old.and_then(|o| o.get(&rc.name)) {
+            Some(prev) if prev.max_running == max_running => Arc::clone(&prev.slots),
+            _ => Arc::new(Semaphore::new(max_running as usize)),
+        };
+        let upstream = Upstream::from_url(&rc.upstream)?;
+        routes.insert(
+            rc.name.clone(),
+            Arc::new(JobRoute {
+                cfg: rc.clone(),
+                upstream,
+                max_running,
+                slots,
+            }),
+        );
+    }
+    Ok(routes)
 }
 
 /// Opens the configured store (`[jobs].store`; a Redis store uses `[jobs].key_prefix`).
@@ -86,29 +124,7 @@ impl Engine {
     /// Opens the store, recovers jobs a previous process left running, starts the
     /// dispatcher and the sweeper. `None` when the config has no `sync` route.
     pub async fn start(cfg: &Config, client: HttpClient) -> Result<Option<Arc<Engine>>, String> {
-        let mut routes = HashMap::new();
-        // Sync routes run calls; task routes with a callback run watches (mostly asleep,
-        // so they get a high ceiling instead of `max_in_flight`).
-        let runs_jobs = |r: &&RouteConfig| {
-            r.kind == RouteKind::Sync || (r.kind == RouteKind::Task && r.callback.is_some())
-        };
-        for rc in cfg.routes.iter().filter(runs_jobs) {
-            let max_running = match rc.kind {
-                RouteKind::Sync => rc.max_in_flight,
-                _ => MAX_WATCHES,
-            };
-            let slots = Arc::new(Semaphore::new(max_running as usize));
-            let upstream = Upstream::from_url(&rc.upstream)?;
-            routes.insert(
-                rc.name.clone(),
-                JobRoute {
-                    cfg: rc.clone(),
-                    upstream,
-                    max_running,
-                    slots,
-                },
-            );
-        }
+        let routes = job_routes(cfg, None)?;
         if routes.is_empty() {
             return Ok(None);
         }
@@ -116,7 +132,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             store,
             cfg: cfg.jobs.clone(),
-            routes,
+            routes: ArcSwap::from_pointee(routes),
             client,
             deliverer: Deliverer::new(&cfg.webhooks)?,
             deliveries: Arc::new(Notify::new()),
@@ -151,13 +167,27 @@ impl Engine {
         Ok(Some(engine))
     }
 
+    /// The routes that run jobs now.
+    pub fn routes(&self) -> Arc<JobRoutes> {
+        self.routes.load_full()
+    }
+
+    /// Replaces the job routes (a config reload) and wakes the dispatcher, so a route that
+    /// came back or got more slots starts claiming at once. Jobs already running keep the
+    /// route they were started with; queued jobs run with the new settings.
+    pub fn set_routes(&self, routes: JobRoutes) {
+        self.routes.store(Arc::new(routes));
+        self.wake();
+    }
+
     /// Retention in milliseconds.
     pub fn retention_ms(&self) -> i64 {
         i64::try_from(self.cfg.retention.as_millis()).unwrap_or(i64::MAX)
     }
 
     async fn recover(&self, ignore_leases: bool) -> Result<usize, StoreError> {
-        let decide = |route: &str| match self.routes.get(route) {
+        let routes = self.routes.load();
+        let decide = |route: &str| match routes.get(route) {
             Some(r) if r.cfg.retry_interrupted => Recovery::Retry,
             _ => Recovery::Fail,
         };
@@ -270,7 +300,8 @@ async fn dispatch(engine: Weak<Engine>) {
                 tracing::warn!(error = %err, "lease recovery failed");
             }
         }
-        for route in e.routes.values() {
+        let routes = e.routes.load_full();
+        for route in routes.values() {
             loop {
                 let Ok(permit) = Arc::clone(&route.slots).try_acquire_owned() else {
                     break;
@@ -342,6 +373,6 @@ async fn sweep(engine: Weak<Engine>) {
 }
 
 /// The job's route, if still configured.
-pub(crate) fn route_of<'a>(engine: &'a Engine, job: &Job) -> Option<&'a JobRoute> {
-    engine.routes.get(&job.route)
+pub(crate) fn route_of(engine: &Engine, job: &Job) -> Option<Arc<JobRoute>> {
+    engine.routes.load().get(&job.route).cloned()
 }

@@ -106,10 +106,10 @@ async fn call(engine: &Engine, job: &Job) -> Outcome {
         );
     };
     if job.kind == JobKind::Watch {
-        return watch(engine, route, job).await;
+        return watch(engine, &route, job).await;
     }
     let settings = &route.cfg.settings;
-    let req = match build(route, job) {
+    let req = match build(&route, job) {
         Ok(r) => r,
         Err(why) => return failed("bad_request", why),
     };
