@@ -6,12 +6,12 @@
 //! bytes), otherwise a fresh one; the same id is forwarded upstream and logged.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderName;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -26,6 +26,7 @@ use crate::metrics::{self, RouteLabel};
 use crate::prefer;
 use crate::problem::Problem;
 use crate::proxy::{self, UpstreamElapsed};
+use crate::request_id::{sane_request_id, RequestIds};
 use crate::router::Miss;
 use crate::table::{self, Route, Table};
 use crate::task::{self, TaskRoute};
@@ -45,6 +46,8 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub struct Gateway {
     /// Routes and defaults; replaced whole by [`Gateway::reload`].
     table: ArcSwap<Table>,
+    /// The TLS server config, when the listener speaks TLS; replaced on reload.
+    tls: arc_swap::ArcSwapOption<rustls::ServerConfig>,
     /// One reload at a time (a second SIGHUP waits for the first to finish).
     reloading: tokio::sync::Mutex<()>,
     client: HttpClient,
@@ -68,8 +71,10 @@ impl Gateway {
         let jobs = Engine::start(cfg, client.clone()).await?;
         let job_routes = jobs.as_ref().map(|e| e.routes());
         let table = table::build(cfg, job_routes.as_deref())?;
+        let tls = cfg.server.tls.as_ref().map(crate::tls::load).transpose()?;
         Ok(Arc::new(Gateway {
             table: ArcSwap::from_pointee(table),
+            tls: arc_swap::ArcSwapOption::new(tls),
             reloading: tokio::sync::Mutex::new(()),
             client,
             polls: task::Registry::default(),
@@ -105,11 +110,24 @@ impl Gateway {
             }
         };
         let table = table::build(cfg, job_routes.as_ref())?;
+        // TLS stays on or off as started (the listener decides that); its files are re-read.
+        let tls = match (&cfg.server.tls, self.tls.load().is_some()) {
+            (Some(files), true) => Some(crate::tls::load(files)?),
+            _ => None,
+        };
+        if let Some(tls) = tls {
+            self.tls.store(Some(tls));
+        }
         if let (Some(engine), Some(routes)) = (&self.jobs, job_routes) {
             engine.set_routes(routes);
         }
         self.table.store(Arc::new(table));
         Ok(())
+    }
+
+    /// The TLS config new connections use, when the listener speaks TLS.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.load_full()
     }
 
     /// Whether the gateway takes new work: not draining, and the job store answers.
@@ -313,69 +331,5 @@ pub async fn drained(mut drain: tokio::sync::watch::Receiver<bool>) {
     let draining = drain.wait_for(|d| *d).await.is_ok();
     if !draining {
         std::future::pending::<()>().await;
-    }
-}
-
-fn sane_request_id(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
-    !b.is_empty() && b.len() <= 200 && b.iter().all(|c| c.is_ascii_graphic())
-}
-
-/// Cheap unique request ids: a random per-process prefix and a counter.
-struct RequestIds {
-    prefix: String,
-    counter: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        let r = uuid::Uuid::new_v4().simple().to_string();
-        RequestIds {
-            prefix: r[..12].to_owned(),
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    /// `{prefix}-{counter as at least 8 hex digits}`, built by hand: this runs once per
-    /// request and `format!` costs more than the rest of the id handling together.
-    fn next(&self) -> HeaderValue {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let digits = (16 - (n.leading_zeros() as usize) / 4).max(8);
-        let mut out = Vec::with_capacity(self.prefix.len() + 1 + digits);
-        out.extend_from_slice(self.prefix.as_bytes());
-        out.push(b'-');
-        for i in (0..digits).rev() {
-            out.push(HEX[((n >> (i * 4)) & 0xf) as usize]);
-        }
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_prefix_dash_hex_counter() {
-        let ids = RequestIds::new();
-        let first = ids.next();
-        let first = first.to_str().unwrap();
-        assert_eq!(first, format!("{}-00000000", ids.prefix));
-        assert_eq!(
-            ids.next().to_str().unwrap(),
-            format!("{}-00000001", ids.prefix)
-        );
-        ids.counter.store(0x1_2345_6789, Ordering::Relaxed);
-        assert_eq!(
-            ids.next().to_str().unwrap(),
-            format!("{}-{:08x}", ids.prefix, 0x1_2345_6789u64)
-        );
-        ids.counter.store(u64::MAX, Ordering::Relaxed);
-        assert_eq!(
-            ids.next().to_str().unwrap(),
-            format!("{}-{:08x}", ids.prefix, u64::MAX)
-        );
     }
 }

@@ -28,6 +28,7 @@
 //! - [`demo`]: the embedded demo upstreams behind `prefer-gateway demo`.
 //! - [`signal`]: SIGTERM / SIGINT as a future.
 //! - [`reload`]: SIGHUP re-reads the config file and swaps the routes in.
+//! - [`tls`]: the optional rustls listener (ALPN `h2`, `http/1.1`).
 
 pub mod access_log;
 pub mod admin;
@@ -45,11 +46,13 @@ pub mod prefer;
 pub mod problem;
 pub mod proxy;
 pub mod reload;
+mod request_id;
 pub mod router;
 pub mod server;
 pub mod signal;
 pub mod table;
 pub mod task;
+pub mod tls;
 pub mod webhook;
 
 use std::future::Future;

@@ -151,7 +151,10 @@ async fn run(path: &std::path::Path) -> ExitCode {
         }
     };
     match running.local_addr() {
-        Ok(addr) => tracing::info!(%addr, routes = cfg.routes.len(), "listening"),
+        Ok(addr) => {
+            let tls = cfg.server.tls.is_some();
+            tracing::info!(%addr, routes = cfg.routes.len(), tls, "listening")
+        }
         Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
     }
     if let Some(addr) = running.admin_addr() {

@@ -4,8 +4,9 @@
 //! hot reload, and what can change without dropping a connection:
 //!
 //! - **Applied:** `[[routes]]` (added, removed, changed: paths, methods, upstreams, modes,
-//!   waits, limits, task and callback settings) and `[defaults]`, all in one atomic swap
-//!   (see [`crate::table`]). Requests already in flight finish on the route they started
+//!   waits, limits, task and callback settings), `[defaults]`, and the `[server].tls`
+//!   certificate and key (re-read even when the paths are unchanged: certificate rotation),
+//!   all at once (see [`crate::table`]). Requests already in flight finish on the route they started
 //!   with; queued jobs run with their route's new settings; jobs of a removed route stay
 //!   queued (and run if a later reload brings the route back).
 //! - **Not applied** (they are bound at start: sockets, the job store, secrets, limits the
@@ -53,9 +54,16 @@ impl Fixed {
 
 /// The config types have no `PartialEq` (durations, URLs, secrets of several kinds); their
 /// `Debug` text is a faithful value dump and is only compared, never logged.
+/// `[server].tls` is left out of the comparison while it stays on: its files are re-read on
+/// every reload (certificate rotation); turning it on or off needs a restart and shows.
 fn sections(cfg: &Config) -> [(&'static str, String); 3] {
+    let server = crate::config::ServerConfig {
+        tls: None,
+        ..cfg.server.clone()
+    };
+    let tls = cfg.server.tls.is_some();
     [
-        ("[server]", format!("{:?}", cfg.server)),
+        ("[server]", format!("{server:?} tls={tls}")),
         ("[jobs]", format!("{:?}", cfg.jobs)),
         ("[webhooks]", format!("{:?}", cfg.webhooks)),
     ]

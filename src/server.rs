@@ -1,7 +1,8 @@
-//! The client-facing listener: accept loop, HTTP/1.1 + h2c, graceful drain.
+//! The client-facing listener: accept loop, HTTP/1.1 + h2c (or TLS), graceful drain.
 //!
 //! hyper-util's auto builder sniffs the connection preface, so one port serves HTTP/1.1 and
-//! cleartext HTTP/2 (prior knowledge). The HTTP/1 header read timeout protects against
+//! cleartext HTTP/2 (prior knowledge); with `[server].tls` each connection first completes a
+//! rustls handshake (see [`crate::tls`]) and the same sniffing runs inside it. The HTTP/1 header read timeout protects against
 //! slow-loris clients; a connection that sends no request at all within that time is closed
 //! too. On shutdown the listener closes at once, idle keep-alive connections
 //! are closed, busy ones finish their in-flight requests (HTTP/2 gets `GOAWAY`), and after
@@ -19,6 +20,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +28,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -93,38 +95,35 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let gw = Arc::clone(&gateway);
-        let first_request = Arc::new(AtomicBool::new(false));
-        let seen = Arc::clone(&first_request);
-        let svc = service_fn(move |req| {
-            seen.store(true, Ordering::Relaxed);
-            let gw = Arc::clone(&gw);
-            async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        let first_within = cfg.header_read_timeout;
-        tokio::spawn(async move {
-            let _slot = slot;
-            tokio::pin!(conn);
-            // hyper's header timeout starts only once HTTP/1 is detected; a client that
-            // sends nothing (or stops inside the HTTP/2 preface) is cut here instead.
-            let result = tokio::select! {
-                r = &mut conn => r,
-                () = tokio::time::sleep(first_within) => {
-                    if !first_request.load(Ordering::Relaxed) {
-                        tracing::debug!(%remote, "no request within the header timeout; closing");
-                        return;
-                    }
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%remote, error = %e, "connection ended with an error");
+        let conn = Conn {
+            builder: Arc::clone(&builder),
+            graceful: graceful.watcher(),
+            gateway: Arc::clone(&gateway),
+            remote,
+            first_within: cfg.header_read_timeout,
+        };
+        match gateway.tls() {
+            None => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    conn.serve(stream).await;
+                });
             }
-        });
+            Some(tls) => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    // A stalled handshake is slow-loris too: the header timeout bounds it.
+                    let handshake =
+                        tokio::time::timeout(conn.first_within, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls_stream)) => conn.serve(tls_stream).await,
+                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     gateway.start_draining();
@@ -133,6 +132,56 @@ pub async fn serve(
         () = graceful.shutdown() => tracing::info!("drained"),
         () = tokio::time::sleep(cfg.drain_timeout) => {
             tracing::warn!(timeout = ?cfg.drain_timeout, "drain timeout; dropping connections")
+        }
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Conn {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Watcher,
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+    first_within: Duration,
+}
+
+impl Conn {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` (a TCP stream, or TLS over one) until it closes.
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            builder,
+            graceful,
+            gateway,
+            remote,
+            first_within,
+        } = self;
+        let first_request = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&first_request);
+        let svc = service_fn(move |req| {
+            seen.store(true, Ordering::Relaxed);
+            let gw = Arc::clone(&gateway);
+            async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::pin!(conn);
+        // hyper's header timeout starts only once HTTP/1 is detected; a client that
+        // sends nothing (or stops inside the HTTP/2 preface) is cut here instead.
+        let result = tokio::select! {
+            r = &mut conn => r,
+            () = tokio::time::sleep(first_within) => {
+                if !first_request.load(Ordering::Relaxed) {
+                    tracing::debug!(%remote, "no request within the header timeout; closing");
+                    return;
+                }
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%remote, error = %e, "connection ended with an error");
         }
     }
 }

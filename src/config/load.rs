@@ -122,7 +122,21 @@ pub fn load_str(src: &str, origin: &str) -> Result<Config, ConfigError> {
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(src) => load_str(&src, &origin),
+        Ok(src) => {
+            let cfg = load_str(&src, &origin)?;
+            // The certificate pair is read here (not in `load_str`, which stays pure for
+            // tests and the fuzzer) so `check` and a reload refuse a pair that won't load.
+            if let Some(tls) = &cfg.server.tls {
+                crate::tls::load(tls).map_err(|message| ConfigError {
+                    origin: origin.clone(),
+                    key: "server.tls".into(),
+                    line: None,
+                    column: None,
+                    message,
+                })?;
+            }
+            Ok(cfg)
+        }
         Err(e) => Err(ConfigError {
             origin,
             key: String::new(),

@@ -58,6 +58,18 @@ pub struct ServerConfig {
     pub h2_max_concurrent_streams: u32,
     /// Per-tenant request rate (`429` beyond it); `None` = unlimited (the default).
     pub tenant_rate: Option<TenantRate>,
+    /// Serve TLS (HTTPS, ALPN `h2` and `http/1.1`) instead of cleartext; `None` = cleartext.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[server].tls`: PEM files, read at start and again on every reload (certificate
+/// rotation). Relative paths are relative to the working directory, as the SQLite path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 /// A token bucket: `per_second` requests on average, up to `burst` at once.

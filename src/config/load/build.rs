@@ -16,7 +16,7 @@ use super::raw::{RawConfig, RawJobs, RawRoute, RawServer, RawSettings, RawWebhoo
 use super::{ConfigError, Source, DEFAULT_SETTINGS};
 use crate::config::{
     Config, Defaults, JobsConfig, RouteConfig, RouteKind, ServerConfig, StoreConfig, TenantRate,
-    WebhooksConfig,
+    TlsFiles, WebhooksConfig,
 };
 
 /// Applies defaults and runs every cross-check.
@@ -69,6 +69,10 @@ fn server(raw: RawServer) -> ServerConfig {
         tenant_rate: raw.tenant_rate.map(|rate| TenantRate {
             per_second: rate,
             burst: raw.tenant_burst.unwrap_or(rate),
+        }),
+        tls: raw.tls.map(|t| TlsFiles {
+            cert: t.cert,
+            key: t.key,
         }),
     }
 }

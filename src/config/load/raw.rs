@@ -60,6 +60,18 @@ pub(super) struct RawServer {
     pub tenant_rate: Option<u64>,
     #[serde(deserialize_with = "opt_at_least_one")]
     pub tenant_burst: Option<u64>,
+    pub tls: Option<RawTls>,
+}
+
+/// `[server].tls`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table { cert = \"…\", key = \"…\" }"
+)]
+pub(super) struct RawTls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// `[defaults]`, and the same six keys as written on a route.
