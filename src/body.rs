@@ -64,12 +64,14 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    /// Whether `e` (or anything it was caused by) is a body idle timeout.
-    pub fn idle_in(e: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+    /// The `BodyError` in `e`'s chain of causes, if any. An upstream call that fails with
+    /// one failed because the client's request body it was streaming failed (it stopped
+    /// mid-way, or went idle): the client's fault, not the upstream's.
+    pub fn find_in<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e BodyError> {
         let mut cur = Some(e);
         while let Some(err) = cur {
-            if let Some(BodyError::Idle(d)) = err.downcast_ref::<BodyError>() {
-                return Some(*d);
+            if let Some(b) = err.downcast_ref::<BodyError>() {
+                return Some(b);
             }
             cur = err.source();
         }

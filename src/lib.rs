@@ -60,6 +60,26 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
+/// The client listener's accept queue. tokio's `TcpListener::bind` (through mio) listens
+/// with std's backlog of 128: a burst of more connects than that before the accept loop
+/// catches up overflows the queue, and every dropped SYN costs its client a 1 s
+/// retransmit — a flood of throwaway connections then slows everyone else down. The
+/// kernel caps the value at `net.core.somaxconn` (4096 by default since Linux 5.4), the
+/// value Go's listeners use; nginx's default is 511.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (`SO_REUSEADDR`, as tokio's own `bind`) with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// A gateway bound to its listener, ready to [`Running::serve`].
 pub struct Running {
     listener: TcpListener,
@@ -72,8 +92,7 @@ pub struct Running {
 impl Running {
     /// Binds `cfg.server.listen` (port 0 picks a free port) and prepares the routes.
     pub async fn bind(cfg: &config::Config) -> Result<Running, String> {
-        let listener = TcpListener::bind(cfg.server.listen)
-            .await
+        let listener = listen(cfg.server.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
         let admin = match cfg.server.admin_listen {
             Some(addr) => Some(

@@ -22,7 +22,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 
-use crate::body::Body;
+use crate::body::{Body, BodyError};
 use crate::client::HttpClient;
 use crate::problem::Problem;
 
@@ -253,7 +253,8 @@ pub fn original_host<B>(req: &Request<B>) -> Option<HeaderValue> {
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamElapsed(pub Duration);
 
-/// Sends a prepared request; maps connect failures to `502` and a slow head to `504`.
+/// Sends a prepared request; maps connect failures to `502`, a slow head to `504`, and a
+/// client body that failed while streaming upstream to `408` (idle) or `400` (cut off).
 pub async fn send(
     client: &HttpClient,
     mut req: Request<Body>,
@@ -269,13 +270,15 @@ pub async fn send(
             Ok(resp)
         }
         Ok(Err(e)) if e.is_connect() => Err(Problem::UpstreamUnreachable(e.to_string())),
-        // The client stopped sending the body it was streaming upstream.
-        Ok(Err(e)) if crate::body::BodyError::idle_in(&e).is_some() => Err(Problem::BodyTimeout(
-            crate::body::BodyError::idle_in(&e).unwrap_or_default(),
-        )),
-        Ok(Err(e)) => Err(Problem::UpstreamUnreachable(format!(
-            "upstream connection failed: {e}"
-        ))),
+        // The client's body being streamed upstream failed: idle too long (408), or cut
+        // off before its declared end (400) — the client's fault, not a 502.
+        Ok(Err(e)) => match crate::body::BodyError::find_in(&e) {
+            Some(BodyError::Idle(d)) => Err(Problem::BodyTimeout(*d)),
+            Some(BodyError::Hyper(h)) => Err(Problem::BadRequestBody(format!("request body: {h}"))),
+            None => Err(Problem::UpstreamUnreachable(format!(
+                "upstream connection failed: {e}"
+            ))),
+        },
     }
 }
 

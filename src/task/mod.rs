@@ -123,8 +123,13 @@ async fn run(
         .copied();
     let (mut parts, incoming) = submitted.into_parts();
     proxy::forward_response_headers(&mut parts.headers);
-    let accepted_body = body::collect(incoming, settings.max_body.bytes())
+    // The 202's body carries the operation id, so it is read whole — within
+    // `upstream_timeout`, as a job reads its result: a 202 head whose body never comes
+    // must not hold the client past its wait (or forever, for DEFAULT and ASYNC+callback).
+    let read = body::collect(incoming, settings.max_body.bytes());
+    let accepted_body = tokio::time::timeout(settings.upstream_timeout, read)
         .await
+        .map_err(|_| Problem::UpstreamTimeout)?
         .map_err(|e| Problem::UpstreamContract {
             id: None,
             detail: format!("202 body: {e}"),

@@ -76,7 +76,10 @@ async fn poll_and_classify(client: &HttpClient, task: &TaskConfig, t: &Target) -
     let mut req = Request::new(Body::Empty);
     *req.uri_mut() = t.uri.clone();
     *req.headers_mut() = t.headers.clone();
-    let resp = match tokio::time::timeout(t.timeout, client.request(req)).await {
+    // One bound for the whole poll, head and body: a status URL that sends its head and
+    // then stalls must not hold a watch (which has no client deadline) forever.
+    let until = Instant::now() + t.timeout;
+    let resp = match tokio::time::timeout_at(until, client.request(req)).await {
         Err(_) => return PollOutcome::Transient("status poll timed out".into()),
         Ok(Err(e)) => return PollOutcome::Transient(format!("status poll failed: {e}")),
         Ok(Ok(r)) => r,
@@ -92,12 +95,14 @@ async fn poll_and_classify(client: &HttpClient, task: &TaskConfig, t: &Target) -
         return PollOutcome::Broken(format!("status URL answered {status}"));
     }
     let content_type = resp.headers().get(CONTENT_TYPE).cloned();
-    let bytes = match body::collect(resp.into_body(), t.max_body).await {
-        Ok(b) => b,
-        Err(body::CollectError::TooLarge(n)) => {
+    let read = tokio::time::timeout_at(until, body::collect(resp.into_body(), t.max_body));
+    let bytes = match read.await {
+        Err(_) => return PollOutcome::Transient("status body timed out".into()),
+        Ok(Ok(b)) => b,
+        Ok(Err(body::CollectError::TooLarge(n))) => {
             return PollOutcome::Broken(format!("status body exceeds {n} bytes"))
         }
-        Err(e) => return PollOutcome::Transient(e.to_string()),
+        Ok(Err(e)) => return PollOutcome::Transient(e.to_string()),
     };
     match read_state(&bytes, &task.state) {
         Err(why) => PollOutcome::Broken(why),
