@@ -258,9 +258,9 @@ impl Problem {
             }
             Problem::RateLimited(secs) => Some(format!("retry in {secs}s")),
             // Which part was wrong is not said: that would help a forger, not a client.
-            Problem::SignatureInvalid => Some(
-                "use the download_url of the job's status document exactly as given".into(),
-            ),
+            Problem::SignatureInvalid => {
+                Some("use the download_url of the job's status document exactly as given".into())
+            }
             Problem::SignatureExpired => Some(
                 "the job's status document (with the tenant header) has the current link".into(),
             ),

@@ -123,7 +123,10 @@ async fn finished(gw: &Gateway, id: &str, tenant: &str) -> Value {
         if ["succeeded", "failed", "canceled"].contains(&doc["status"].as_str().unwrap()) {
             return doc;
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "never finished: {doc}");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never finished: {doc}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -179,7 +182,10 @@ async fn the_download_url_replays_the_result_without_the_tenant_header(store: &s
         assert_eq!(signed.1["x-upstream"], "yes");
         let expect = if body.contains("fail") { 500 } else { 200 };
         assert_eq!(signed.0, expect, "failed jobs replay their answer too");
-        assert_eq!(doc["status"], if expect == 200 { "succeeded" } else { "failed" });
+        assert_eq!(
+            doc["status"],
+            if expect == 200 { "succeeded" } else { "failed" }
+        );
     }
 }
 
@@ -227,11 +233,19 @@ async fn altered_links_are_403_signature_invalid() {
     for bad in &altered {
         problem(get(&gw, bad, &[]).await, 403, "signature-invalid").await;
         // A request with `sig` is never authenticated by the tenant header instead.
-        let owner = if bad.contains(&theirs) { "bob" } else { "alice" };
+        let owner = if bad.contains(&theirs) {
+            "bob"
+        } else {
+            "alice"
+        };
         let with_tenant = get(&gw, bad, &[("x-api-key", owner)]).await;
         problem(with_tenant, 403, "signature-invalid").await;
     }
-    assert_eq!(get(&gw, &url, &[]).await.status(), 200, "the original still works");
+    assert_eq!(
+        get(&gw, &url, &[]).await.status(),
+        200,
+        "the original still works"
+    );
 }
 
 #[tokio::test]
@@ -264,7 +278,12 @@ async fn after_retention_a_genuine_link_is_410() {
     problem(tenant, 410, "job-expired").await;
     // Retention is checked before the link's own expiry, the signature before both.
     let past = now_secs() - 60;
-    problem(get(&gw, &link(&id, past, &sign(&id, past)), &[]).await, 410, "job-expired").await;
+    problem(
+        get(&gw, &link(&id, past, &sign(&id, past)), &[]).await,
+        410,
+        "job-expired",
+    )
+    .await;
     let forged = link(&id, past, &sign("another-id", past));
     problem(get(&gw, &forged, &[]).await, 403, "signature-invalid").await;
 }
@@ -305,7 +324,10 @@ async fn only_finished_jobs_of_signed_routes_with_an_answer_get_a_link() {
     let doc: Value = canceled.json().await.unwrap();
     assert_eq!(doc["status"], "canceled");
     assert!(doc.get("download_url").is_none(), "{doc}");
-    assert!(status(&gw, &slow, "alice").await.get("download_url").is_none());
+    assert!(status(&gw, &slow, "alice")
+        .await
+        .get("download_url")
+        .is_none());
     // Failed without an upstream answer: nothing to download.
     let dead = submit(&gw, "/v1/dead", "{}", "alice").await;
     let doc = finished(&gw, &dead, "alice").await;
@@ -330,7 +352,11 @@ allow_ports = []
 allow_networks = ["127.0.0.0/8"]
 "#;
     // The [webhooks] table goes after [jobs]' keys, before the routes.
-    let cfg = config("memory", webhooks, "callback = { json = \"/callback_url\" }");
+    let cfg = config(
+        "memory",
+        webhooks,
+        "callback = { json = \"/callback_url\" }",
+    );
     let gw = Gateway::start(&cfg, &up.url()).await;
     let body = serde_json::json!({"callback_url": format!("{}/h", hook.url())}).to_string();
     let id = submit(&gw, "/v1/render", &body, "alice").await;
@@ -360,7 +386,12 @@ async fn links_from_one_replica_work_on_another_sharing_redis() {
     assert_eq!(on_b.0, 200);
     assert_eq!(on_b, on_a);
     let far = now_secs() - 5;
-    problem(get(&b, &link(&id, far, &sign(&id, far)), &[]).await, 403, "signature-expired").await;
+    problem(
+        get(&b, &link(&id, far, &sign(&id, far)), &[]).await,
+        403,
+        "signature-expired",
+    )
+    .await;
 }
 
 // === config ===
@@ -385,7 +416,9 @@ fn signed_results_without_a_secret_is_a_config_error_naming_the_route_key() {
     assert_eq!(err.key(), "routes[0].signed_results");
     assert_eq!((err.line(), err.column()), (Some(10), Some(18)));
     assert!(err.message().contains("[jobs].signing_secret"), "{err}");
-    assert!(err.to_string().starts_with("t.toml:10:18: routes[0].signed_results: "));
+    assert!(err
+        .to_string()
+        .starts_with("t.toml:10:18: routes[0].signed_results: "));
     // Off, or with the secret: loads.
     let off = format!("[jobs]\nstore = \"memory\"\n{SYNC_ROUTE}signed_results = false\n");
     assert!(!load(&off).unwrap().routes[0].signed_results);

@@ -90,9 +90,7 @@ impl fmt::Debug for UrlKey {
 /// The `expires` of a link to a job whose retention ends at `expires_at`: Unix seconds,
 /// rounded up so the link never dies before the result.
 pub fn expires_secs(expires_at: Millis) -> u64 {
-    u64::try_from(expires_at.max(0))
-        .unwrap_or(0)
-        .div_ceil(1000)
+    u64::try_from(expires_at.max(0)).unwrap_or(0).div_ceil(1000)
 }
 
 /// The `sig` value for job `id` and `expires`: base64url (no padding) of

@@ -212,8 +212,8 @@ fn route(
     // that never come.
     let on = r.signed_results.as_ref().filter(|b| *b.get_ref());
     if let (RouteKind::Task, None, Some(on)) = (kind, &r.callback, on) {
-        let msg = "`signed_results` needs jobs: a task route makes one only with `callback`"
-            .to_owned();
+        let msg =
+            "`signed_results` needs jobs: a task route makes one only with `callback`".to_owned();
         return Err(src.error(format!("{at}.signed_results"), Some(on.span()), msg));
     }
     Ok(RouteConfig {

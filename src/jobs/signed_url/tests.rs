@@ -46,7 +46,10 @@ fn a_whsec_secret_is_base64_decoded_like_the_webhook_secret() {
     );
     let k = hmac(raw, LABEL.as_bytes());
     let expected = BASE64URL.encode(hmac(&k, format!("{ID}.5").as_bytes()));
-    assert_eq!(signature(&UrlKey::from_secret(&whsec).unwrap(), ID, 5), expected);
+    assert_eq!(
+        signature(&UrlKey::from_secret(&whsec).unwrap(), ID, 5),
+        expected
+    );
     assert!(UrlKey::from_secret("").is_err());
     assert!(UrlKey::from_secret("whsec_%%%").is_err());
 }
@@ -173,5 +176,8 @@ fn debug_shows_a_fingerprint_never_the_key() {
     assert!(!shown.contains(SECRET));
     let k = hmac(SECRET.as_bytes(), LABEL.as_bytes());
     assert!(!shown.contains(&hex::encode(&k)));
-    assert_ne!(shown, format!("{:?}", UrlKey::from_secret("other").unwrap()));
+    assert_ne!(
+        shown,
+        format!("{:?}", UrlKey::from_secret("other").unwrap())
+    );
 }

@@ -170,7 +170,11 @@ pub(super) fn get(
 }
 
 /// [`get`] without the tenant check (signed result URLs): any tombstone means expired.
-pub(super) fn get_unscoped(conn: &mut Connection, id: &str, now: Millis) -> Result<Lookup, StoreError> {
+pub(super) fn get_unscoped(
+    conn: &mut Connection,
+    id: &str,
+    now: Millis,
+) -> Result<Lookup, StoreError> {
     let tx = conn.transaction()?;
     Ok(match load(&tx, id)? {
         Some(job) if job.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
