@@ -97,7 +97,19 @@ impl Gateway {
         let _one_at_a_time = self.reloading.lock().await;
         StaticResolver::resolve_all(&table::upstream_hosts(cfg)?).await?;
         let job_routes = match &self.jobs {
-            Some(engine) => Some(jobs::engine::job_routes(cfg, Some(&engine.routes()))?),
+            Some(engine) => {
+                // The key is bound at start with the rest of [jobs]: a route cannot start
+                // handing out links the running gateway could not verify.
+                let signed = cfg.routes.iter().find(|r| r.signed_results);
+                if let (None, Some(r)) = (&engine.cfg.signing_key, signed) {
+                    return Err(format!(
+                        "route {:?} has signed_results, but the gateway started without \
+                         [jobs].signing_secret: restart to add it",
+                        r.name
+                    ));
+                }
+                Some(jobs::engine::job_routes(cfg, Some(&engine.routes()))?)
+            }
             None => {
                 let wanted = jobs::engine::job_routes(cfg, None)?;
                 if let Some(name) = wanted.keys().min() {

@@ -72,6 +72,10 @@ pub enum Problem {
     BodyTimeout(std::time::Duration),
     /// The tenant is over `server.tenant_rate`; retry after this many seconds.
     RateLimited(u64),
+    /// A signed result URL that is malformed, altered or not made with this gateway's key.
+    SignatureInvalid,
+    /// A genuine signed result URL past its `expires`.
+    SignatureExpired,
 }
 
 impl Problem {
@@ -199,6 +203,16 @@ impl Problem {
                 "rate-limited",
                 "Too many requests from this tenant",
             ),
+            Problem::SignatureInvalid => (
+                StatusCode::FORBIDDEN,
+                "signature-invalid",
+                "The signed link is not valid",
+            ),
+            Problem::SignatureExpired => (
+                StatusCode::FORBIDDEN,
+                "signature-expired",
+                "The signed link has expired",
+            ),
         }
     }
 
@@ -243,6 +257,13 @@ impl Problem {
                 Some(format!("no body data arrived for {}s", idle.as_secs_f64()))
             }
             Problem::RateLimited(secs) => Some(format!("retry in {secs}s")),
+            // Which part was wrong is not said: that would help a forger, not a client.
+            Problem::SignatureInvalid => {
+                Some("use the download_url of the job's status document exactly as given".into())
+            }
+            Problem::SignatureExpired => Some(
+                "the job's status document (with the tenant header) has the current link".into(),
+            ),
         }
     }
 
@@ -331,6 +352,8 @@ mod tests {
             Problem::NotReady("x".into()),
             Problem::BodyTimeout(std::time::Duration::from_secs(1)),
             Problem::RateLimited(3),
+            Problem::SignatureInvalid,
+            Problem::SignatureExpired,
         ];
         for p in all {
             let (status, slug, _) = p.parts();

@@ -304,3 +304,32 @@ fn server_limits_have_defaults_and_are_validated() {
         assert!(err.starts_with("bad.toml:2:"), "{err}");
     }
 }
+
+/// The example file's commented signed-results lines are valid as written: uncommented,
+/// the file loads with the key derived and the sync route signing its results; left
+/// commented (the shipped file), nothing is signed.
+#[test]
+fn example_signed_results_lines_load_when_uncommented() {
+    let cfg = example();
+    assert!(cfg.jobs.signing_key.is_none());
+    assert!(cfg.routes.iter().all(|r| !r.signed_results));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let on = text
+        .replace("# signing_secret = ", "signing_secret = ")
+        .replace("# signed_results = true", "signed_results = true");
+    assert_ne!(on, text, "the example file has both commented lines");
+    let cfg = load_str(&on, "example-on.toml").unwrap();
+    assert!(cfg.jobs.signing_key.is_some());
+    let signed: Vec<&str> = cfg
+        .routes
+        .iter()
+        .filter(|r| r.signed_results)
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(signed, ["render"]);
+    assert!(!route_table(&example()).contains("signed_results"));
+    let table = route_table(&cfg);
+    let render = table.lines().find(|l| l.starts_with("render")).unwrap();
+    assert!(render.ends_with("signed_results"), "{table}");
+}

@@ -236,6 +236,7 @@ suite!(
     retention::sweep_works_in_batches_oldest_first,
     retention::tombstones_are_purged_then_missing,
     retention::swept_keys_are_free_again,
+    retention::unscoped_get_ignores_the_tenant_but_not_retention,
     callbacks::create_stores_a_waiting_delivery,
     callbacks::kind_round_trips,
     callbacks::complete_makes_the_delivery_due_now,

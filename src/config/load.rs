@@ -48,6 +48,7 @@
 //! | `jobs.max_queued_per_tenant` | `100000` | ≥ 1 |
 //! | `jobs.key_prefix` | `"prefer:"` | Redis store only: prefix of every key |
 //! | `jobs.lease` | `"30s"` | > 0; a dead runner's jobs are recovered this long after its last renewal |
+//! | `jobs.signing_secret` | none | as `webhooks.signing_secret` (`whsec_` + base64 or plain text, non-empty); key of signed result URLs |
 //! | `webhooks.signing_secret` | none | non-empty |
 //! | `webhooks.retry_schedule` | `["0s", "2m", "4m", "8m", "16m"]` | non-empty |
 //! | `webhooks.timeout` | `"15s"` | > 0 |
@@ -66,6 +67,7 @@
 //! | `routes[].idempotency` | none | as `callback`; not on proxy |
 //! | `routes[].max_in_flight` | `64` | ≥ 1; not on proxy |
 //! | `routes[].retry_interrupted` | `false` | not on proxy |
+//! | `routes[].signed_results` | `false` | `download_url` in finished jobs' status; needs `jobs.signing_secret`; not on proxy; on task only with `callback` |
 //! | `routes[].task.id` | *required* | JSON pointer or `"header:NAME"` |
 //! | `routes[].task.status_url` | *required* | contains `{id}`; `/path` or `http://…` |
 //! | `routes[].task.state` | `"/status"` | JSON pointer |
@@ -77,13 +79,16 @@
 //! `server.tenant_rate`, `server.tenant_burst`,
 //! `defaults.min_wait`, `jobs.key_prefix`, `jobs.lease`, `webhooks.allow_ports`,
 //! `webhooks.watch_limit`) are optional extensions with the defaults above.
+//! `jobs.signing_secret` and `routes[].signed_results` are in the example file, commented.
 //!
 //! # Cross-checks
 //!
 //! Route names are unique; no two routes share a method on the same path; distinct paths
 //! must not conflict in matchit (`/a/{x}` vs `/a/{y}`, whatever the methods); `kind = "task"`
 //! needs `[routes.task]` and no other kind may have one; `min_wait ≤ max_wait` after merging
-//! (also in the whole seconds they round to);
+//! (also in the whole seconds they round to); a route with `callback` needs
+//! `webhooks.signing_secret` and one with `signed_results = true` needs
+//! `jobs.signing_secret` (the error names the route's key);
 //! and while any `sync` route exists (so the job API is mounted) no route path may equal
 //! `jobs.path` or lie under it.
 

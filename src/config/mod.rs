@@ -7,7 +7,8 @@
 //!
 //! Every key of the example file is in use: `[jobs]` and the route keys `idempotency`,
 //! `max_in_flight`, `retry_interrupted` by gateway jobs, `[webhooks]` and `callback` by
-//! signed callbacks. `server.admin_listen` serves `/healthz` and `/readyz`.
+//! signed callbacks, `[jobs].signing_secret` and `signed_results` by signed result URLs.
+//! `server.admin_listen` serves `/healthz` and `/readyz`.
 
 pub mod load;
 pub mod table;
@@ -19,6 +20,8 @@ use std::time::{Duration, SystemTime};
 
 pub use load::{load_file, load_str, ConfigError};
 pub use types::{ByteSize, IdSource, JsonPointer};
+
+use crate::jobs::signed_url::UrlKey;
 
 /// The whole configuration file.
 #[derive(Debug, Clone)]
@@ -129,6 +132,9 @@ pub struct JobsConfig {
     /// a replica that dies leaves its jobs to others this long after its last renewal.
     /// Renewed every third of it. Default 30 s.
     pub lease: Duration,
+    /// The key of signed result URLs, derived from `[jobs].signing_secret`; `None` when
+    /// the secret is not configured (then no route may have `signed_results`).
+    pub signing_key: Option<UrlKey>,
 }
 
 /// `[webhooks]`.
@@ -198,6 +204,8 @@ pub struct RouteConfig {
     pub max_in_flight: u32,
     /// Re-run jobs a crash interrupted. Default false.
     pub retry_interrupted: bool,
+    /// Finished jobs' status documents carry a signed `download_url`. Default false.
+    pub signed_results: bool,
     /// `[routes.task]`: required for `kind = "task"`, refused otherwise.
     pub task: Option<TaskConfig>,
 }

@@ -98,6 +98,9 @@ fn notes(r: &RouteConfig) -> Vec<String> {
     if r.retry_interrupted {
         notes.push("retry_interrupted".to_owned());
     }
+    if r.signed_results {
+        notes.push("signed_results".to_owned());
+    }
     if let Some(task) = &r.task {
         notes.push(format!("task id={} status={}", task.id, task.status_url));
     }

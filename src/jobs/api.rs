@@ -15,6 +15,23 @@
 //!
 //! An unknown id and another tenant's id give byte-identical `404`s (the problem document
 //! does not echo the id); past retention → `410`.
+//!
+//! A `GET {id}/result` whose query has a `sig` parameter is a signed result URL (the
+//! status document's `download_url`, see [`super::signed_url`]) and is never authenticated
+//! by the tenant header instead. Its checks run in this order, each answer final:
+//!
+//! 1. malformed, altered, or no key configured → `403 signature-invalid`;
+//! 2. genuine, but the job is past retention or swept (also once its tombstone is gone:
+//!    only this gateway's key could have signed the id, so the job did exist) → `410`,
+//!    the same problem as the tenant-authenticated endpoint's;
+//! 3. the job's route no longer has `signed_results` → `403 signature-invalid` (turning
+//!    the setting off revokes the links, not only stops new ones);
+//! 4. genuine, the job exists, but `expires` has passed → `403 signature-expired`;
+//! 5. otherwise exactly what the tenant-authenticated `GET {id}/result` answers.
+//!
+//! Retention comes before expiry so that a link that ran out together with its job says
+//! what a tenant would be told (`410`), and a link signed for less than the job's life
+//! (not one this gateway makes, but a valid signature all the same) says `403`.
 
 use std::time::Duration;
 
@@ -24,7 +41,8 @@ use tokio::time::Instant;
 
 use super::document;
 use super::engine::Engine;
-use super::model::now_millis;
+use super::model::{now_millis, Job};
+use super::signed_url::{LinkError, LinkParams};
 use super::store::{Canceled, Lookup, Redeliver};
 use super::submit::tenant;
 use crate::body::Body;
@@ -60,7 +78,12 @@ pub async fn handle<B>(
     let method = req.method();
     let resp = match (method, sub) {
         (&Method::GET | &Method::HEAD, Sub::Status) => status(engine, defaults, req, id).await,
-        (&Method::GET | &Method::HEAD, Sub::Result) => fetch_result(engine, req, id).await,
+        (&Method::GET | &Method::HEAD, Sub::Result) => {
+            match LinkParams::from_query(req.uri().query()) {
+                Some(link) => signed_result(engine, link, id).await,
+                None => fetch_result(engine, req, id).await,
+            }
+        }
         (&Method::DELETE, Sub::Status) => cancel(engine, req, id).await,
         (&Method::POST, Sub::Callback) => redeliver(engine, req, id).await,
         _ => Err(Problem::MethodNotAllowed(HeaderValue::from_static(allowed))),
@@ -109,7 +132,7 @@ async fn status<B>(
     }
     .map_err(store_down)?;
     let mut resp = match found {
-        Lookup::Found(job) => document::status_response(&engine.cfg.path, &job, StatusCode::OK),
+        Lookup::Found(job) => document::status_response(engine.links(&job), &job, StatusCode::OK),
         Lookup::Expired => return Err(Problem::JobExpired),
         Lookup::Missing => return Err(Problem::JobNotFound),
     };
@@ -134,17 +157,54 @@ async fn fetch_result<B>(
         .await
         .map_err(store_down)?
     {
-        Lookup::Found(job) if !job.status.is_terminal() => Ok(document::status_response(
-            &engine.cfg.path,
-            &job,
-            StatusCode::ACCEPTED,
-        )),
-        Lookup::Found(job) => match &job.response {
-            Some(stored) => Ok(document::replay(stored)),
-            None => Err(Problem::NoResult(job.status.as_str())),
-        },
+        Lookup::Found(job) => result_of(engine, &job),
         Lookup::Expired => Err(Problem::JobExpired),
         Lookup::Missing => Err(Problem::JobNotFound),
+    }
+}
+
+/// `GET {id}/result?expires=…&sig=…`: the checks in the module doc, in that order.
+async fn signed_result(
+    engine: &Engine,
+    link: Result<LinkParams, LinkError>,
+    id: &str,
+) -> Result<Response<Body>, Problem> {
+    let key = engine
+        .cfg
+        .signing_key
+        .as_ref()
+        .ok_or(Problem::SignatureInvalid)?;
+    let link = link.map_err(|_| Problem::SignatureInvalid)?;
+    link.verify(key, id)
+        .map_err(|_| Problem::SignatureInvalid)?;
+    let now = now_millis();
+    let job = match engine
+        .store
+        .get_unscoped(id, now)
+        .await
+        .map_err(store_down)?
+    {
+        Lookup::Found(job) => job,
+        Lookup::Expired | Lookup::Missing => return Err(Problem::JobExpired),
+    };
+    if engine.links(&job).signer.is_none() {
+        return Err(Problem::SignatureInvalid);
+    }
+    link.check_expiry(now)
+        .map_err(|_| Problem::SignatureExpired)?;
+    result_of(engine, &job)
+}
+
+/// The result of a job the caller may read: the stored response replayed verbatim; `202`
+/// with the status document while unfinished; `409` when it ended without a response.
+fn result_of(engine: &Engine, job: &Job) -> Result<Response<Body>, Problem> {
+    if !job.status.is_terminal() {
+        let links = engine.links(job);
+        return Ok(document::status_response(links, job, StatusCode::ACCEPTED));
+    }
+    match &job.response {
+        Some(stored) => Ok(document::replay(stored)),
+        None => Err(Problem::NoResult(job.status.as_str())),
     }
 }
 
@@ -161,7 +221,7 @@ async fn cancel<B>(engine: &Engine, req: &Request<B>, id: &str) -> Result<Respon
             engine.abort_run(id);
             engine.finished(id);
             Ok(document::status_response(
-                &engine.cfg.path,
+                engine.links(&job),
                 &job,
                 StatusCode::OK,
             ))
@@ -187,7 +247,7 @@ async fn redeliver<B>(
         Redeliver::Scheduled(job) => {
             engine.wake_deliveries();
             Ok(document::status_response(
-                &engine.cfg.path,
+                engine.links(&job),
                 &job,
                 StatusCode::ACCEPTED,
             ))

@@ -2,9 +2,14 @@
 //!
 //! The status document is the same JSON for `GET {jobs}/{id}`, `DELETE`, a `wait` that ran
 //! out, and the webhook payload (minus its `callback` section):
-//! `{"job_id","status","created_at","updated_at","expires_at","result_url"?,"error"?}`.
+//! `{"job_id","status","created_at","updated_at","expires_at","result_url"?,
+//! "download_url"?,"error"?}`.
 //! `expires_at` is `null` until the job finishes (retention counts from the end);
-//! `result_url` is present once there is an upstream response to replay; `error` carries
+//! `result_url` is present once there is an upstream response to replay; `download_url`
+//! (a signed link to the same result that needs no tenant header, see
+//! [`super::signed_url`]) is added when the job succeeded or failed with a stored response
+//! and its route has `signed_results` — read from the routes in force when the document is
+//! rendered, so a reload that turns it off stops handing links out at once. `error` carries
 //! `code`, `message` and, for `upstream_status`, the upstream's `status`. A job with a
 //! callback adds `callback: {state, attempts, last_status, last_error, next_attempt_at}`
 //! (the URL itself is not echoed: it may carry a token).
@@ -13,8 +18,19 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER}
 use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::model::{rfc3339, DeliveryState, Job, StoredResponse};
+use super::model::{rfc3339, DeliveryState, Job, JobStatus, StoredResponse};
+use super::signed_url::{self, UrlKey};
 use crate::body::Body;
+
+/// Where a job's links point: the job API prefix, and the key that signs its
+/// `download_url` when its route has `signed_results` (see `Engine::links`).
+#[derive(Debug, Clone, Copy)]
+pub struct Links<'a> {
+    /// `[jobs].path`.
+    pub prefix: &'a str,
+    /// `Some` when this job's status document carries a signed `download_url`.
+    pub signer: Option<&'a UrlKey>,
+}
 
 /// The status URL of job `id` under the job API prefix.
 pub fn status_url(prefix: &str, id: &str) -> String {
@@ -22,7 +38,8 @@ pub fn status_url(prefix: &str, id: &str) -> String {
 }
 
 /// The status document.
-pub fn status_doc(prefix: &str, job: &Job) -> Value {
+pub fn status_doc(links: Links<'_>, job: &Job) -> Value {
+    let prefix = links.prefix;
     let mut doc = json!({
         "job_id": job.id,
         "status": job.status.as_str(),
@@ -32,6 +49,16 @@ pub fn status_doc(prefix: &str, job: &Job) -> Value {
     });
     if job.response.is_some() {
         doc["result_url"] = json!(format!("{}/result", status_url(prefix, &job.id)));
+    }
+    // Succeeded or failed with a stored answer: there is something to download. A
+    // canceled job, or one that failed without an upstream answer, gets no link (it
+    // could only ever answer 409).
+    let downloadable = matches!(job.status, JobStatus::Succeeded | JobStatus::Failed);
+    if let (Some(key), Some(expires_at), Some(_), true) =
+        (links.signer, job.expires_at, &job.response, downloadable)
+    {
+        let url = signed_url::download_url(prefix, &job.id, expires_at, key);
+        doc["download_url"] = json!(url);
     }
     if let Some(e) = &job.error {
         let mut err = json!({"code": e.code, "message": e.message});
@@ -53,8 +80,8 @@ pub fn status_doc(prefix: &str, job: &Job) -> Value {
 }
 
 /// A JSON response with `status`; `Retry-After: 1` while the job is not terminal.
-pub fn status_response(prefix: &str, job: &Job, status: StatusCode) -> Response<Body> {
-    let body = serde_json::to_vec(&status_doc(prefix, job)).unwrap_or_default();
+pub fn status_response(links: Links<'_>, job: &Job, status: StatusCode) -> Response<Body> {
+    let body = serde_json::to_vec(&status_doc(links, job)).unwrap_or_default();
     let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();

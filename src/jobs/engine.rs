@@ -24,6 +24,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
+use super::document::Links;
 use super::model::{now_millis, Job};
 use super::store::{JobStore, Lookup, Recovery, StoreError};
 use super::{memory::MemoryStore, run, sqlite::SqliteStore};
@@ -178,6 +179,21 @@ impl Engine {
     pub fn set_routes(&self, routes: JobRoutes) {
         self.routes.store(Arc::new(routes));
         self.wake();
+    }
+
+    /// Where `job`'s links point. Its `download_url` is signed only when the key was
+    /// configured at start and the job's route, as configured *now*, has `signed_results`
+    /// (the record keeps the route's name, not its settings).
+    pub fn links(&self, job: &Job) -> Links<'_> {
+        let signed = self
+            .routes
+            .load()
+            .get(&job.route)
+            .is_some_and(|r| r.cfg.signed_results);
+        Links {
+            prefix: &self.cfg.path,
+            signer: self.cfg.signing_key.as_ref().filter(|_| signed),
+        }
     }
 
     /// Retention in milliseconds.

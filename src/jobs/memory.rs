@@ -197,6 +197,16 @@ impl JobStore for MemoryStore {
         })
     }
 
+    async fn get_unscoped(&self, id: &str, now: Millis) -> Result<Lookup, StoreError> {
+        let state = self.state();
+        Ok(match state.jobs.get(id) {
+            Some(job) if job.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
+            Some(job) => Lookup::Found(job.clone()),
+            None if state.tombstones.contains_key(id) => Lookup::Expired,
+            None => Lookup::Missing,
+        })
+    }
+
     async fn claim(
         &self,
         route: &str,

@@ -6,6 +6,7 @@
 //! - [`engine`]: store + dispatcher + waiters; [`run`]: one job's upstream call;
 //! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`;
 //! - [`document`]: status document, `202` handle, result replay;
+//! - [`signed_url`]: signed result URLs (`download_url`), signing and verifying (pure);
 //! - [`idempotency`]: `Idempotency-Key` parsing and request fingerprints.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod memory;
 pub mod model;
 pub mod redis;
 pub mod run;
+pub mod signed_url;
 pub mod sqlite;
 pub mod store;
 pub mod submit;

@@ -194,6 +194,17 @@ impl JobStore for RedisStore {
         }
     }
 
+    async fn get_unscoped(&self, id: &str, now: Millis) -> Result<Lookup, StoreError> {
+        let args = vec![arg(id), num(now)];
+        let (tag, rest) = self.eval_tagged(&self.scripts.get_unscoped, args).await?;
+        match tag.as_str() {
+            "found" => Ok(Lookup::Found(decode_job(rest)?)),
+            "expired" => Ok(Lookup::Expired),
+            "missing" => Ok(Lookup::Missing),
+            other => Err(unexpected("get_unscoped", other)),
+        }
+    }
+
     async fn claim(
         &self,
         route: &str,

@@ -167,6 +167,12 @@ impl JobStore for SqliteStore {
             .await
     }
 
+    async fn get_unscoped(&self, id: &str, now: Millis) -> Result<Lookup, StoreError> {
+        let id = id.to_owned();
+        self.with(move |conn| ops::get_unscoped(conn, &id, now))
+            .await
+    }
+
     async fn claim(
         &self,
         route: &str,

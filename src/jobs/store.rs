@@ -18,7 +18,7 @@
 //! made once even with several runners.
 //!
 //! Retention: a finished job keeps answering until `expires_at`; after that
-//! [`JobStore::get`] reports [`Lookup::Expired`] (→ `410`) — also after the sweeper
+//! [`JobStore::get`] (and [`JobStore::get_unscoped`]) reports [`Lookup::Expired`] (→ `410`) — also after the sweeper
 //! ([`JobStore::sweep`]) has deleted the row, because it leaves a small tombstone that
 //! lives for [`TOMBSTONE_FACTOR`] × retention.
 //!
@@ -149,6 +149,11 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// The job `id` as `tenant` may see it.
     async fn get(&self, tenant: &str, id: &str, now: Millis) -> Result<Lookup, StoreError>;
+
+    /// The job `id` whichever tenant it belongs to: `Expired` past retention or when a
+    /// tombstone of any tenant is left, else `Missing`. Only for callers that authenticated
+    /// the id by other means — a signed result URL, whose signature names the job.
+    async fn get_unscoped(&self, id: &str, now: Millis) -> Result<Lookup, StoreError>;
 
     /// Claims the oldest pending job of `route`: running, `attempts + 1`, leased until
     /// `lease_until`. `None` when nothing is pending, or when `max_running` jobs of

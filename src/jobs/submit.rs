@@ -193,7 +193,7 @@ async fn submit(
         Some(deadline) => match waiting(engine, &tenant, &job.id, deadline, drain).await {
             Ok(Lookup::Found(done)) if done.status.is_terminal() => match &done.response {
                 Some(stored) => document::replay(stored),
-                None => document::status_response(prefix, &done, StatusCode::OK),
+                None => document::status_response(engine.links(&done), &done, StatusCode::OK),
             },
             Ok(Lookup::Found(pending)) => document::accepted(prefix, &pending),
             // Swept or unreadable meanwhile: the handle is still the truthful answer.

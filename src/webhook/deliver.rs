@@ -20,7 +20,7 @@ use super::guard::{self, GuardPolicy};
 use super::schedule;
 use super::sign::{self, Secret};
 use crate::config::WebhooksConfig;
-use crate::jobs::document;
+use crate::jobs::document::{self, Links};
 use crate::jobs::engine::Engine;
 use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, Job, JobKind};
 
@@ -182,13 +182,13 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// The callback body for a finished job (see the module doc).
-pub fn payload(prefix: &str, job: &Job) -> Bytes {
+pub fn payload(links: Links<'_>, job: &Job) -> Bytes {
     if job.kind == JobKind::Watch {
         if let Some(resp) = &job.response {
             return resp.body.clone();
         }
     }
-    let mut doc = document::status_doc(prefix, job);
+    let mut doc = document::status_doc(links, job);
     if let Some(obj) = doc.as_object_mut() {
         obj.remove("callback");
     }
@@ -238,7 +238,7 @@ async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
     let Some(deliverer) = engine.deliverer.as_ref() else {
         return;
     };
-    let body = payload(&engine.cfg.path, &job);
+    let body = payload(engine.links(&job), &job);
     let attempt = deliverer
         .attempt(&delivery, body, &job.id, &job.tenant)
         .await;

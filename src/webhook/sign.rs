@@ -70,8 +70,13 @@ impl Secret {
         &self.0
     }
 
+    /// A secret made of these key bytes (a derived key; see `jobs::signed_url`).
+    pub(crate) fn from_key(key: Vec<u8>) -> Secret {
+        Secret(key)
+    }
+
     /// An HMAC-SHA256 instance keyed with this secret.
-    fn mac(&self) -> Hmac<Sha256> {
+    pub(crate) fn mac(&self) -> Hmac<Sha256> {
         // RFC 2104 §2 key preparation: a key longer than the 64-byte block is hashed
         // first, a shorter one is zero-padded. The hmac crate does the same inside its
         // `new_from_slice`, which can therefore never fail but is typed as fallible;
@@ -87,7 +92,7 @@ impl Secret {
     }
 
     /// HMAC-SHA256 over the concatenation of `parts`.
-    fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
+    pub(crate) fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.mac();
         for part in parts {
             mac.update(part);

@@ -121,3 +121,39 @@ pub async fn swept_keys_are_free_again(store: Store) {
         "{again:?}"
     );
 }
+
+/// `get_unscoped` (signed result URLs): any tenant's job, unfinished or finished; past
+/// retention `Expired` before and after the sweep (whoever's tombstone); `Missing` for
+/// unknown ids and once the tombstone is purged.
+pub async fn unscoped_get_ignores_the_tenant_but_not_retention(store: Store) {
+    let id = finished(&store, "t", "r", T0).await;
+    match store.get_unscoped(&id, T0 + RET - 1).await.unwrap() {
+        Lookup::Found(job) => assert_eq!((job.id.as_str(), job.tenant.as_str()), (&*id, "t")),
+        other => panic!("expected Found, got {other:?}"),
+    }
+    let pending = create(&store, new_job("u", "r", None, "fp"), T0).await;
+    assert!(matches!(
+        store.get_unscoped(&pending.id, T0).await.unwrap(),
+        Lookup::Found(job) if job.tenant == "u"
+    ));
+    assert!(matches!(
+        store.get_unscoped("unknown", T0).await.unwrap(),
+        Lookup::Missing
+    ));
+    let expired = T0 + RET;
+    assert!(matches!(
+        store.get_unscoped(&id, expired).await.unwrap(),
+        Lookup::Expired
+    ));
+    assert_eq!(store.sweep(expired, RET, 10).await.unwrap(), 1);
+    assert!(matches!(
+        store.get_unscoped(&id, expired + 1).await.unwrap(),
+        Lookup::Expired
+    ));
+    let purge = expired + TOMBSTONE_FACTOR * RET;
+    store.sweep(purge, RET, 10).await.unwrap();
+    assert!(matches!(
+        store.get_unscoped(&id, purge).await.unwrap(),
+        Lookup::Missing
+    ));
+}

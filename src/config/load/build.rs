@@ -43,6 +43,20 @@ pub(super) fn build(raw: RawConfig, src: &Source<'_>) -> Result<Config, ConfigEr
             return Err(src.error(format!("routes[{i}].callback"), Some(cb.span()), msg));
         }
     }
+    // A download_url is always signed, so a route that hands them out needs the key.
+    if jobs.signing_key.is_none() {
+        let needs = raw.routes.iter().enumerate().find_map(|(i, r)| {
+            let on = r.signed_results.as_ref().filter(|b| *b.get_ref())?;
+            Some((i, on))
+        });
+        if let Some((i, on)) = needs {
+            let msg = "signed result URLs need a key: set [jobs].signing_secret (a `whsec_` \
+                       base64 secret or a passphrase; every replica needs the same one)"
+                .to_owned();
+            let key = format!("routes[{i}].signed_results");
+            return Err(src.error(key, Some(on.span()), msg));
+        }
+    }
     Ok(Config {
         server: server(raw.server),
         defaults,
@@ -88,6 +102,7 @@ fn jobs(raw: RawJobs) -> JobsConfig {
         max_queued_per_tenant: raw.max_queued_per_tenant.unwrap_or(100_000),
         key_prefix: raw.key_prefix.unwrap_or_else(|| "prefer:".to_owned()),
         lease: raw.lease.unwrap_or(Duration::from_secs(30)),
+        signing_key: raw.signing_secret,
     }
 }
 
@@ -179,6 +194,10 @@ fn route(
                 "retry_interrupted",
                 r.retry_interrupted.as_ref().map(Spanned::span),
             ),
+            (
+                "signed_results",
+                r.signed_results.as_ref().map(Spanned::span),
+            ),
         ];
         if let Some((key, span)) = not_for_proxy.into_iter().find(|(_, s)| s.is_some()) {
             let msg = format!(
@@ -187,6 +206,15 @@ fn route(
             );
             return Err(src.error(format!("{at}.{key}"), span, msg));
         }
+    }
+    // Only a job has a stored result to link to: a task route makes one only to watch an
+    // operation for its callback. Refused rather than ignored, so nobody relies on links
+    // that never come.
+    let on = r.signed_results.as_ref().filter(|b| *b.get_ref());
+    if let (RouteKind::Task, None, Some(on)) = (kind, &r.callback, on) {
+        let msg =
+            "`signed_results` needs jobs: a task route makes one only with `callback`".to_owned();
+        return Err(src.error(format!("{at}.signed_results"), Some(on.span()), msg));
     }
     Ok(RouteConfig {
         name: r.name.get_ref().clone(),
@@ -200,6 +228,7 @@ fn route(
         idempotency: r.idempotency.as_ref().map(|c| c.get_ref().clone()),
         max_in_flight: r.max_in_flight.as_ref().map_or(64, |n| *n.get_ref()),
         retry_interrupted: r.retry_interrupted.as_ref().is_some_and(|b| *b.get_ref()),
+        signed_results: on.is_some(),
         task: r.task.as_ref().map(|t| t.get_ref().clone()),
     })
 }

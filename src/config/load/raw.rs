@@ -18,6 +18,7 @@ use url::Url;
 use crate::config::{
     ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, RouteKind, StoreConfig, TaskConfig,
 };
+use crate::jobs::signed_url::UrlKey;
 
 // The `deserialize_with` functions named in the attributes below.
 mod fields;
@@ -111,6 +112,9 @@ pub(super) struct RawJobs {
     /// How long a runner's claim on a job lasts without renewal (not in the example file).
     #[serde(deserialize_with = "opt_positive")]
     pub lease: Option<Duration>,
+    /// The secret signed result URLs derive their key from (read and derived here).
+    #[serde(deserialize_with = "opt_url_key")]
+    pub signing_secret: Option<UrlKey>,
 }
 
 /// `[webhooks]`.
@@ -170,6 +174,8 @@ pub(super) struct RawRoute {
     pub max_in_flight: Option<Spanned<u32>>,
     #[serde(default)]
     pub retry_interrupted: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub signed_results: Option<Spanned<bool>>,
     #[serde(default, deserialize_with = "opt_task")]
     pub task: Option<Spanned<TaskConfig>>,
 }

@@ -26,6 +26,7 @@ const PRELUDE: &str = include_str!("lua/prelude.lua");
 pub(super) struct Scripts {
     pub create: Script,
     pub get: Script,
+    pub get_unscoped: Script,
     pub claim: Script,
     pub renew: Script,
     pub complete: Script,
@@ -49,6 +50,7 @@ impl Scripts {
         Scripts {
             create: with_prelude(include_str!("lua/create.lua")),
             get: with_prelude(include_str!("lua/get.lua")),
+            get_unscoped: with_prelude(include_str!("lua/get_unscoped.lua")),
             claim: with_prelude(include_str!("lua/claim.lua")),
             renew: with_prelude(include_str!("lua/renew.lua")),
             complete: with_prelude(include_str!("lua/complete.lua")),

@@ -109,7 +109,7 @@ pub(super) fn redeliver(
         Some(job) if !job.status.is_terminal() => return Ok(Redeliver::NotFinished(job)),
         Some(job) if job.callback.is_none() => return Ok(Redeliver::NoCallback(job)),
         Some(_) => {}
-        None if tombstoned(&tx, tenant, id)? => return Ok(Redeliver::Expired),
+        None if tombstoned(&tx, Some(tenant), id)? => return Ok(Redeliver::Expired),
         None => return Ok(Redeliver::Missing),
     }
     tx.prepare_cached(

@@ -34,13 +34,17 @@ pub(super) fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Job>, StoreE
         .transpose()
 }
 
-/// Whether a swept job `id` of `tenant` left a tombstone.
-pub(super) fn tombstoned(tx: &Transaction<'_>, tenant: &str, id: &str) -> Result<bool, StoreError> {
+/// Whether a swept job `id` of `tenant` (`None`: of any tenant) left a tombstone.
+pub(super) fn tombstoned(
+    tx: &Transaction<'_>,
+    tenant: Option<&str>,
+    id: &str,
+) -> Result<bool, StoreError> {
     let owner: Option<String> = tx
         .prepare_cached("SELECT tenant FROM tombstones WHERE id = ?1")?
         .query_row([id], |row| row.get(0))
         .optional()?;
-    Ok(owner.as_deref() == Some(tenant))
+    Ok(owner.is_some() && (tenant.is_none() || owner.as_deref() == tenant))
 }
 
 /// One fewer unfinished job for `tenant`; the row goes at zero so the table only holds
@@ -160,7 +164,22 @@ pub(super) fn get(
         Some(job) if job.tenant != tenant => Lookup::Missing,
         Some(job) if job.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
         Some(job) => Lookup::Found(job),
-        None if tombstoned(&tx, tenant, id)? => Lookup::Expired,
+        None if tombstoned(&tx, Some(tenant), id)? => Lookup::Expired,
+        None => Lookup::Missing,
+    })
+}
+
+/// [`get`] without the tenant check (signed result URLs): any tombstone means expired.
+pub(super) fn get_unscoped(
+    conn: &mut Connection,
+    id: &str,
+    now: Millis,
+) -> Result<Lookup, StoreError> {
+    let tx = conn.transaction()?;
+    Ok(match load(&tx, id)? {
+        Some(job) if job.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
+        Some(job) => Lookup::Found(job),
+        None if tombstoned(&tx, None, id)? => Lookup::Expired,
         None => Lookup::Missing,
     })
 }
@@ -260,7 +279,7 @@ pub(super) fn cancel(
         Some(job) if job.expires_at.is_some_and(|at| at <= now) => return Ok(Canceled::Expired),
         Some(job) if job.status.is_terminal() => return Ok(Canceled::AlreadyTerminal(job)),
         Some(_) => {}
-        None if tombstoned(&tx, tenant, id)? => return Ok(Canceled::Expired),
+        None if tombstoned(&tx, Some(tenant), id)? => return Ok(Canceled::Expired),
         None => return Ok(Canceled::Missing),
     }
     tx.prepare_cached(

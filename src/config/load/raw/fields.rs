@@ -18,6 +18,7 @@ use crate::config::{
     ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeSource, RouteKind, StoreConfig,
     TaskConfig,
 };
+use crate::jobs::signed_url::UrlKey;
 
 /// `fn name(d) -> Result<Option<T>, _>` for each optional plain value.
 macro_rules! optional {
@@ -65,6 +66,14 @@ pub(super) fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Strin
         s if s.is_empty() => Err(de::Error::custom("must not be empty (leave the key out)")),
         s => Ok(Some(s)),
     }
+}
+
+/// `[jobs].signing_secret`: the webhook secret's rules (non-empty; `whsec_` + standard
+/// base64 or plain text), checked here rather than at start so a bad value is reported
+/// with its line and column; the URL key is derived from it at once.
+pub(super) fn opt_url_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<UrlKey>, D::Error> {
+    let s = opt_secret(d)?.unwrap_or_default();
+    UrlKey::from_secret(&s).map(Some).map_err(de::Error::custom)
 }
 
 pub(super) fn opt_at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
