@@ -254,7 +254,17 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(key);
+                // A key that is not a bare TOML key (an `async_requires` pointer such as
+                // `/response_mode`) is quoted, as it is written in the file.
+                let bare = !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+                if bare {
+                    out.push_str(key);
+                } else {
+                    out.push_str(&format!("{key:?}"));
+                }
             }
             Segment::Unknown => out.push_str(".?"),
         }
