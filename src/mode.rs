@@ -145,7 +145,11 @@ pub struct InvalidFlag(pub String);
 
 impl fmt::Display for InvalidFlag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid flag {}: expected a boolean (true or false)", self.0)
+        write!(
+            f,
+            "invalid flag {}: expected a boolean (true or false)",
+            self.0
+        )
     }
 }
 

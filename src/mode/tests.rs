@@ -287,7 +287,10 @@ fn flag_true_is_async_false_and_absent_are_default() {
     assert_eq!(flag("", Some("true")), Ok((Mode::Async, None, true)));
     assert_eq!(flag("", Some("false")), Ok((Mode::Default, None, true)));
     assert_eq!(flag("", None), Ok((Mode::Default, None, false)));
-    assert_eq!(flag("return=minimal, wait=0", Some("true")).unwrap().0, Mode::Async);
+    assert_eq!(
+        flag("return=minimal, wait=0", Some("true")).unwrap().0,
+        Mode::Async
+    );
 }
 
 #[test]
@@ -303,8 +306,14 @@ fn prefer_wins_over_the_flag_which_still_counts_as_used() {
 #[test]
 fn only_exact_true_and_false_are_flags() {
     // Query values as decoded, and JSON values as their JSON text.
-    for bad in ["", "True", "TRUE", " true", "1", "yes", "\"true\"", "null", "0", "{}"] {
-        assert_eq!(flag("", Some(bad)), Err(InvalidFlag(bad.to_owned())), "{bad:?}");
+    for bad in [
+        "", "True", "TRUE", " true", "1", "yes", "\"true\"", "null", "0", "{}",
+    ] {
+        assert_eq!(
+            flag("", Some(bad)),
+            Err(InvalidFlag(bad.to_owned())),
+            "{bad:?}"
+        );
     }
     assert!(InvalidFlag("1".into()).to_string().contains("boolean"));
     assert!(Mode::Async.is_asynchronous() && Mode::Wait(1).is_asynchronous());

@@ -20,7 +20,10 @@ fn first_unmet(rules: &[AsyncRule], body: &str) -> Option<String> {
 #[test]
 fn the_seed_rule_response_mode_urls() {
     let rules = [rule("/response_mode", json!("urls"))];
-    assert_eq!(first_unmet(&rules, r#"{"response_mode":"urls","x":1}"#), None);
+    assert_eq!(
+        first_unmet(&rules, r#"{"response_mode":"urls","x":1}"#),
+        None
+    );
     let broken = Some("/response_mode".to_owned());
     for body in [
         r#"{"response_mode":"bytes"}"#,
@@ -48,8 +51,14 @@ fn first_broken_rule_in_order_nested_pointers_and_types() {
     assert_eq!(first_unmet(&rules, ok), None);
     let some = |s: &str| Some(s.to_owned());
     assert_eq!(first_unmet(&rules, r#"{"a":"true","opts":{}}"#), some("/a"));
-    assert_eq!(first_unmet(&rules, r#"{"a":true,"opts":{"n":"2","f":0.5}}"#), some("/opts/n"));
-    assert_eq!(first_unmet(&rules, r#"{"a":true,"opts":{"n":2,"f":1}}"#), some("/opts/f"));
+    assert_eq!(
+        first_unmet(&rules, r#"{"a":true,"opts":{"n":"2","f":0.5}}"#),
+        some("/opts/n")
+    );
+    assert_eq!(
+        first_unmet(&rules, r#"{"a":true,"opts":{"n":2,"f":1}}"#),
+        some("/opts/f")
+    );
     assert_eq!(unmet(&[], None), None);
 }
 

@@ -244,10 +244,15 @@ struct RulesVisitor;
 impl<'de> Visitor<'de> for RulesVisitor {
     type Value = Rules;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an inline table of JSON pointer = value, e.g. { \"/response_mode\" = \"urls\" }")
+        f.write_str(
+            "an inline table of JSON pointer = value, e.g. { \"/response_mode\" = \"urls\" }",
+        )
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rules, A::Error> {
-        let key = p("a JSON pointer such as \"/response_mode\"", v::field_pointer);
+        let key = p(
+            "a JSON pointer such as \"/response_mode\"",
+            v::field_pointer,
+        );
         let mut out = Vec::new();
         while let Some(field) = map.next_key_seed(key)? {
             let expected = map.next_value_seed(Expected)?;
