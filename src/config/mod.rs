@@ -7,7 +7,8 @@
 //!
 //! Every key of the example file is in use: `[jobs]` and the route keys `idempotency`,
 //! `max_in_flight`, `retry_interrupted` by gateway jobs, `[webhooks]` and `callback` by
-//! signed callbacks. `server.admin_listen` serves `/healthz` and `/readyz`.
+//! signed callbacks, `mode` (with its `kind`) and `async_requires` by [`crate::intent`].
+//! `server.admin_listen` serves `/healthz` and `/readyz`.
 
 pub mod load;
 pub mod table;
@@ -94,7 +95,8 @@ pub struct Defaults {
     pub sync_wait: Duration,
     /// `sync`/`proxy` routes: longest upstream call (until the response head). Default 60 s.
     pub upstream_timeout: Duration,
-    /// Largest request body the gateway buffers (jobs, JSON `mode`). Default 10 MiB.
+    /// Largest request body the gateway buffers (jobs, JSON `mode`, `async_requires`).
+    /// Default 10 MiB.
     pub max_body: ByteSize,
 }
 
