@@ -8,7 +8,8 @@
 //!
 //! - [`config`]: TOML → validated [`config::Config`]; errors name the key, line and column.
 //! - [`prefer`]: pure RFC 7240 parsing of `Prefer`, rendering of `Preference-Applied`.
-//! - [`mode`]: pure execution-mode resolution (`Prefer` + the deprecated `mode`).
+//! - [`mode`]: pure execution-mode resolution (`Prefer` + the deprecated `mode` or a
+//!   boolean opt-in field) and the `async_requires` rules.
 //! - [`intent`]: reads the intent off a real request (query / JSON body) and rewrites it.
 //! - [`server`]: accept loop, HTTP/1.1 + h2c, header timeout, graceful drain.
 //! - [`gateway`]: the per-request entry point; request ids; dispatch by route kind.

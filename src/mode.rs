@@ -1,6 +1,7 @@
-//! Execution mode: turns [`Preferences`] plus the deprecated `mode` parameter into a
-//! [`Mode`] and the `Preference-Applied` value (behaviour §3); extracts `mode` from a query
-//! string or a JSON body; adds the deprecation and `Vary` response headers. Pure: no I/O.
+//! Execution mode: turns [`Preferences`] plus the deprecated `mode` parameter (or a
+//! boolean opt-in field) into a [`Mode`] and the `Preference-Applied` value (behaviour §3);
+//! extracts `mode` from a query string or a JSON body; adds the deprecation and `Vary`
+//! response headers; checks a route's `async_requires` ([`rules`]). Pure: no I/O.
 //!
 //! Decisions the contract leaves to the implementation:
 //!
@@ -12,14 +13,21 @@
 //!   anything but `async`, `sync`, `auto` (the empty string included) is [`InvalidMode`].
 //!   `sync` means `wait=60` capped by the route's maximum; the floor only applies to a
 //!   client's own `wait`.
+//! - **Boolean opt-ins** (`kind = "bool"`, e.g. `"async": true`, the seed's style) go
+//!   through [`resolve_flag`]: `true` → ASYNC, `false` → DEFAULT, with the same precedence,
+//!   stripping and deprecation as `mode`. The value is compared as sent, exactly: a query
+//!   value must be `true` or `false` (case-sensitive, no trimming), a JSON value must be a
+//!   JSON boolean — the caller passes its JSON text, so `"true"` (a string), `1` and
+//!   `null` are [`InvalidFlag`]. Like an invalid `mode`, an invalid flag is only a `400`
+//!   when it decides (no execution preference in `Prefer`): one rule for both kinds.
 //! - **Query:** pair names are compared after percent-decoding (`m%6Fde=async` is `mode`),
 //!   case-sensitively, as web frameworks do; the first occurrence gives the value, every
 //!   occurrence is removed so the upstream never sees it. A query that loses nothing is
 //!   returned unchanged.
-//! - **JSON:** only a JSON string is a mode; `null`, numbers, objects are
-//!   [`JsonMode::NotAString`] (the caller answers `400`), since a client that sends the
-//!   field means something by it. The body is re-serialised compactly (key order kept) only
-//!   when the field was found and removed.
+//! - **JSON:** for `kind = "enum"` only a JSON string is a mode; `null`, numbers, objects
+//!   are [`JsonMode::NotAString`] (the caller answers `400` whatever `Prefer` says), since
+//!   a client that sends the field means something by it. The body is re-serialised
+//!   compactly (key order kept) only when the field was found and removed.
 //! - **`Deprecation`/`Sunset` replace** any value already present (RFC 9745/8594 define a
 //!   single value; the configured date is the one the contract promises); `Link` is
 //!   appended. A `Sunset` outside what an IMF-fixdate can express (before 1970, after 9999)
@@ -34,6 +42,8 @@ use serde_json::Value;
 
 use crate::config::{JsonPointer, ModeConfig};
 use crate::prefer::{applied, Preferences};
+
+pub mod rules;
 
 #[cfg(test)]
 mod tests;
@@ -57,6 +67,14 @@ pub enum Mode {
     Async,
     /// Wait up to this many whole seconds (already capped), then answer `202`.
     Wait(u64),
+}
+
+impl Mode {
+    /// ASYNC or WAIT: the client accepts a `202` handle. These are the modes that allow a
+    /// callback and that a route's `async_requires` rules apply to.
+    pub fn is_asynchronous(self) -> bool {
+        matches!(self, Mode::Async | Mode::Wait(_))
+    }
 }
 
 /// The route's bounds on `wait=N`, in whole seconds.
@@ -120,6 +138,23 @@ impl fmt::Display for InvalidMode {
 
 impl std::error::Error for InvalidMode {}
 
+/// A boolean opt-in (`kind = "bool"`) that is neither `true` nor `false`; the caller
+/// answers `400`. Holds the value as sent (for a JSON field, its JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidFlag(pub String);
+
+impl fmt::Display for InvalidFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid flag {}: expected a boolean (true or false)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InvalidFlag {}
+
 /// The execution mode from `Prefer` and the deprecated `mode` value (behaviour §3).
 ///
 /// # Errors
@@ -132,20 +167,8 @@ pub fn resolve(
     limits: WaitLimits,
 ) -> Result<Resolution, InvalidMode> {
     let legacy_used = legacy.is_some();
-    if let Some(n) = prefs.wait().filter(|&n| n >= limits.min_secs) {
-        let effective = n.min(limits.max_secs);
-        return Ok(Resolution {
-            mode: Mode::Wait(effective),
-            applied: Some(applied(true, Some(effective))),
-            legacy_used,
-        });
-    }
-    if prefs.respond_async() {
-        return Ok(Resolution {
-            mode: Mode::Async,
-            applied: Some(applied(true, None)),
-            legacy_used,
-        });
+    if let Some(decided) = from_prefer(prefs, limits, legacy_used) {
+        return Ok(decided);
     }
     let mode = match legacy {
         None => Mode::Default,
@@ -154,6 +177,52 @@ pub fn resolve(
     Ok(Resolution {
         mode,
         applied: None,
+        legacy_used,
+    })
+}
+
+/// The execution mode from `Prefer` and a boolean opt-in field (`kind = "bool"`): the same
+/// precedence as [`resolve`], with `true` → ASYNC and `false` → DEFAULT. `flag` is the
+/// value as sent: a query value, or the JSON text of a body field's value.
+///
+/// # Errors
+///
+/// [`InvalidFlag`] when `flag` decides the mode and is not exactly `true` or `false`.
+pub fn resolve_flag(
+    prefs: &Preferences,
+    flag: Option<&str>,
+    limits: WaitLimits,
+) -> Result<Resolution, InvalidFlag> {
+    let legacy_used = flag.is_some();
+    if let Some(decided) = from_prefer(prefs, limits, legacy_used) {
+        return Ok(decided);
+    }
+    let mode = match flag {
+        None | Some("false") => Mode::Default,
+        Some("true") => Mode::Async,
+        Some(other) => return Err(InvalidFlag(other.to_owned())),
+    };
+    Ok(Resolution {
+        mode,
+        applied: None,
+        legacy_used,
+    })
+}
+
+/// The mode `Prefer` decides on its own, if it carries an execution preference: a `wait`
+/// at or above the floor (capped), else `respond-async`.
+fn from_prefer(prefs: &Preferences, limits: WaitLimits, legacy_used: bool) -> Option<Resolution> {
+    if let Some(n) = prefs.wait().filter(|&n| n >= limits.min_secs) {
+        let effective = n.min(limits.max_secs);
+        return Some(Resolution {
+            mode: Mode::Wait(effective),
+            applied: Some(applied(true, Some(effective))),
+            legacy_used,
+        });
+    }
+    prefs.respond_async().then(|| Resolution {
+        mode: Mode::Async,
+        applied: Some(applied(true, None)),
         legacy_used,
     })
 }
@@ -222,7 +291,7 @@ pub enum JsonMode {
 
 /// Looks for the deprecated `mode` at `pointer` in a JSON body, removing it when found.
 pub fn legacy_from_json(body: &[u8], pointer: &JsonPointer) -> JsonMode {
-    let Ok(mut doc) = serde_json::from_slice::<Value>(body) else {
+    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
         return JsonMode::NotJson;
     };
     let value = match pointer.get(&doc) {
@@ -230,14 +299,20 @@ pub fn legacy_from_json(body: &[u8], pointer: &JsonPointer) -> JsonMode {
         Some(Value::String(s)) => s.clone(),
         Some(_) => return JsonMode::NotAString,
     };
+    let body = without_field(doc, pointer, body);
+    JsonMode::Found { value, body }
+}
+
+/// `doc` (parsed from `original`) without the field at `pointer`, serialised compactly
+/// with its key order kept: the body to forward once the gateway has taken its field.
+pub fn without_field(mut doc: Value, pointer: &JsonPointer, original: &[u8]) -> Bytes {
     pointer.remove(&mut doc);
-    let body = match serde_json::to_vec(&doc) {
+    match serde_json::to_vec(&doc) {
         Ok(bytes) => Bytes::from(bytes),
         // Serialising a `Value` cannot fail; should it, the original body (still holding
-        // `mode`) is the harmless fallback: the upstream accepted it before.
-        Err(_) => Bytes::copy_from_slice(body),
-    };
-    JsonMode::Found { value, body }
+        // the field) is the harmless fallback: the upstream accepted it before.
+        Err(_) => Bytes::copy_from_slice(original),
+    }
 }
 
 /// Adds `Deprecation` (RFC 9745: `@<unix seconds>`, `@0` when no date is configured,

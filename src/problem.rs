@@ -23,6 +23,21 @@ pub enum Problem {
     MethodNotAllowed(HeaderValue),
     /// The deprecated `mode` parameter has an unknown value.
     InvalidMode(String),
+    /// A boolean opt-in field (`mode.kind = "bool"`) holds something else. Same `type` as
+    /// [`Problem::InvalidMode`]: it is the same mistake in the other spelling.
+    InvalidFlag {
+        /// The field as the client knows it, e.g. `field "/async"` or `query parameter "async"`.
+        field: String,
+        /// The value as sent, ready to print (JSON text for a body field).
+        got: String,
+    },
+    /// An asynchronous request breaks one of the route's `async_requires` rules.
+    AsyncRequirement {
+        /// The JSON pointer of the field.
+        field: String,
+        /// The value the field must hold.
+        expected: Value,
+    },
     /// The request body exceeds the configured buffer limit.
     BodyTooLarge(u64),
     /// The request head has too many or too large header fields.
@@ -96,6 +111,16 @@ impl Problem {
                 StatusCode::BAD_REQUEST,
                 "invalid-mode",
                 "Invalid value for the deprecated mode parameter",
+            ),
+            Problem::InvalidFlag { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid-mode",
+                "Invalid value for the deprecated mode parameter",
+            ),
+            Problem::AsyncRequirement { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "async-requirement",
+                "The request does not meet this route's rules for asynchronous requests",
             ),
             Problem::BodyTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -222,6 +247,12 @@ impl Problem {
             Problem::InvalidMode(v) => Some(format!(
                 "mode must be one of async, sync, auto (got {v:?}); prefer the Prefer header"
             )),
+            Problem::InvalidFlag { field, got } => Some(format!(
+                "{field} must be a boolean (true or false), got {got}; prefer the Prefer header"
+            )),
+            Problem::AsyncRequirement { field, expected } => Some(format!(
+                "\"{field}\" must be {expected} when the request is asynchronous"
+            )),
             Problem::BodyTooLarge(limit) => Some(format!("the limit is {limit} bytes")),
             Problem::HeadersTooLarge => Some(format!(
                 "at most {} header lines and {} bytes of headers",
@@ -277,8 +308,15 @@ impl Problem {
         if let Some(d) = self.detail() {
             doc.insert("detail".into(), json!(d));
         }
-        if let Problem::UpstreamContract { id: Some(id), .. } = self {
-            doc.insert("operation_id".into(), json!(id));
+        match self {
+            Problem::UpstreamContract { id: Some(id), .. } => {
+                doc.insert("operation_id".into(), json!(id));
+            }
+            Problem::AsyncRequirement { field, expected } => {
+                doc.insert("field".into(), json!(field));
+                doc.insert("expected".into(), expected.clone());
+            }
+            _ => {}
         }
         Value::Object(doc)
     }
@@ -327,6 +365,14 @@ mod tests {
             Problem::NoRoute,
             Problem::MethodNotAllowed(HeaderValue::from_static("GET")),
             Problem::InvalidMode("x".into()),
+            Problem::InvalidFlag {
+                field: "field \"/async\"".into(),
+                got: "\"yes\"".into(),
+            },
+            Problem::AsyncRequirement {
+                field: "/response_mode".into(),
+                expected: json!("urls"),
+            },
             Problem::BodyTooLarge(10),
             Problem::HeadersTooLarge,
             Problem::BadRequestBody("x".into()),

@@ -14,8 +14,8 @@ use http::Method;
 use prefer_gateway::config::load::DEFAULT_SETTINGS;
 use prefer_gateway::config::table::route_table;
 use prefer_gateway::config::{
-    load_file, load_str, ByteSize, Config, ConfigError, FieldSource, IdSource, ModeSource,
-    RouteKind, StoreConfig,
+    load_file, load_str, ByteSize, Config, ConfigError, FieldSource, IdSource, ModeKind,
+    ModeSource, RouteKind, StoreConfig,
 };
 
 // === helpers ===
@@ -211,6 +211,52 @@ fn other_valid_spellings_load() {
     let header = FieldSource::Header("x-callback".parse().unwrap());
     assert_eq!(cfg.routes[0].callback, Some(header));
     assert!(route_table(&cfg).contains("store rediss://:***@cache:6380/2"));
+}
+
+#[test]
+fn bool_mode_and_async_requires_load() {
+    let cfg = load(&[
+        &route("a", "sync", r#"["POST"]"#, "/a"),
+        "mode = { json = \"/async\", kind = \"bool\" }",
+        r#"async_requires = { "/response_mode" = "urls", "/hd" = true, "/n" = 2, "/q" = 0.5 }"#,
+        &route("b", "task", r#"["POST"]"#, "/b"),
+        "mode = { query = \"async\", kind = \"bool\" }",
+        TASK,
+        &route("c", "sync", r#"["POST"]"#, "/c"),
+        "mode = { query = \"mode\", kind = \"enum\" }",
+    ])
+    .unwrap();
+    let [a, b, c] = &cfg.routes[..] else {
+        panic!("three routes")
+    };
+    let mode = a.mode.as_ref().unwrap();
+    assert_eq!(mode.source, ModeSource::Json("/async".parse().unwrap()));
+    assert_eq!(mode.kind, ModeKind::Bool);
+    let rules: Vec<(String, serde_json::Value)> = a
+        .async_requires
+        .iter()
+        .map(|r| (r.field.to_string(), r.expected.clone()))
+        .collect();
+    let want = [
+        ("/response_mode", serde_json::json!("urls")),
+        ("/hd", serde_json::json!(true)),
+        ("/n", serde_json::json!(2)),
+        ("/q", serde_json::json!(0.5)),
+    ]
+    .map(|(f, v)| (f.to_owned(), v));
+    assert_eq!(rules, want);
+    assert_eq!(b.mode.as_ref().unwrap().kind, ModeKind::Bool);
+    assert!(b.async_requires.is_empty());
+    assert_eq!(c.mode.as_ref().unwrap().kind, ModeKind::Enum);
+    // Left out, `kind` is "enum" (today's sync|async|auto).
+    assert_eq!(
+        example().routes[0].mode.as_ref().unwrap().kind,
+        ModeKind::Enum
+    );
+    let table = route_table(&cfg);
+    assert!(table.contains("mode=json:/async(bool)"), "{table}");
+    let notes = r#"async_requires=/response_mode="urls",/hd=true,/n=2,/q=0.5"#;
+    assert!(table.contains(notes), "{table}");
 }
 
 #[test]

@@ -62,7 +62,8 @@
 //! | `routes[].path` | *required* | starts with `/`, matchit 0.8 pattern |
 //! | `routes[].upstream` | *required* | `http://host[:port][/prefix]`; no userinfo, query, fragment; https not yet |
 //! | `routes[].poll_interval` … `max_body`, `min_wait` | the `[defaults]` value | merged into `settings` |
-//! | `routes[].mode` | none | `{ query = "name" }` or `{ json = "/ptr" }`, plus `deprecation`, `sunset`, `link`; not on proxy |
+//! | `routes[].mode` | none | `{ query = "name" }` or `{ json = "/ptr" }`, plus `kind` (`"enum"` default, or `"bool"`), `deprecation`, `sunset`, `link`; not on proxy |
+//! | `routes[].async_requires` | none | inline table, field JSON pointer → string, bool, integer or finite float; non-empty; not on proxy |
 //! | `routes[].callback` | none | `{ json = "/ptr" }` or `{ header = "Name" }`; not on proxy |
 //! | `routes[].idempotency` | none | as `callback`; not on proxy |
 //! | `routes[].max_in_flight` | `64` | ≥ 1; not on proxy |
@@ -259,7 +260,17 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(key);
+                // A key that is not a bare TOML key (an `async_requires` pointer such as
+                // `/response_mode`) is quoted, as it is written in the file.
+                let bare = !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+                if bare {
+                    out.push_str(key);
+                } else {
+                    out.push_str(&format!("{key:?}"));
+                }
             }
             Segment::Unknown => out.push_str(".?"),
         }

@@ -7,7 +7,8 @@
 //!
 //! Every key of the example file is in use: `[jobs]` and the route keys `idempotency`,
 //! `max_in_flight`, `retry_interrupted` by gateway jobs, `[webhooks]` and `callback` by
-//! signed callbacks, `[jobs].signing_secret` and `signed_results` by signed result URLs.
+//! signed callbacks, `[jobs].signing_secret` and `signed_results` by signed result URLs,
+//! `mode` (with its `kind`) and `async_requires` by [`crate::intent`].
 //! `server.admin_listen` serves `/healthz` and `/readyz`.
 
 pub mod load;
@@ -97,7 +98,8 @@ pub struct Defaults {
     pub sync_wait: Duration,
     /// `sync`/`proxy` routes: longest upstream call (until the response head). Default 60 s.
     pub upstream_timeout: Duration,
-    /// Largest request body the gateway buffers (jobs, JSON `mode`). Default 10 MiB.
+    /// Largest request body the gateway buffers (jobs, JSON `mode`, `async_requires`).
+    /// Default 10 MiB.
     pub max_body: ByteSize,
 }
 
@@ -194,8 +196,12 @@ pub struct RouteConfig {
     pub upstream: url::Url,
     /// Effective timing and size settings (route overrides merged over `[defaults]`).
     pub settings: Defaults,
-    /// Where the deprecated `mode` parameter lives, if the route has one.
+    /// Where the deprecated `mode` parameter (or a boolean opt-in field) lives, if the
+    /// route has one.
     pub mode: Option<ModeConfig>,
+    /// Body fields an asynchronous request (ASYNC or WAIT) must hold (`async_requires`),
+    /// in file order; empty when the route has none.
+    pub async_requires: Vec<AsyncRule>,
     /// Where a callback URL comes from (signed webhooks).
     pub callback: Option<FieldSource>,
     /// Where an idempotency key may come from besides the header (gateway jobs).
@@ -215,6 +221,8 @@ pub struct RouteConfig {
 pub struct ModeConfig {
     /// Query parameter name or JSON body field.
     pub source: ModeSource,
+    /// What the value means: `sync|async|auto` or a boolean opt-in.
+    pub kind: ModeKind,
     /// `Deprecation` date (RFC 9745); `None` renders `@0` ("deprecated, date not given").
     pub deprecation: Option<SystemTime>,
     /// `Sunset` date (RFC 8594), sent when configured.
@@ -230,6 +238,36 @@ pub enum ModeSource {
     Query(String),
     /// A JSON pointer into a JSON request body.
     Json(JsonPointer),
+}
+
+/// How the `mode` value is read (`routes[].mode.kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ModeKind {
+    /// `"enum"` (the default): `async`, `sync` or `auto`.
+    #[default]
+    Enum,
+    /// `"bool"`: an opt-in flag such as `"async": true`; `true` → ASYNC, `false` → DEFAULT.
+    Bool,
+}
+
+impl ModeKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModeKind::Enum => "enum",
+            ModeKind::Bool => "bool",
+        }
+    }
+}
+
+/// One `async_requires` entry: the body field at `field` must equal `expected` (JSON
+/// equality) when the request is asynchronous, else `422`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncRule {
+    /// Where the field is in the JSON body.
+    pub field: JsonPointer,
+    /// The value it must hold: a string, boolean, integer or finite float.
+    pub expected: serde_json::Value,
 }
 
 /// A value carried in a JSON body field or a header (callback URL, idempotency key).

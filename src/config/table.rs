@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{Config, FieldSource, ModeSource, RouteConfig, RouteKind, StoreConfig};
+use super::{Config, FieldSource, ModeKind, ModeSource, RouteConfig, RouteKind, StoreConfig};
 
 /// Renders a header line (listen addresses, job store, job path) followed by one aligned
 /// row per route: NAME, KIND, METHODS, PATH, UPSTREAM, NOTES.
@@ -71,10 +71,22 @@ fn notes(r: &RouteConfig) -> Vec<String> {
     let s = &r.settings;
     let mut notes = Vec::new();
     if let Some(mode) = &r.mode {
+        let kind = match mode.kind {
+            ModeKind::Enum => "",
+            ModeKind::Bool => "(bool)",
+        };
         notes.push(match &mode.source {
-            ModeSource::Query(name) => format!("mode=query:{name}"),
-            ModeSource::Json(ptr) => format!("mode=json:{ptr}"),
+            ModeSource::Query(name) => format!("mode=query:{name}{kind}"),
+            ModeSource::Json(ptr) => format!("mode=json:{ptr}{kind}"),
         });
+    }
+    if !r.async_requires.is_empty() {
+        let rules: Vec<String> = r
+            .async_requires
+            .iter()
+            .map(|rule| format!("{}={}", rule.field, rule.expected))
+            .collect();
+        notes.push(format!("async_requires={}", rules.join(",")));
     }
     match r.kind {
         RouteKind::Task => {

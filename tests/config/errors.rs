@@ -292,6 +292,51 @@ fn bad_mode_and_limits() {
 }
 
 #[test]
+fn bad_mode_kind() {
+    let r = route("a", "sync", r#"["POST"]"#, "/a");
+    let mode = "mode = { json = \"/async\", kind = \"boolean\" }";
+    let err = fails(&[&r, mode], "7:34 routes[0].mode.kind");
+    says(&err, "unknown mode kind \"boolean\"; expected \"enum\"");
+}
+
+#[test]
+fn bad_async_requires() {
+    let r = route("a", "sync", r#"["POST"]"#, "/a");
+    // A key that is not a JSON pointer naming a field: the error points at the key.
+    let rules = "async_requires = { \"/ok\" = 1, \"response_mode\" = \"urls\" }";
+    let err = fails(&[&r, rules], "7:31 routes[0].async_requires.response_mode");
+    says(&err, "must be empty or start with '/'");
+    let rules = "async_requires = { \"\" = \"urls\" }";
+    says(
+        &fails(&[&r, rules], "7:20 routes[0].async_requires.\"\""),
+        "must name a field",
+    );
+    let rules = "async_requires = { \"/a~2\" = \"urls\" }";
+    fails(&[&r, rules], "7:20 routes[0].async_requires.\"/a~2\"");
+    // Values: scalars only, named by their (quoted) pointer.
+    let rules = "async_requires = { \"/modes\" = [\"urls\"] }";
+    let err = fails(&[&r, rules], "7:31 routes[0].async_requires.\"/modes\"");
+    says(&err, "expected a string, boolean, integer or float");
+    let rules = "async_requires = { \"/f\" = nan }";
+    says(
+        &fails(&[&r, rules], "7:27 routes[0].async_requires.\"/f\""),
+        "not a JSON number",
+    );
+    says(
+        &fails(
+            &[&r, "async_requires = {}"],
+            "7:18 routes[0].async_requires",
+        ),
+        "at least one field",
+    );
+    let on_proxy = [&proxy("p", "/p"), "async_requires = { \"/a\" = 1 }"];
+    says(
+        &fails(&on_proxy, "7:18 routes[0].async_requires"),
+        "does not apply to kind = \"proxy\"",
+    );
+}
+
+#[test]
 fn toml_syntax_error() {
     let src = ["[server]", "listen = \"127.0.0.1:8080", "[defaults]"];
     let err = fails(&src, "2:25 server.listen");

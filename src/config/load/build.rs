@@ -187,6 +187,10 @@ fn route(
     if kind == RouteKind::Proxy {
         let not_for_proxy = [
             ("mode", r.mode.as_ref().map(Spanned::span)),
+            (
+                "async_requires",
+                r.async_requires.as_ref().map(Spanned::span),
+            ),
             ("callback", r.callback.as_ref().map(Spanned::span)),
             ("idempotency", r.idempotency.as_ref().map(Spanned::span)),
             ("max_in_flight", r.max_in_flight.as_ref().map(Spanned::span)),
@@ -224,6 +228,11 @@ fn route(
         upstream: r.upstream.clone(),
         settings,
         mode: r.mode.as_ref().map(|m| m.get_ref().clone()),
+        async_requires: r
+            .async_requires
+            .as_ref()
+            .map(|rules| rules.get_ref().clone())
+            .unwrap_or_default(),
         callback: r.callback.as_ref().map(|c| c.get_ref().clone()),
         idempotency: r.idempotency.as_ref().map(|c| c.get_ref().clone()),
         max_in_flight: r.max_in_flight.as_ref().map_or(64, |n| *n.get_ref()),

@@ -16,7 +16,8 @@ use toml::Spanned;
 use url::Url;
 
 use crate::config::{
-    ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, RouteKind, StoreConfig, TaskConfig,
+    AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind, RouteKind,
+    StoreConfig, TaskConfig,
 };
 use crate::jobs::signed_url::UrlKey;
 
@@ -166,6 +167,8 @@ pub(super) struct RawRoute {
     pub max_body: Option<ByteSize>,
     #[serde(default, deserialize_with = "opt_mode")]
     pub mode: Option<Spanned<ModeConfig>>,
+    #[serde(default, deserialize_with = "opt_async_requires")]
+    pub async_requires: Option<Spanned<Vec<AsyncRule>>>,
     #[serde(default, deserialize_with = "opt_field")]
     pub callback: Option<Spanned<FieldSource>>,
     #[serde(default, deserialize_with = "opt_field")]
@@ -194,7 +197,7 @@ impl RawRoute {
     }
 }
 
-/// `mode = { query = "…" | json = "/ptr", deprecation?, sunset?, link? }`.
+/// `mode = { query = "…" | json = "/ptr", kind?, deprecation?, sunset?, link? }`.
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
@@ -205,6 +208,8 @@ struct RawMode {
     query: Option<String>,
     #[serde(default, deserialize_with = "opt_field_pointer")]
     json: Option<JsonPointer>,
+    #[serde(default, deserialize_with = "opt_mode_kind")]
+    kind: Option<ModeKind>,
     #[serde(default, deserialize_with = "opt_date")]
     deprecation: Option<SystemTime>,
     #[serde(default, deserialize_with = "opt_date")]

@@ -14,7 +14,7 @@ use http::{HeaderName, Method};
 use ipnet::IpNet;
 use url::Url;
 
-use crate::config::{ByteSize, IdSource, JsonPointer, RouteKind, StoreConfig};
+use crate::config::{ByteSize, IdSource, JsonPointer, ModeKind, RouteKind, StoreConfig};
 
 /// Methods a route may list. Extension methods are refused so a typo (`POTS`) is an error
 /// rather than a route that never matches; CONNECT and TRACE make no sense behind a gateway.
@@ -115,6 +115,17 @@ pub(super) fn route_kind(s: &str) -> Result<RouteKind, String> {
         "proxy" => Ok(RouteKind::Proxy),
         _ => Err(format!(
             "unknown route kind {s:?}; expected \"task\", \"sync\" or \"proxy\""
+        )),
+    }
+}
+
+/// `routes[].mode.kind`: `"enum"` (`sync|async|auto`) or `"bool"` (`true|false`).
+pub(super) fn mode_kind(s: &str) -> Result<ModeKind, String> {
+    match s {
+        "enum" => Ok(ModeKind::Enum),
+        "bool" => Ok(ModeKind::Bool),
+        _ => Err(format!(
+            "unknown mode kind {s:?}; expected \"enum\" (sync|async|auto) or \"bool\" (true|false)"
         )),
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, Method};
-use serde::de::{self, DeserializeSeed, Deserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
@@ -15,8 +15,8 @@ use super::super::seed::{non_empty, p, spanned, List, Parse};
 use super::super::values as v;
 use super::{RawField, RawMode, RawTask};
 use crate::config::{
-    ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeSource, RouteKind, StoreConfig,
-    TaskConfig,
+    AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind, ModeSource,
+    RouteKind, StoreConfig, TaskConfig,
 };
 use crate::jobs::signed_url::UrlKey;
 
@@ -41,6 +41,7 @@ optional! {
     opt_pointer: JsonPointer = "a JSON pointer such as \"/status\"", v::pointer;
     opt_field_pointer: JsonPointer = "a JSON pointer such as \"/mode\"", v::field_pointer;
     opt_link: Url = "a URL", v::link;
+    opt_mode_kind: ModeKind = "\"enum\" or \"bool\"", v::mode_kind;
 }
 
 pub(super) fn opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
@@ -165,6 +166,7 @@ pub(super) fn opt_mode<'de, D: Deserializer<'de>>(
     }
     let mode = ModeConfig {
         source,
+        kind: raw.kind.unwrap_or_default(),
         deprecation: raw.deprecation,
         sunset: raw.sunset,
         link: raw.link,
@@ -218,4 +220,91 @@ pub(super) fn opt_task<'de, D: Deserializer<'de>>(
         failed,
     };
     Ok(Some(Spanned::new(span, task)))
+}
+
+/// `async_requires = { "/ptr" = value, … }`. Each key is checked as a field pointer *while*
+/// it is deserialised, so a bad pointer's error points at the key itself.
+pub(super) fn opt_async_requires<'de, D>(d: D) -> Result<Option<Spanned<Vec<AsyncRule>>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let rules = Spanned::<Rules>::deserialize(d)?;
+    let span = rules.span();
+    let rules = rules.into_inner().0;
+    if rules.is_empty() {
+        return Err(de::Error::custom(
+            "must name at least one field (leave the key out for no rules)",
+        ));
+    }
+    Ok(Some(Spanned::new(span, rules)))
+}
+
+/// The `async_requires` table, entries in file order (the first unmet one is reported).
+struct Rules(Vec<AsyncRule>);
+
+impl<'de> Deserialize<'de> for Rules {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RulesVisitor)
+    }
+}
+
+struct RulesVisitor;
+
+impl<'de> Visitor<'de> for RulesVisitor {
+    type Value = Rules;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "an inline table of JSON pointer = value, e.g. { \"/response_mode\" = \"urls\" }",
+        )
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rules, A::Error> {
+        let key = p(
+            "a JSON pointer such as \"/response_mode\"",
+            v::field_pointer,
+        );
+        let mut out = Vec::new();
+        while let Some(field) = map.next_key_seed(key)? {
+            let expected = map.next_value_seed(Expected)?;
+            out.push(AsyncRule { field, expected });
+        }
+        Ok(Rules(out))
+    }
+}
+
+/// A required value: what a JSON body can hold that TOML can write as a scalar. Arrays and
+/// tables are refused: the rule is an equality on one field, and a deep comparison of
+/// structures is not what the seed's rules ask for.
+#[derive(Clone, Copy)]
+struct Expected;
+
+impl<'de> DeserializeSeed<'de> for Expected {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Expected {
+    type Value = serde_json::Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string, boolean, integer or float")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(s.to_owned()))
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Bool(b))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::from(n))
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::from(n))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+        // JSON has no NaN or infinity, so no body could ever match such a rule.
+        serde_json::Number::from_f64(n)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| E::custom(format!("{n} is not a JSON number")))
+    }
 }
