@@ -81,6 +81,7 @@ pub fn new_job(tenant: &str, route: &str, key: Option<&str>, fp: &str) -> NewJob
         request: request(0),
         kind: JobKind::Call,
         callback: None,
+        admission: None,
     }
 }
 
