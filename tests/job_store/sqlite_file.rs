@@ -90,7 +90,7 @@ async fn open_fails_cleanly_on_a_file_that_is_not_a_database() {
 
 /// The schema v1 as it shipped, copied on purpose rather than taken from the migrations:
 /// files on users' disks look like this whatever later edits do to the source.
-const SHIPPED_V1: &str = "
+pub const SHIPPED_V1: &str = "
 CREATE TABLE jobs (
     id            TEXT    NOT NULL PRIMARY KEY,
     tenant        TEXT    NOT NULL,
