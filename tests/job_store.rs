@@ -5,15 +5,21 @@
 //! directory, killed on drop; one server per case, and a key prefix naming the case), so
 //! the three cannot drift apart. After the shared suite: what only a file-backed store can
 //! show (reopening, schema versions and migrations, corrupt rows), in
-//! `job_store/sqlite_file.rs`, and what only the shared Redis store can (restarts,
+//! `job_store/sqlite_file.rs` and (files from before admission deliveries)
+//! `job_store/sqlite_v3_file.rs`, and what only the shared Redis store can (restarts,
 //! unreachable servers, several replicas racing, key prefixes), in
-//! `job_store/redis_shared.rs`.
+//! `job_store/redis_shared.rs` and (the delivery key layout)
+//! `job_store/redis_deliveries.rs`.
 //!
 //! Times are explicit [`Millis`] values passed to the store, so nothing here sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "job_store/admission.rs"]
 mod admission;
+#[path = "job_store/admission_claims.rs"]
+mod admission_claims;
+#[path = "job_store/admission_deliveries.rs"]
+mod admission_deliveries;
 #[path = "job_store/callbacks.rs"]
 mod callbacks;
 #[path = "job_store/delivering.rs"]
@@ -22,6 +28,8 @@ mod delivering;
 mod depths;
 #[path = "job_store/limits.rs"]
 mod limits;
+#[path = "job_store/redis_deliveries.rs"]
+mod redis_deliveries;
 #[path = "support/redis.rs"]
 mod redis_server;
 #[path = "job_store/redis_shared.rs"]
@@ -32,6 +40,8 @@ mod retention;
 mod running;
 #[path = "job_store/sqlite_file.rs"]
 mod sqlite_file;
+#[path = "job_store/sqlite_v3_file.rs"]
+mod sqlite_v3_file;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -81,6 +91,7 @@ pub fn new_job(tenant: &str, route: &str, key: Option<&str>, fp: &str) -> NewJob
         request: request(0),
         kind: JobKind::Call,
         callback: None,
+        admission: None,
     }
 }
 
@@ -251,4 +262,14 @@ suite!(
     delivering::record_attempt_for_each_outcome,
     delivering::jobs_without_a_callback_are_never_claimed,
     depths::depths_count_pending_and_running_per_route,
+    admission_deliveries::admission_round_trips_with_and_without_reservation,
+    admission_deliveries::admission_waits_while_pending_and_running,
+    admission_deliveries::every_terminal_transition_makes_the_admission_due,
+    admission_deliveries::recover_retry_leaves_the_admission_waiting,
+    admission_claims::claims_by_kind_return_only_that_kind,
+    admission_claims::a_leased_admission_waits_for_its_lease,
+    admission_claims::concurrent_admission_claims_never_share_a_delivery,
+    admission_claims::record_attempt_by_kind_touches_only_that_kind,
+    admission_claims::first_delay_and_due_order_are_per_kind,
+    admission_deliveries::sweep_takes_admission_deliveries_with_it,
 );

@@ -14,10 +14,11 @@
 //! [`SqliteStore`](super::sqlite::SqliteStore) in every detail; `tests/job_store.rs` runs
 //! one suite against both.
 //!
-//! Callback deliveries live inside their [`Job`] (`job.callback`), so `get` and friends
-//! return them for free and `sweep` drops them with the job. Pending deliveries are also
-//! indexed by due time (see `deliveries`), which keeps `claim_delivery` from walking every
-//! job; every change to a delivery goes through one helper that keeps that index right.
+//! Deliveries (callback, admission release) live inside their [`Job`] (`job.callback`,
+//! `job.admission`), so `get` and friends return them for free and `sweep` drops them with
+//! the job. Pending deliveries are also indexed by due time, one index per kind (see
+//! `deliveries`), which keeps `claim_delivery` from walking every job; every change to a
+//! delivery goes through one helper that keeps those indexes right.
 
 mod deliveries;
 mod retention;
@@ -29,7 +30,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use super::model::{
-    Attempt, Delivery, Job, JobError, JobStatus, Millis, NewJob, Outcome, StoredResponse,
+    Attempt, Delivery, DeliveryKind, Job, JobError, JobStatus, Millis, NewJob, Outcome,
+    StoredResponse,
 };
 use super::store::{
     Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError,
@@ -62,11 +64,11 @@ struct State {
     tombstones: HashMap<String, (String, Millis)>,
     /// `(purge_at, id)` of tombstones.
     purges: BTreeSet<(Millis, String)>,
-    /// `(next_attempt_at, id)` of pending deliveries not attempted yet (due a first delay
-    /// later).
-    first_due: BTreeSet<(Millis, String)>,
-    /// `(next_attempt_at, id)` of pending deliveries being retried (due at that time).
-    retry_due: BTreeSet<(Millis, String)>,
+    /// Pending callback deliveries by due time.
+    callbacks_due: deliveries::DueIndex,
+    /// Pending admission deliveries by due time (apart, so neither kind waits on the
+    /// other's backlog).
+    admissions_due: deliveries::DueIndex,
 }
 
 // === impl MemoryStore ===
@@ -92,8 +94,8 @@ impl State {
     }
 
     /// Moves an unfinished job to a terminal status: out of the pending / running indexes,
-    /// into the expiry index, one fewer unfinished job for its tenant, its waiting callback
-    /// (if any) due now.
+    /// into the expiry index, one fewer unfinished job for its tenant, its waiting
+    /// deliveries (callback, admission; if any) due now.
     fn finish(
         &mut self,
         id: &str,
@@ -113,7 +115,7 @@ impl State {
         job.response = response;
         job.error = error;
         let (tenant, route) = (job.tenant.clone(), job.route.clone());
-        self.schedule_delivery(id, now);
+        self.schedule_deliveries(id, now);
         match was {
             JobStatus::Pending => self.unqueue(&route, created_at, id),
             _ => self.end_run(id, &route),
@@ -370,22 +372,24 @@ impl JobStore for MemoryStore {
 
     async fn claim_delivery(
         &self,
+        kind: DeliveryKind,
         now: Millis,
         first_delay_ms: i64,
         lease_until: Millis,
     ) -> Result<Option<(Delivery, Job)>, StoreError> {
         Ok(self
             .state()
-            .claim_delivery(now, first_delay_ms, lease_until))
+            .claim_delivery(kind, now, first_delay_ms, lease_until))
     }
 
     async fn record_attempt(
         &self,
         job_id: &str,
+        kind: DeliveryKind,
         attempt: Attempt,
         _now: Millis,
     ) -> Result<(), StoreError> {
-        self.state().record_attempt(job_id, attempt);
+        self.state().record_attempt(job_id, kind, attempt);
         Ok(())
     }
 

@@ -23,5 +23,5 @@ pub mod store;
 pub mod submit;
 
 pub use engine::Engine;
-pub use model::{Job, JobStatus, NewJob, Outcome};
+pub use model::{Admission, Delivery, DeliveryKind, Job, JobStatus, NewAdmission, NewJob, Outcome};
 pub use store::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, StoreError};

@@ -9,9 +9,16 @@
 //! Times are milliseconds since the Unix epoch ([`Millis`]) so every store keeps them as
 //! plain integers and compares them without parsing. A job's request and response are kept
 //! verbatim (method, target, header bytes, body bytes) so the result can be replayed byte
-//! for byte.
+//! for byte. What the gateway must deliver once a job ends (its callback, its admission's
+//! settle / release) lives in `delivery`, re-exported here.
+
+mod delivery;
 
 use bytes::Bytes;
+
+pub use delivery::{
+    Admission, Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, NewAdmission,
+};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -151,6 +158,26 @@ pub struct Job {
     pub kind: JobKind,
     /// The callback registered with it, and the state of its delivery.
     pub callback: Option<Delivery>,
+    /// The admission it was created under, and the state of its settle / release.
+    pub admission: Option<Admission>,
+}
+
+impl Job {
+    /// The job's delivery of `kind`, if it has one.
+    pub fn delivery(&self, kind: DeliveryKind) -> Option<&Delivery> {
+        match kind {
+            DeliveryKind::Callback => self.callback.as_ref(),
+            DeliveryKind::Admission => self.admission.as_ref().map(|a| &a.delivery),
+        }
+    }
+
+    /// The job's delivery of `kind`, to change, if it has one.
+    pub fn delivery_mut(&mut self, kind: DeliveryKind) -> Option<&mut Delivery> {
+        match kind {
+            DeliveryKind::Callback => self.callback.as_mut(),
+            DeliveryKind::Admission => self.admission.as_mut().map(|a| &mut a.delivery),
+        }
+    }
 }
 
 /// What a job's run does.
@@ -183,90 +210,6 @@ impl JobKind {
     }
 }
 
-/// Where a callback delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    /// The job has not finished yet.
-    Waiting,
-    /// Due at `next_attempt_at` (the job finished; attempts remain).
-    Pending,
-    /// A 2xx was received.
-    Delivered,
-    /// Every attempt of the schedule failed.
-    Failed,
-    /// The receiver answered `410 Gone`: no more attempts.
-    Stopped,
-}
-
-impl DeliveryState {
-    /// Wire and storage spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Waiting => "waiting",
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Failed => "failed",
-            DeliveryState::Stopped => "stopped",
-        }
-    }
-
-    /// Parses the storage spelling.
-    pub fn parse(s: &str) -> Option<DeliveryState> {
-        Some(match s {
-            "waiting" => DeliveryState::Waiting,
-            "pending" => DeliveryState::Pending,
-            "delivered" => DeliveryState::Delivered,
-            "failed" => DeliveryState::Failed,
-            "stopped" => DeliveryState::Stopped,
-            _ => return None,
-        })
-    }
-}
-
-/// A job's callback and its delivery state (one callback per job).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// The URL, as checked at submit.
-    pub url: String,
-    /// Where delivery stands.
-    pub state: DeliveryState,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// When the next attempt is due (Pending); for the first attempt the delivery worker
-    /// adds the schedule's first delay on top.
-    pub next_attempt_at: Option<Millis>,
-    /// HTTP status of the last attempt, if one was received.
-    pub last_status: Option<u16>,
-    /// Why the last attempt failed, if it did.
-    pub last_error: Option<String>,
-    /// While an attempt is in flight: the claim is valid until then.
-    pub lease_until: Option<Millis>,
-}
-
-/// The result of one delivery attempt, as handed to `record_attempt`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// HTTP status received, if any.
-    pub status: Option<u16>,
-    /// What went wrong, if anything (connect error, timeout, forbidden address, status).
-    pub error: Option<String>,
-    /// What happens next.
-    pub next: AttemptNext,
-}
-
-/// What follows an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptNext {
-    /// 2xx: done.
-    Delivered,
-    /// Try again at this time.
-    Retry(Millis),
-    /// The schedule is used up.
-    GiveUp,
-    /// `410 Gone`: never again.
-    Stop,
-}
-
 /// A job to create (the store fills in status, times and counters).
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -286,6 +229,9 @@ pub struct NewJob {
     pub kind: JobKind,
     /// Callback URL (already checked by the address guard), if any.
     pub callback: Option<String>,
+    /// The route's admission endpoint and the reservation it granted, if the route has
+    /// one.
+    pub admission: Option<NewAdmission>,
 }
 
 impl NewJob {
@@ -307,15 +253,8 @@ impl NewJob {
             lease_until: None,
             attempts: 0,
             kind: self.kind,
-            callback: self.callback.map(|url| Delivery {
-                url,
-                state: DeliveryState::Waiting,
-                attempts: 0,
-                next_attempt_at: None,
-                last_status: None,
-                last_error: None,
-                lease_until: None,
-            }),
+            callback: self.callback.map(Delivery::waiting),
+            admission: self.admission.map(NewAdmission::into_admission),
         }
     }
 }

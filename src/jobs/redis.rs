@@ -24,7 +24,8 @@
 //!   | `P tenant:{tenant}:open` | string | the tenant's unfinished jobs (deleted at 0) |
 //!   | `P tomb:{id}` | string | a swept job's tenant, with a TTL |
 //!   | `P tombs` | zset | tombstone ids by purge time |
-//!   | `P due:first`, `P due:retry` | zset | pending deliveries by `next_attempt_at` |
+//!   | `P due:first`, `P due:retry` | zset | pending callback deliveries by `next_attempt_at` |
+//!   | `P due:admission:first`, `P due:admission:retry` | zset | pending admission releases, likewise |
 //!   | `P finished` | channel | ids of jobs as they finish |
 //!
 //!   The two lengths in the idempotency key make it unambiguous whatever `:` the tenant or
@@ -46,11 +47,17 @@
 //!   wrong URL fails at start.
 //! - **Finished jobs are published** on `P finished` by the same scripts that finish them;
 //!   [`JobStore::finished_feed`] relays that channel (see `feed`).
+//! - **Deliveries** (see `deliveries`): a job's callback and admission release are fields
+//!   of its hash (`cb_*`, `adm_*`), each kind with its own pair of due indexes, so claims
+//!   of one kind never read the other's backlog. The scripts take the kind as an argument
+//!   and look its fields and keys up in one table (`prelude.lua`) rather than existing
+//!   once per kind.
 //! - **Queue depths** for `/metrics`: `SCAN` finds the queues, one script counts (`depths`).
 //! - **Durability** is the server's: run Redis with `appendonly yes` (and
 //!   `appendfsync always` for "accepted means on disk"); a `202` means Redis has the job.
 
 mod codec;
+mod deliveries;
 mod depths;
 mod feed;
 mod scripts;
@@ -63,7 +70,7 @@ use redis::{Script, Value};
 
 use self::codec::{arg, decode_job, flag, flatten, job_fields, num, outcome_fields, Args};
 use self::scripts::{integer, items, tagged, unexpected, Scripts};
-use super::model::{Attempt, AttemptNext, Delivery, Job, Millis, NewJob, Outcome};
+use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
 use super::store::{
     Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError,
     TOMBSTONE_FACTOR,
@@ -328,54 +335,22 @@ impl JobStore for RedisStore {
 
     async fn claim_delivery(
         &self,
+        kind: DeliveryKind,
         now: Millis,
         first_delay_ms: i64,
         lease_until: Millis,
     ) -> Result<Option<(Delivery, Job)>, StoreError> {
-        let args = vec![
-            num(now),
-            num(first_delay_ms),
-            num(now.saturating_sub(first_delay_ms)),
-            num(lease_until),
-        ];
-        let (tag, rest) = self.eval_tagged(&self.scripts.claim_delivery, args).await?;
-        match tag.as_str() {
-            "claimed" => {
-                let job = decode_job(rest)?;
-                let delivery = job
-                    .callback
-                    .clone()
-                    .ok_or_else(|| StoreError::new(format!("job {} lost its delivery", job.id)))?;
-                Ok(Some((delivery, job)))
-            }
-            "none" => Ok(None),
-            other => Err(unexpected("claim_delivery", other)),
-        }
+        deliveries::claim_delivery(self, kind, now, first_delay_ms, lease_until).await
     }
 
     async fn record_attempt(
         &self,
         job_id: &str,
+        kind: DeliveryKind,
         attempt: Attempt,
         _now: Millis,
     ) -> Result<(), StoreError> {
-        let (state, next_at) = match attempt.next {
-            AttemptNext::Retry(at) => ("pending", num(at)),
-            AttemptNext::Delivered => ("delivered", Vec::new()),
-            AttemptNext::GiveUp => ("failed", Vec::new()),
-            AttemptNext::Stop => ("stopped", Vec::new()),
-        };
-        let args = vec![
-            arg(job_id),
-            arg(state),
-            next_at,
-            attempt.status.map(num).unwrap_or_default(),
-            flag(attempt.error.is_some()),
-            attempt.error.map(String::into_bytes).unwrap_or_default(),
-        ];
-        // 0 = no such job (swept meanwhile) or no callback: nothing to record.
-        integer(self.eval(&self.scripts.record_attempt, args).await?)?;
-        Ok(())
+        deliveries::record_attempt(self, job_id, kind, attempt).await
     }
 
     async fn redeliver(
@@ -384,15 +359,6 @@ impl JobStore for RedisStore {
         job_id: &str,
         now: Millis,
     ) -> Result<Redeliver, StoreError> {
-        let args = vec![arg(tenant), arg(job_id), num(now)];
-        let (tag, rest) = self.eval_tagged(&self.scripts.redeliver, args).await?;
-        match tag.as_str() {
-            "scheduled" => Ok(Redeliver::Scheduled(decode_job(rest)?)),
-            "unfinished" => Ok(Redeliver::NotFinished(decode_job(rest)?)),
-            "nocallback" => Ok(Redeliver::NoCallback(decode_job(rest)?)),
-            "expired" => Ok(Redeliver::Expired),
-            "missing" => Ok(Redeliver::Missing),
-            other => Err(unexpected("redeliver", other)),
-        }
+        deliveries::redeliver(self, tenant, job_id, now).await
     }
 }

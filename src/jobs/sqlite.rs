@@ -12,7 +12,7 @@
 //!   the panicking call's transaction was rolled back when it unwound.
 //! - **Durability**: WAL journal with `synchronous = FULL`, so the commit of `create` is on
 //!   disk before it returns `New` and the gateway answers `202`.
-//! - **Schema** (v3, see `migrations` for the DDL and each index's purpose): versioned with
+//! - **Schema** (v4, see `migrations` for the DDL and each index's purpose): versioned with
 //!   `PRAGMA user_version`; a newer file is refused. `jobs` holds one row per job, request
 //!   and response verbatim; header lists are length-prefixed blobs (see `codec`) because
 //!   values are raw bytes. Queue limits read `tenant_counts`, kept in the same
@@ -32,6 +32,11 @@
 //!   "attempted", make `claim_delivery` a range scan of each in due order (the first
 //!   attempt's extra delay is a claim-time setting, so one index cannot hold both orders).
 //!   `jobs.kind` is a column with default `'call'`, which is what every v1 job was.
+//! - **Admission releases** (v4): the second delivery a job may carry lives in the same
+//!   `deliveries` table, now keyed by `(job_id, kind)`, with the admission's reservation
+//!   id on its row; job-returning queries join it as a second primary-key probe. The two
+//!   due indexes lead with `kind`, so a claim for one kind is a range scan of only that
+//!   kind's due entries.
 //! - `renew` moves only the lease, not `updated_at` (it is not a state change).
 //! - Every statement goes through `prepare_cached`; a corrupt row is a [`StoreError`].
 //! - `recover` asks `decide` per *route* before its transaction (the callback is not
@@ -55,7 +60,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::Connection;
 
-use super::model::{Attempt, Delivery, Job, Millis, NewJob, Outcome};
+use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
 use super::store::{
     Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError,
 };
@@ -274,22 +279,26 @@ impl JobStore for SqliteStore {
 
     async fn claim_delivery(
         &self,
+        kind: DeliveryKind,
         now: Millis,
         first_delay_ms: i64,
         lease_until: Millis,
     ) -> Result<Option<(Delivery, Job)>, StoreError> {
-        self.with(move |conn| deliveries::claim_delivery(conn, now, first_delay_ms, lease_until))
-            .await
+        self.with(move |conn| {
+            deliveries::claim_delivery(conn, kind, now, first_delay_ms, lease_until)
+        })
+        .await
     }
 
     async fn record_attempt(
         &self,
         job_id: &str,
+        kind: DeliveryKind,
         attempt: Attempt,
         _now: Millis,
     ) -> Result<(), StoreError> {
         let job_id = job_id.to_owned();
-        self.with(move |conn| deliveries::record_attempt(conn, &job_id, attempt))
+        self.with(move |conn| deliveries::record_attempt(conn, &job_id, kind, attempt))
             .await
     }
 

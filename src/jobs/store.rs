@@ -11,11 +11,15 @@
 //! - [`JobStore::complete`] and [`JobStore::cancel`] race safely: whichever lands first
 //!   wins, the other reports that the job was no longer running.
 //!
-//! Callbacks: a job created with a callback carries a delivery in state `waiting`; every
-//! transition to a terminal state (complete, cancel, recover → failed) makes it `pending`
-//! with `next_attempt_at = now` in the same atomic step, so a finished job's callback can
-//! never be forgotten. Deliveries are claimed with a lease like jobs, so each attempt is
-//! made once even with several runners.
+//! Deliveries: a job carries up to one delivery per [`DeliveryKind`] — its callback
+//! (`job.callback`) and its admission's settle / release (`job.admission`) — each created
+//! in state `waiting` with the job. Every transition to a terminal state (complete, cancel
+//! of a pending or running job, recover → failed) makes *every* waiting delivery of the
+//! job `pending` with `next_attempt_at = now` in the same atomic step, so a finished job's
+//! callback or admission release can never be forgotten; re-queueing an interrupted job
+//! (recover → retry) is not terminal and leaves them waiting. Deliveries are claimed per
+//! kind with a lease like jobs, so each attempt is made once even with several runners,
+//! and each kind has its own due index, so a backlog of one kind never delays the other.
 //!
 //! Retention: a finished job keeps answering until `expires_at`; after that
 //! [`JobStore::get`] (and [`JobStore::get_unscoped`]) reports [`Lookup::Expired`] (→ `410`) — also after the sweeper
@@ -29,7 +33,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::model::{Attempt, Delivery, Job, Millis, NewJob, Outcome};
+use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
 
 /// How long a tombstone outlives its job's expiry, as a multiple of the retention.
 pub const TOMBSTONE_FACTOR: i64 = 7;
@@ -206,7 +210,9 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> Result<usize, StoreError>;
 
     /// Deletes up to `batch` jobs whose `expires_at` is before `now`, leaving tombstones,
-    /// and purges old tombstones. Returns how many jobs were deleted.
+    /// and purges old tombstones. A deleted job takes everything of it along: its
+    /// idempotency key and its deliveries of every kind with their due-index entries.
+    /// Returns how many jobs were deleted.
     async fn sweep(
         &self,
         now: Millis,
@@ -231,31 +237,38 @@ pub trait JobStore: Send + Sync + 'static {
         None
     }
 
-    // === callbacks ===
+    // === deliveries (callbacks, admission releases) ===
 
-    /// Claims the most overdue callback delivery: state pending and due — `next_attempt_at
-    /// <= now`, or for a first attempt (`attempts == 0`) `next_attempt_at + first_delay_ms
-    /// <= now` — and not leased (or its lease ended). Leases it until `lease_until` and
-    /// returns it with its job (the payload is built from the job).
+    /// Claims the most overdue delivery of `kind`: state pending and due —
+    /// `next_attempt_at <= now`, or for a first attempt (`attempts == 0`)
+    /// `next_attempt_at + first_delay_ms <= now` — and not leased (or its lease ended).
+    /// Leases it until `lease_until` and returns it with its job (the payload is built from
+    /// the job). Deliveries of the other kind are never returned, nor looked at: each kind
+    /// is due-indexed on its own, and `first_delay_ms` is that kind's schedule's.
     async fn claim_delivery(
         &self,
+        kind: DeliveryKind,
         now: Millis,
         first_delay_ms: i64,
         lease_until: Millis,
     ) -> Result<Option<(Delivery, Job)>, StoreError>;
 
-    /// Records one attempt of job `job_id`'s delivery: `attempts + 1`, last status and
-    /// error, lease cleared, and the state from `attempt.next` (`Retry(at)` → pending at
-    /// `at`; `Delivered`/`GiveUp`/`Stop` → delivered/failed/stopped).
+    /// Records one attempt of job `job_id`'s delivery of `kind`: `attempts + 1`, last
+    /// status and error, lease cleared, and the state from `attempt.next` (`Retry(at)` →
+    /// pending at `at`; `Delivered`/`GiveUp`/`Stop` → delivered/failed/stopped). The job's
+    /// other delivery is untouched. An unknown job (swept meanwhile) or one without a
+    /// delivery of `kind` is left alone, and is not an error.
     async fn record_attempt(
         &self,
         job_id: &str,
+        kind: DeliveryKind,
         attempt: Attempt,
         now: Millis,
     ) -> Result<(), StoreError>;
 
     /// `POST {jobs}/{id}/callback`: schedules a fresh delivery (attempts back to 0, due
-    /// now) of a finished job of `tenant` that has a callback.
+    /// now) of a finished job of `tenant` that has a callback. Callbacks only: an admission
+    /// is settled or released once, never again on a client's request.
     async fn redeliver(
         &self,
         tenant: &str,

@@ -167,6 +167,8 @@ async fn submit(
         },
         kind: JobKind::Call,
         callback,
+        // Admission endpoints are not wired yet (issue 8): the store carries them already.
+        admission: None,
     };
     let max = engine.cfg.max_queued_per_tenant;
     let created = engine

@@ -82,6 +82,7 @@ pub async fn register(
         },
         kind: JobKind::Watch,
         callback: Some(cb.url),
+        admission: None,
     };
     let max = engine.cfg.max_queued_per_tenant;
     match engine.store.create(job, max, now_millis()).await {

@@ -22,7 +22,7 @@ use super::sign::{self, Secret};
 use crate::config::WebhooksConfig;
 use crate::jobs::document::{self, Links};
 use crate::jobs::engine::Engine;
-use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, Job, JobKind};
+use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job, JobKind};
 
 /// Most of a receiver's answer the gateway reads.
 pub const MAX_ANSWER: usize = 64 * 1024;
@@ -210,7 +210,11 @@ pub async fn worker(engine: Weak<Engine>, wake: Arc<tokio::sync::Notify>) {
             };
             let lease = now_millis()
                 + i64::try_from((deliverer.timeout * 2).as_millis()).unwrap_or(i64::MAX);
-            match e.store.claim_delivery(now_millis(), first, lease).await {
+            let claimed = e
+                .store
+                .claim_delivery(DeliveryKind::Callback, now_millis(), first, lease)
+                .await;
+            match claimed {
                 Ok(Some((delivery, job))) => {
                     let e2 = Arc::clone(&e);
                     tokio::spawn(async move {
@@ -258,7 +262,7 @@ async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
     );
     if let Err(err) = engine
         .store
-        .record_attempt(&job.id, attempt, now_millis())
+        .record_attempt(&job.id, DeliveryKind::Callback, attempt, now_millis())
         .await
     {
         // The lease runs out and another attempt is made: at-least-once, never lost.

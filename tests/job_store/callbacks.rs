@@ -5,7 +5,9 @@
 
 use std::collections::HashSet;
 
-use prefer_gateway::jobs::model::{Attempt, AttemptNext, Delivery, DeliveryState, JobKind};
+use prefer_gateway::jobs::model::{
+    Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, JobKind,
+};
 use prefer_gateway::jobs::{Canceled, Created, JobStatus, NewJob, Outcome, Recovery, Redeliver};
 
 use crate::{
@@ -155,7 +157,7 @@ pub async fn cancel_and_recover_fail_make_it_due_recover_retry_does_not(store: S
     // however late it gets.
     let mut claimed = HashSet::new();
     while let Some((_, job)) = store
-        .claim_delivery(T0 + RET, 0, T0 + 2 * RET)
+        .claim_delivery(DeliveryKind::Callback, T0 + RET, 0, T0 + 2 * RET)
         .await
         .unwrap()
     {
@@ -167,14 +169,21 @@ pub async fn cancel_and_recover_fail_make_it_due_recover_retry_does_not(store: S
 
 pub async fn redeliver_schedules_a_fresh_delivery(store: Store) {
     let id = run_to_success(&store, hooked_job("t", "r"), T0).await;
-    let (_, job) = store.claim_delivery(T0, 0, T0 + 50).await.unwrap().unwrap();
+    let (_, job) = store
+        .claim_delivery(DeliveryKind::Callback, T0, 0, T0 + 50)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.id, id);
     let gave_up = Attempt {
         status: Some(503),
         error: Some("the receiver answered 503".into()),
         next: AttemptNext::GiveUp,
     };
-    store.record_attempt(&id, gave_up, T0 + 1).await.unwrap();
+    store
+        .record_attempt(&id, DeliveryKind::Callback, gave_up, T0 + 1)
+        .await
+        .unwrap();
     let before = found(&store, "t", &id, T0 + 2).await;
     assert_eq!(before.callback.as_ref().map(|d| d.attempts), Some(1));
 
@@ -189,12 +198,12 @@ pub async fn redeliver_schedules_a_fresh_delivery(store: Store) {
     assert_eq!(found(&store, "t", &id, T0 + 101).await, after);
     // A fresh schedule: the first attempt's delay applies again.
     assert!(store
-        .claim_delivery(T0 + 199, 100, T0 + 300)
+        .claim_delivery(DeliveryKind::Callback, T0 + 199, 100, T0 + 300)
         .await
         .unwrap()
         .is_none());
     let (delivery, _) = store
-        .claim_delivery(T0 + 200, 100, T0 + 300)
+        .claim_delivery(DeliveryKind::Callback, T0 + 200, 100, T0 + 300)
         .await
         .unwrap()
         .unwrap();
@@ -243,7 +252,7 @@ pub async fn sweep_takes_the_delivery_with_it(store: Store) {
     let id = run_to_success(&store, hooked_job("t", "r"), T0).await;
     assert_eq!(store.sweep(T0 + RET, RET, 10).await.unwrap(), 1);
     assert!(store
-        .claim_delivery(T0 + RET, 0, T0 + RET + 10)
+        .claim_delivery(DeliveryKind::Callback, T0 + RET, 0, T0 + RET + 10)
         .await
         .unwrap()
         .is_none());
@@ -253,7 +262,10 @@ pub async fn sweep_takes_the_delivery_with_it(store: Store) {
         error: None,
         next: AttemptNext::Delivered,
     };
-    store.record_attempt(&id, late, T0 + RET).await.unwrap();
+    store
+        .record_attempt(&id, DeliveryKind::Callback, late, T0 + RET)
+        .await
+        .unwrap();
     // The id may come back (tombstones purged) without inheriting anything.
     let mut reused = new_job("t", "r", None, "fp");
     reused.id = id.clone();

@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use prefer_gateway::jobs::model::{Attempt, AttemptNext, Delivery, DeliveryState, Millis};
+use prefer_gateway::jobs::model::{
+    Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, Millis,
+};
 use prefer_gateway::jobs::{JobStatus, Outcome};
 
 use crate::{
@@ -14,7 +16,7 @@ use crate::{
 /// Claims at `now` with a first delay of `delay`, leasing until `lease`; the job id.
 async fn claim_at(store: &Store, now: Millis, delay: i64, lease: Millis) -> Option<String> {
     store
-        .claim_delivery(now, delay, lease)
+        .claim_delivery(DeliveryKind::Callback, now, delay, lease)
         .await
         .unwrap()
         .map(|(delivery, job)| {
@@ -39,7 +41,10 @@ async fn retried(store: &Store, route: &str, at: Millis, retry_at: Millis) -> St
     assert_eq!(claim_at(store, at, 0, at + 10).await, Some(id.clone()));
     let next = AttemptNext::Retry(retry_at);
     let failed = attempt(Some(503), Some("the receiver answered 503"), next);
-    store.record_attempt(&id, failed, at + 1).await.unwrap();
+    store
+        .record_attempt(&id, DeliveryKind::Callback, failed, at + 1)
+        .await
+        .unwrap();
     id
 }
 
@@ -47,7 +52,7 @@ pub async fn first_attempt_waits_the_first_delay_retries_do_not(store: Store) {
     let id = run_to_success(&store, hooked_job("t", "r"), T0).await;
     assert_eq!(claim_at(&store, T0 + 999, 1_000, T0 + 5_000).await, None);
     let (delivery, job) = store
-        .claim_delivery(T0 + 1_000, 1_000, T0 + 5_000)
+        .claim_delivery(DeliveryKind::Callback, T0 + 1_000, 1_000, T0 + 5_000)
         .await
         .unwrap()
         .unwrap();
@@ -72,7 +77,10 @@ pub async fn first_attempt_waits_the_first_delay_retries_do_not(store: Store) {
     );
 
     let retry = attempt(Some(503), Some("503"), AttemptNext::Retry(T0 + 3_000));
-    store.record_attempt(&id, retry, T0 + 1_001).await.unwrap();
+    store
+        .record_attempt(&id, DeliveryKind::Callback, retry, T0 + 1_001)
+        .await
+        .unwrap();
     let after = found(&store, "t", &id, T0 + 1_002).await.callback.unwrap();
     let expected = Delivery {
         attempts: 1,
@@ -122,7 +130,11 @@ pub async fn concurrent_claims_never_share_a_delivery(store: Store) {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.claim_delivery(T0 + 10, 0, T0 + 1_000).await })
+            tokio::spawn(async move {
+                store
+                    .claim_delivery(DeliveryKind::Callback, T0 + 10, 0, T0 + 1_000)
+                    .await
+            })
         })
         .collect();
     let mut ids = HashSet::new();
@@ -152,7 +164,10 @@ pub async fn a_leased_delivery_waits_for_its_lease(store: Store) {
     assert_eq!((again.attempts, again.lease_until), (0, Some(T0 + 500)));
     // Recording the attempt ends the lease: a retry due now is claimable at once.
     let retry = attempt(None, Some("timed out"), AttemptNext::Retry(T0 + 102));
-    store.record_attempt(&id, retry, T0 + 102).await.unwrap();
+    store
+        .record_attempt(&id, DeliveryKind::Callback, retry, T0 + 102)
+        .await
+        .unwrap();
     assert_eq!(claim_at(&store, T0 + 102, 0, T0 + 600).await, Some(id));
 }
 
@@ -184,7 +199,10 @@ pub async fn record_attempt_for_each_outcome(store: Store) {
         let id = run_to_success(&store, hooked_job("t", &format!("r{i}")), T0).await;
         assert_eq!(claim_at(&store, T0, 0, T0 + 50).await, Some(id.clone()));
         let (status, error) = (attempt.status, attempt.error.clone());
-        store.record_attempt(&id, attempt, T0 + 1).await.unwrap();
+        store
+            .record_attempt(&id, DeliveryKind::Callback, attempt, T0 + 1)
+            .await
+            .unwrap();
         let expected = Delivery {
             url: HOOK.into(),
             state,
@@ -209,11 +227,14 @@ pub async fn record_attempt_for_each_outcome(store: Store) {
     // Unknown job, or one without a callback: nothing to record, not an error.
     let done = attempt(Some(200), None, AttemptNext::Delivered);
     store
-        .record_attempt("unknown", done.clone(), T0)
+        .record_attempt("unknown", DeliveryKind::Callback, done.clone(), T0)
         .await
         .unwrap();
     let plain = run_to_success(&store, new_job("t", "p", None, "fp"), T0).await;
-    store.record_attempt(&plain, done, T0).await.unwrap();
+    store
+        .record_attempt(&plain, DeliveryKind::Callback, done, T0)
+        .await
+        .unwrap();
     assert_eq!(found(&store, "t", &plain, T0).await.callback, None);
 }
 

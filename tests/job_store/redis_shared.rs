@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use prefer_gateway::jobs::redis::RedisStore;
 use prefer_gateway::jobs::store::RouteDepth;
-use prefer_gateway::jobs::{Created, Lookup, Outcome};
+use prefer_gateway::jobs::{Created, DeliveryKind, Lookup, Outcome};
 
 use crate::redis_server::{RedisServer, DURABLE};
 use crate::{create, found, hooked_job, new_job, response, Store, NO_LIMIT, RET, T0};
@@ -91,7 +91,7 @@ async fn data_survives_a_redis_crash_and_the_connection_comes_back() {
         Created::QueueFull
     ));
     let (_, job) = store
-        .claim_delivery(T0 + 12, 0, T0 + 100)
+        .claim_delivery(DeliveryKind::Callback, T0 + 12, 0, T0 + 100)
         .await
         .unwrap()
         .unwrap();

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use prefer_gateway::jobs::model::{Attempt, AttemptNext, DeliveryState, JobKind};
+use prefer_gateway::jobs::model::{Attempt, AttemptNext, DeliveryKind, DeliveryState, JobKind};
 use prefer_gateway::jobs::sqlite::{encode_headers, schema_version, SqliteStore};
 use prefer_gateway::jobs::{Created, JobStatus, Outcome};
 
@@ -90,7 +90,7 @@ async fn open_fails_cleanly_on_a_file_that_is_not_a_database() {
 
 /// The schema v1 as it shipped, copied on purpose rather than taken from the migrations:
 /// files on users' disks look like this whatever later edits do to the source.
-const SHIPPED_V1: &str = "
+pub const SHIPPED_V1: &str = "
 CREATE TABLE jobs (
     id            TEXT    NOT NULL PRIMARY KEY,
     tenant        TEXT    NOT NULL,
@@ -237,7 +237,7 @@ async fn a_v1_file_migrates_keeping_its_jobs_and_then_keeps_deliveries() {
         .await
         .unwrap());
     assert!(store
-        .claim_delivery(T0 + RET, 0, T0 + RET + 1)
+        .claim_delivery(DeliveryKind::Callback, T0 + RET, 0, T0 + RET + 1)
         .await
         .unwrap()
         .is_none());
@@ -249,7 +249,7 @@ async fn a_v1_file_migrates_keeping_its_jobs_and_then_keeps_deliveries() {
     let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
     assert_eq!(found(&store, "t", &hooked, T0 + 6).await, before);
     let (_, job) = store
-        .claim_delivery(T0 + 5, 0, T0 + 50)
+        .claim_delivery(DeliveryKind::Callback, T0 + 5, 0, T0 + 50)
         .await
         .unwrap()
         .unwrap();
@@ -263,13 +263,13 @@ async fn deliveries_and_leases_survive_reopening() {
     let store: Store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let leased = run_to_success(&store, hooked_job("t", "a"), T0).await;
     store
-        .claim_delivery(T0, 0, T0 + 1_000)
+        .claim_delivery(DeliveryKind::Callback, T0, 0, T0 + 1_000)
         .await
         .unwrap()
         .unwrap();
     let retried = run_to_success(&store, hooked_job("t", "b"), T0).await;
     store
-        .claim_delivery(T0, 0, T0 + 1_000)
+        .claim_delivery(DeliveryKind::Callback, T0, 0, T0 + 1_000)
         .await
         .unwrap()
         .unwrap();
@@ -278,7 +278,10 @@ async fn deliveries_and_leases_survive_reopening() {
         error: Some("timed out".into()),
         next: AttemptNext::Retry(T0 + 200),
     };
-    store.record_attempt(&retried, retry, T0 + 1).await.unwrap();
+    store
+        .record_attempt(&retried, DeliveryKind::Callback, retry, T0 + 1)
+        .await
+        .unwrap();
     let waiting = create(&store, hooked_job("t", "c"), T0).await;
     let mut before = Vec::new();
     for id in [&leased, &retried, &waiting.id] {
@@ -301,7 +304,7 @@ async fn deliveries_and_leases_survive_reopening() {
         let store = store.clone();
         async move {
             store
-                .claim_delivery(now, 0, now + 5_000)
+                .claim_delivery(DeliveryKind::Callback, now, 0, now + 5_000)
                 .await
                 .unwrap()
                 .map(|(_, job)| job.id)

@@ -2,12 +2,12 @@
 //! tombstones and purging old tombstones, on the locked [`State`].
 
 use super::State;
-use crate::jobs::model::Millis;
+use crate::jobs::model::{DeliveryKind, Millis};
 use crate::jobs::store::TOMBSTONE_FACTOR;
 
 impl State {
     /// See [`JobStore::sweep`](crate::jobs::JobStore::sweep): expired jobs leave in expiry
-    /// order, taking their idempotency key and callback delivery with them.
+    /// order, taking their idempotency key and deliveries (both kinds) with them.
     pub(super) fn sweep(&mut self, now: Millis, retention_ms: i64, batch: usize) -> usize {
         let linger = TOMBSTONE_FACTOR.saturating_mul(retention_ms);
         let mut deleted = 0;
@@ -22,7 +22,9 @@ impl State {
             let Some(job) = self.jobs.remove(&id) else {
                 continue;
             };
-            self.unindex_delivery(&id, job.callback.as_ref());
+            for kind in DeliveryKind::ALL {
+                self.unindex_delivery(&id, kind, job.delivery(kind));
+            }
             if let Some(key) = job.idempotency_key {
                 self.idem.remove(&(job.tenant.clone(), job.route, key));
             }

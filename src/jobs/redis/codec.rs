@@ -14,21 +14,26 @@
 //! cb_url cb_state cb_attempts                    the callback, absent without one;
 //! cb_next_at cb_last_status cb_last_error          its optional parts absent when None
 //! cb_lease_until
+//! adm_url adm_state adm_attempts                 the admission release, likewise
+//! adm_next_at adm_last_status adm_last_error
+//! adm_lease_until adm_reservation
 //! ```
+//!
+//! The delivery fields are encoded in `deliveries`.
 //!
 //! Header lists reuse the SQLite store's length-prefixed blob
 //! ([`encode_headers`]/[`decode_headers`]): values are raw bytes, and one tested format is
 //! better than two. Decoding never panics: a missing field, a non-numeric number or an
 //! unknown state is a [`StoreError`] naming the job.
 
+mod deliveries;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use bytes::Bytes;
 
-use crate::jobs::model::{
-    Delivery, DeliveryState, Job, JobError, JobKind, JobStatus, StoredRequest, StoredResponse,
-};
+use crate::jobs::model::{Job, JobError, JobKind, JobStatus, StoredRequest, StoredResponse};
 use crate::jobs::sqlite::{decode_headers, encode_headers};
 use crate::jobs::store::StoreError;
 
@@ -85,21 +90,7 @@ pub(super) fn job_fields(job: &Job) -> FieldList {
         f.push(("idem_key", key.clone().into_bytes()));
     }
     f.extend(outcome_fields(job.response.as_ref(), job.error.as_ref()));
-    if let Some(d) = &job.callback {
-        f.push(("cb_url", d.url.clone().into_bytes()));
-        f.push(("cb_state", d.state.as_str().into()));
-        f.push(("cb_attempts", num(d.attempts)));
-        let optional = [
-            ("cb_next_at", d.next_attempt_at.map(num)),
-            ("cb_last_status", d.last_status.map(num)),
-            (
-                "cb_last_error",
-                d.last_error.clone().map(String::into_bytes),
-            ),
-            ("cb_lease_until", d.lease_until.map(num)),
-        ];
-        f.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
-    }
+    deliveries::push_fields(job, &mut f);
     f
 }
 
@@ -225,33 +216,15 @@ fn decode_fields(id: String, f: &mut Fields) -> Result<Job, StoreError> {
         lease_until: f.opt_number("lease_until")?,
         attempts: f.number("attempts")?,
         kind,
-        callback: decode_delivery(f)?,
+        callback: deliveries::decode_callback(f)?,
+        admission: deliveries::decode_admission(f)?,
     })
-}
-
-/// The `cb_*` fields; no URL means no callback.
-fn decode_delivery(f: &mut Fields) -> Result<Option<Delivery>, StoreError> {
-    let Some(url) = f.opt_text("cb_url")? else {
-        return Ok(None);
-    };
-    let state = f.text("cb_state")?;
-    let state = DeliveryState::parse(&state)
-        .ok_or_else(|| StoreError::new(format!("unknown delivery state {state:?}")))?;
-    Ok(Some(Delivery {
-        url,
-        state,
-        attempts: f.number("cb_attempts")?,
-        next_attempt_at: f.opt_number("cb_next_at")?,
-        last_status: f.opt_number("cb_last_status")?,
-        last_error: f.opt_text("cb_last_error")?,
-        lease_until: f.opt_number("cb_lease_until")?,
-    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::model::{JobKind, NewJob};
+    use crate::jobs::model::{Delivery, DeliveryState, JobKind, NewAdmission, NewJob};
 
     fn full_job() -> Job {
         let mut job = NewJob {
@@ -268,6 +241,10 @@ mod tests {
             },
             kind: JobKind::Watch,
             callback: Some("https://hooks.example/cb".into()),
+            admission: Some(NewAdmission {
+                url: "https://billing.internal/admit".into(),
+                reservation: Some("res-\u{e9}-1".into()),
+            }),
         }
         .into_job(1_700_000_000_000);
         job.status = JobStatus::Failed;
@@ -292,6 +269,15 @@ mod tests {
             last_error: Some("the receiver answered 503".into()),
             lease_until: Some(1_700_000_080_000),
         });
+        if let Some(admission) = job.admission.as_mut() {
+            admission.delivery = Delivery {
+                state: DeliveryState::Failed,
+                attempts: 5,
+                last_status: Some(500),
+                last_error: Some("the endpoint answered 500".into()),
+                ..admission.delivery.clone()
+            };
+        }
         job
     }
 
@@ -306,7 +292,8 @@ mod tests {
     fn every_field_round_trips() {
         let job = full_job();
         assert_eq!(decode_job(as_reply(job_fields(&job))).unwrap(), job);
-        // No key, callback, response, error, lease or expiry: the optional fields absent.
+        // No key, callback, admission, response, error, lease or expiry: the optional
+        // fields absent.
         let plain = NewJob {
             id: "b".into(),
             tenant: String::new(),
@@ -316,9 +303,32 @@ mod tests {
             request: job.request,
             kind: JobKind::Call,
             callback: None,
+            admission: None,
         }
         .into_job(5);
         assert_eq!(decode_job(as_reply(job_fields(&plain))).unwrap(), plain);
+        // An admission without a reservation, and no callback beside it.
+        let admitted = NewJob {
+            id: "c".into(),
+            tenant: String::new(),
+            route: "r".into(),
+            idempotency_key: None,
+            fingerprint: "fp".into(),
+            request: plain.request.clone(),
+            kind: JobKind::Call,
+            callback: None,
+            admission: Some(NewAdmission {
+                url: "https://billing.internal/admit".into(),
+                reservation: None,
+            }),
+        }
+        .into_job(6);
+        let fields = job_fields(&admitted);
+        assert!(
+            fields.iter().all(|(k, _)| !k.starts_with("cb_")),
+            "{fields:?}"
+        );
+        assert_eq!(decode_job(as_reply(fields)).unwrap(), admitted);
     }
 
     /// `job`'s fields with `name` replaced by `value` (or removed when `None`).
@@ -333,7 +343,7 @@ mod tests {
 
     #[test]
     fn corrupt_hashes_are_errors_naming_the_job() {
-        let cases: [(&'static str, Option<&[u8]>); 9] = [
+        let cases: [(&'static str, Option<&[u8]>); 11] = [
             ("status", Some(b"sleeping")),
             ("kind", Some(b"dance")),
             ("created_at", Some(b"soon")),
@@ -342,6 +352,8 @@ mod tests {
             ("resp_headers", None),
             ("error_message", None),
             ("cb_state", Some(b"lost")),
+            ("adm_state", Some(b"lost")),
+            ("adm_attempts", None),
             ("req_headers", Some(b"\x00\x00\x00\x09")),
         ];
         for (name, value) in cases {

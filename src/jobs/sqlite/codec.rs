@@ -1,5 +1,5 @@
 //! Byte formats of the SQLite store: header lists as blobs, and a `jobs` row (with its
-//! `deliveries` row, if any) ↔ [`Job`].
+//! `deliveries` rows, if any: callback and admission) ↔ [`Job`].
 //!
 //! A header list is stored as one blob so a job row stays a single read:
 //!
@@ -19,8 +19,8 @@ use bytes::Bytes;
 use rusqlite::Row;
 
 use crate::jobs::model::{
-    Delivery, DeliveryState, HeaderList, Job, JobError, JobKind, JobStatus, StoredRequest,
-    StoredResponse,
+    Admission, Delivery, DeliveryState, HeaderList, Job, JobError, JobKind, JobStatus,
+    StoredRequest, StoredResponse,
 };
 use crate::jobs::store::StoreError;
 
@@ -93,24 +93,33 @@ fn take_bytes<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
 // === Rows ===
 
 /// The columns every job-returning query selects, in [`job_from_row`] order: `jobs` as
-/// `j`, then its delivery as `d` (all `NULL` without one), so it goes with
-/// [`job_from!`]. Macros rather than `const`s so queries can `concat!` them into one
-/// `&'static str`, which `prepare_cached` then keys on without a `format!` per call.
+/// `j`, then its callback delivery as `d` and its admission delivery as `a` (each all
+/// `NULL` without one), so it goes with [`job_from!`]. Macros rather than `const`s so
+/// queries can `concat!` them into one `&'static str`, which `prepare_cached` then keys
+/// on without a `format!` per call.
 macro_rules! job_columns {
     () => {
         "j.id, j.tenant, j.route, j.status, j.created_at, j.updated_at, j.expires_at, \
          j.idem_key, j.fingerprint, j.req_method, j.req_target, j.req_headers, j.req_body, \
          j.resp_status, j.resp_headers, j.resp_body, j.error_code, j.error_message, \
          j.lease_until, j.attempts, j.kind, d.url, d.state, d.attempts, d.next_at, \
-         d.last_status, d.last_error, d.lease_until"
+         d.last_status, d.last_error, d.lease_until, a.url, a.state, a.attempts, a.next_at, \
+         a.last_status, a.last_error, a.lease_until, a.reservation"
     };
 }
-/// The `FROM` clause for [`job_columns!`].
+/// The `FROM` clause for [`job_columns!`]: one primary-key probe of `deliveries` per kind.
 macro_rules! job_from {
     () => {
-        " FROM jobs AS j LEFT JOIN deliveries AS d ON d.job_id = j.id"
+        " FROM jobs AS j \
+         LEFT JOIN deliveries AS d ON d.job_id = j.id AND d.kind = 'callback' \
+         LEFT JOIN deliveries AS a ON a.job_id = j.id AND a.kind = 'admission'"
     };
 }
+
+/// Where the callback's columns start in a [`job_columns!`] row.
+const CALLBACK_COLUMNS: usize = 21;
+/// Where the admission's columns start (its delivery, then `reservation`).
+const ADMISSION_COLUMNS: usize = 28;
 pub(super) use {job_columns, job_from};
 
 /// Builds a [`Job`] from a row selected with `job_columns!()`. Never panics: a corrupt row
@@ -179,23 +188,37 @@ fn decode_row(row: &Row<'_>) -> Result<Job, StoreError> {
         lease_until: row.get(18).map_err(get)?,
         attempts,
         kind,
-        callback: decode_delivery(row)?,
+        callback: decode_delivery(row, CALLBACK_COLUMNS)?,
+        admission: decode_admission(row)?,
     })
 }
 
-/// The delivery columns of a `job_columns!()` row; no URL means no `deliveries` row.
-fn decode_delivery(row: &Row<'_>) -> Result<Option<Delivery>, StoreError> {
-    let get = |e: rusqlite::Error| StoreError::new(e);
-    let Some(url) = row.get::<_, Option<String>>(21).map_err(get)? else {
+/// The admission columns of a `job_columns!()` row: its delivery, then the reservation.
+fn decode_admission(row: &Row<'_>) -> Result<Option<Admission>, StoreError> {
+    let Some(delivery) = decode_delivery(row, ADMISSION_COLUMNS)? else {
         return Ok(None);
     };
-    let state: String = row.get(22).map_err(get)?;
+    let reservation = row.get(ADMISSION_COLUMNS + 7).map_err(StoreError::new)?;
+    Ok(Some(Admission {
+        reservation,
+        delivery,
+    }))
+}
+
+/// The seven delivery columns of a `job_columns!()` row starting at `at`; no URL means no
+/// `deliveries` row of that kind.
+fn decode_delivery(row: &Row<'_>, at: usize) -> Result<Option<Delivery>, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::new(e);
+    let Some(url) = row.get::<_, Option<String>>(at).map_err(get)? else {
+        return Ok(None);
+    };
+    let state: String = row.get(at + 1).map_err(get)?;
     let state = DeliveryState::parse(&state)
         .ok_or_else(|| StoreError::new(format!("unknown delivery state {state:?}")))?;
-    let attempts: i64 = row.get(23).map_err(get)?;
+    let attempts: i64 = row.get(at + 2).map_err(get)?;
     let attempts = u32::try_from(attempts)
         .map_err(|_| StoreError::new(format!("delivery attempts {attempts} out of range")))?;
-    let last_status = match row.get::<_, Option<i64>>(25).map_err(get)? {
+    let last_status = match row.get::<_, Option<i64>>(at + 4).map_err(get)? {
         None => None,
         Some(code) => Some(
             u16::try_from(code)
@@ -206,10 +229,10 @@ fn decode_delivery(row: &Row<'_>) -> Result<Option<Delivery>, StoreError> {
         url,
         state,
         attempts,
-        next_attempt_at: row.get(24).map_err(get)?,
+        next_attempt_at: row.get(at + 3).map_err(get)?,
         last_status,
-        last_error: row.get(26).map_err(get)?,
-        lease_until: row.get(27).map_err(get)?,
+        last_error: row.get(at + 5).map_err(get)?,
+        lease_until: row.get(at + 6).map_err(get)?,
     }))
 }
 

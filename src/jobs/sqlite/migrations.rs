@@ -113,8 +113,56 @@ const V3: &str = "
 CREATE INDEX jobs_running ON jobs (route) WHERE status = 'running';
 ";
 
+/// Schema v4: a second delivery per job, the admission release.
+///
+/// - `deliveries` gains `kind` (`callback` or `admission`) and is keyed by `(job_id,
+///   kind)`: a job has at most one delivery of each kind. The default is `callback`,
+///   what every delivery was before, so a row written the v3 way still means the same. SQLite cannot change a primary
+///   key in place, so the table is rebuilt: create `deliveries_v4`, copy every v3 row as
+///   `kind = 'callback'` (all v3 deliveries were callbacks), drop the old table (its
+///   indexes go with it), rename. Only rows whose job exists are copied: an orphan could
+///   only come from a connection that deleted jobs without foreign keys on, nothing ever
+///   read it (every query reaches deliveries through their job), and copying it would
+///   trip the foreign key. The rename is safe: no other table, index, view or trigger
+///   names `deliveries_v4`, and the foreign key it declares points at `jobs`, not at
+///   itself.
+/// - `deliveries.reservation`: the reservation id the admission endpoint granted (`NULL`
+///   for callbacks, and for admissions that got none). On the delivery row rather than on
+///   `jobs` because it belongs to the admission and only the admission release reads it:
+///   a job without an admission carries nothing for it, the release's claim finds it in
+///   the row it leases, and `jobs` rows — which carry bodies — stay untouched.
+/// - `deliveries_first` / `deliveries_retry` are recreated with `kind` first: a claim is
+///   for one kind, so it is one range scan of that kind's entries in due order, and a
+///   backlog of one kind is never stepped over by claims for the other.
+const V4: &str = "
+CREATE TABLE deliveries_v4 (
+    job_id      TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    kind        TEXT    NOT NULL DEFAULT 'callback',
+    url         TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER,
+    last_status INTEGER,
+    last_error  TEXT,
+    lease_until INTEGER,
+    reservation TEXT,
+    PRIMARY KEY (job_id, kind)
+) STRICT, WITHOUT ROWID;
+INSERT INTO deliveries_v4 (job_id, kind, url, state, attempts, next_at, last_status,
+    last_error, lease_until)
+    SELECT job_id, 'callback', url, state, attempts, next_at, last_status, last_error,
+        lease_until
+    FROM deliveries WHERE job_id IN (SELECT id FROM jobs);
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v4 RENAME TO deliveries;
+CREATE INDEX deliveries_first ON deliveries (kind, next_at, job_id)
+    WHERE state = 'pending' AND attempts = 0;
+CREATE INDEX deliveries_retry ON deliveries (kind, next_at, job_id)
+    WHERE state = 'pending' AND attempts > 0;
+";
+
 /// The ordered schema steps; step `i` takes the file from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this binary writes.
 pub fn latest() -> i64 {
@@ -200,6 +248,92 @@ mod tests {
             .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    /// A v3 file's callback deliveries survive the v4 rebuild of `deliveries` field for
+    /// field, as callbacks; orphans are dropped; the new key allows one row per kind.
+    #[test]
+    fn v3_file_keeps_its_callback_deliveries_as_callbacks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrate_to(&mut conn, &MIGRATIONS[..3]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO jobs (id, tenant, route, status, created_at, updated_at, expires_at, \
+             fingerprint, req_method, req_target, req_headers, req_body) \
+             VALUES ('j1', 't', 'r', 'failed', 1, 2, 99, 'fp', 'POST', '/', x'00000000', x''); \
+             INSERT INTO deliveries (job_id, url, state, attempts, next_at, last_status, \
+             last_error, lease_until) VALUES ('j1', 'https://x/', 'pending', 2, 50, 503, \
+             'the receiver answered 503', 60); \
+             PRAGMA foreign_keys = OFF; \
+             INSERT INTO deliveries (job_id, url, state) VALUES ('gone', 'https://y/', 'waiting'); \
+             PRAGMA foreign_keys = ON;",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            String,
+            i64,
+            Option<String>,
+        ) = conn
+            .query_row(
+                "SELECT kind, url, state, attempts, next_at, last_status, last_error, \
+                 lease_until, reservation FROM deliveries WHERE job_id = 'j1'",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                },
+            )
+            .unwrap();
+        let expected = (
+            "callback".to_owned(),
+            "https://x/".to_owned(),
+            "pending".to_owned(),
+            2,
+            50,
+            503,
+            "the receiver answered 503".to_owned(),
+            60,
+            None,
+        );
+        assert_eq!(row, expected);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "the orphan is not carried over");
+        // One row per kind: an admission beside the callback, never a second callback.
+        conn.execute(
+            "INSERT INTO deliveries (job_id, kind, url, state, reservation) \
+             VALUES ('j1', 'admission', 'https://a/', 'waiting', 'res-1')",
+            [],
+        )
+        .unwrap();
+        assert!(conn
+            .execute(
+                "INSERT INTO deliveries (job_id, kind, url, state) \
+                 VALUES ('j1', 'callback', 'https://z/', 'waiting')",
+                [],
+            )
+            .is_err());
+        let check: String = conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .unwrap_or_default();
+        assert_eq!(check, "", "no foreign key violations");
     }
 
     /// `claim`'s running count reads only the covering partial index, never the table.

@@ -3,15 +3,17 @@
 //! Every function is one transaction: writes use `IMMEDIATE` so the write lock is taken
 //! before the first read (no `SQLITE_BUSY` half-way through a read-then-write), reads a
 //! deferred one so a job and its tombstone are seen at one instant. The caller holds the
-//! connection's mutex and runs this on the blocking pool. Callback deliveries change in
-//! the same transactions as their jobs: created with them, made due by every terminal
-//! transition, swept with them (the delivery operations themselves are in `deliveries`).
+//! connection's mutex and runs this on the blocking pool. Deliveries (callback, admission)
+//! change in the same transactions as their jobs: created with them, made due by every
+//! terminal transition, swept with them (their SQL, and the delivery operations
+//! themselves, are in `deliveries`).
 
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::codec::{encode_headers, job_columns, job_from, job_from_row};
+use super::deliveries::{insert_deliveries, schedule_deliveries};
 use crate::jobs::model::{Job, Millis, NewJob, Outcome};
 use crate::jobs::store::{Canceled, Created, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
 
@@ -54,16 +56,6 @@ fn decrement(tx: &Transaction<'_>, tenant: &str) -> Result<(), StoreError> {
         .execute([tenant])?;
     tx.prepare_cached("DELETE FROM tenant_counts WHERE tenant = ?1 AND unfinished <= 0")?
         .execute([tenant])?;
-    Ok(())
-}
-
-/// Job `id` reached a terminal state: its waiting delivery, if any, is due now.
-fn schedule_delivery(tx: &Transaction<'_>, id: &str, now: Millis) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE deliveries SET state = 'pending', next_at = ?2 \
-         WHERE job_id = ?1 AND state = 'waiting'",
-    )?
-    .execute(params![id, now])?;
     Ok(())
 }
 
@@ -138,12 +130,7 @@ pub(super) fn create(
         job.request.body.as_ref(),
         job.kind.as_str(),
     ])?;
-    if let Some(delivery) = &job.callback {
-        tx.prepare_cached(
-            "INSERT INTO deliveries (job_id, url, state, attempts) VALUES (?1, ?2, ?3, 0)",
-        )?
-        .execute(params![job.id, delivery.url, delivery.state.as_str()])?;
-    }
+    insert_deliveries(&tx, &job)?;
     tx.prepare_cached(
         "INSERT INTO tenant_counts (tenant, unfinished) VALUES (?1, 1) \
          ON CONFLICT (tenant) DO UPDATE SET unfinished = unfinished + 1",
@@ -261,7 +248,7 @@ pub(super) fn complete(
         return Ok(false);
     };
     decrement(&tx, &tenant)?;
-    schedule_delivery(&tx, id, now)?;
+    schedule_deliveries(&tx, id, now)?;
     tx.commit()?;
     Ok(true)
 }
@@ -289,7 +276,7 @@ pub(super) fn cancel(
     )?
     .execute(params![id, now, expiry(now, retention_ms)])?;
     decrement(&tx, tenant)?;
-    schedule_delivery(&tx, id, now)?;
+    schedule_deliveries(&tx, id, now)?;
     let job = reload(&tx, id)?;
     tx.commit()?;
     Ok(Canceled::Done(job))
@@ -358,7 +345,7 @@ pub(super) fn recover(
                 )?
                 .execute(params![id, now, expiry(now, retention_ms)])?;
                 decrement(&tx, &tenant)?;
-                schedule_delivery(&tx, &id, now)?;
+                schedule_deliveries(&tx, &id, now)?;
             }
             // Its route turned stale after `decide` was asked: the next run handles it.
             None => continue,

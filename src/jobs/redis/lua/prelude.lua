@@ -4,7 +4,27 @@
 -- as given; they are only turned into numbers to be compared.
 local P = ARGV[1]
 local RUNNING, EXPIRY, TOMBS = P .. 'running', P .. 'expiry', P .. 'tombs'
-local FIRST_DUE, RETRY_DUE = P .. 'due:first', P .. 'due:retry'
+
+-- A job's deliveries, per kind (the `DeliveryKind` spellings): the prefix of their fields
+-- in the job hash (`cb_state`, `adm_state`, ...; codec.rs lists them) and their own two
+-- due indexes, so a claim for one kind never reads the other's backlog. The callback's
+-- keys keep the names they had before admissions existed: a store written by an older
+-- gateway keeps its due callbacks.
+local DELIVERIES = {
+  callback = {field = 'cb_', first = P .. 'due:first', retry = P .. 'due:retry'},
+  admission = {field = 'adm_', first = P .. 'due:admission:first',
+    retry = P .. 'due:admission:retry'},
+}
+-- The same in a fixed order, for loops (`pairs` has none).
+local DELIVERY_KINDS = {DELIVERIES.callback, DELIVERIES.admission}
+
+-- The delivery kind an argument names; any other spelling means the script and the Rust
+-- code disagree, which must fail loudly rather than touch nothing.
+local function delivery_kind(name)
+  local d = DELIVERIES[name]
+  if not d then error('unknown delivery kind ' .. tostring(name)) end
+  return d
+end
 
 -- A computed time as decimal digits: Lua numbers are doubles, and how Redis would print
 -- one on its own varies between versions (an exponent would not parse as a PX value).
@@ -42,19 +62,20 @@ local function lookup(tenant, id, now)
   return 'found', f[3]
 end
 
--- A pending delivery is due-indexed by `next_at`: never attempted and retried ones apart,
--- because a first attempt waits an extra delay that is only known at claim time.
-local function index_delivery(id, attempts, at)
+-- A pending delivery of kind `d` is due-indexed by `next_at` in that kind's indexes:
+-- never attempted and retried ones apart, because a first attempt waits an extra delay
+-- that is only known at claim time.
+local function index_delivery(d, id, attempts, at)
   if tonumber(attempts) == 0 then
-    redis.call('ZADD', FIRST_DUE, at, id)
+    redis.call('ZADD', d.first, at, id)
   else
-    redis.call('ZADD', RETRY_DUE, at, id)
+    redis.call('ZADD', d.retry, at, id)
   end
 end
 
-local function unindex_delivery(id)
-  redis.call('ZREM', FIRST_DUE, id)
-  redis.call('ZREM', RETRY_DUE, id)
+local function unindex_delivery(d, id)
+  redis.call('ZREM', d.first, id)
+  redis.call('ZREM', d.retry, id)
 end
 
 -- One fewer unfinished job for `tenant`; the counter goes at zero.
@@ -65,11 +86,11 @@ end
 
 -- Moves unfinished job `id` to terminal `status` (`extra`: response / error fields):
 -- out of the pending or running indexes, into the expiry index, one fewer unfinished job
--- for its tenant, a waiting callback due now, and the id published on `P finished` — all
--- in the caller's script.
+-- for its tenant, its waiting deliveries (every kind) due now, and the id published on
+-- `P finished` — all in the caller's script.
 local function finish(id, status, now, expires_at, extra)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'status', 'tenant', 'route', 'cb_state', 'cb_attempts')
+  local f = redis.call('HMGET', key, 'status', 'tenant', 'route')
   if f[1] == 'pending' then
     redis.call('ZREM', pending_key(f[3]), id)
   else
@@ -82,9 +103,13 @@ local function finish(id, status, now, expires_at, extra)
     unpack(extra))
   redis.call('ZADD', EXPIRY, expires_at, id)
   decrement(f[2])
-  if f[4] == 'waiting' then
-    redis.call('HSET', key, 'cb_state', 'pending', 'cb_next_at', now)
-    index_delivery(id, f[5], now)
+  for _, d in ipairs(DELIVERY_KINDS) do
+    local state = d.field .. 'state'
+    local g = redis.call('HMGET', key, state, d.field .. 'attempts')
+    if g[1] == 'waiting' then
+      redis.call('HSET', key, state, 'pending', d.field .. 'next_at', now)
+      index_delivery(d, id, g[2], now)
+    end
   end
   -- Waiters on other replicas (feed.rs); lost messages are covered by their polling.
   redis.call('PUBLISH', P .. 'finished', id)
