@@ -16,7 +16,7 @@ use toml::Spanned;
 use url::Url;
 
 use crate::config::{
-    ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, RouteKind, StoreConfig, TaskConfig,
+    AdmissionConfig, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, RouteKind, StoreConfig, TaskConfig,
 };
 
 // The `deserialize_with` functions named in the attributes below.
@@ -172,6 +172,8 @@ pub(super) struct RawRoute {
     pub retry_interrupted: Option<Spanned<bool>>,
     #[serde(default, deserialize_with = "opt_task")]
     pub task: Option<Spanned<TaskConfig>>,
+    #[serde(default, deserialize_with = "opt_admission")]
+    pub admission: Option<Spanned<AdmissionConfig>>,
 }
 
 impl RawRoute {
@@ -218,6 +220,19 @@ struct RawField {
     json: Option<JsonPointer>,
     #[serde(default, deserialize_with = "opt_header")]
     header: Option<HeaderName>,
+}
+
+/// `admission = { url = "…", timeout? }`.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table such as { url = \"http://billing:9000/admission\" }"
+)]
+struct RawAdmission {
+    #[serde(deserialize_with = "admission_url")]
+    url: Url,
+    #[serde(default, deserialize_with = "opt_positive")]
+    timeout: Option<Duration>,
 }
 
 /// `[routes.task]`.
