@@ -57,16 +57,23 @@ pub async fn worker(engine: Weak<Engine>, wake: Arc<Notify>) {
                 }
             }
         }
+        // Look often while a route has an endpoint; once a second otherwise (notices of a
+        // route whose endpoint was removed by a reload still go out).
+        let tick = if any_admission(&e) { 200 } else { 1000 };
         drop(e);
         tokio::select! {
             () = wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            () = tokio::time::sleep(Duration::from_millis(tick)) => {}
         }
     }
 }
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn any_admission(engine: &Engine) -> bool {
+    engine.routes().values().any(|r| r.cfg.admission.is_some())
 }
 
 /// The longest admission timeout of the current routes (bounds the claim's lease).
