@@ -22,6 +22,7 @@
 //! - [`webhook`]: signed callbacks: address guard, signatures, durable delivery.
 //! - [`problem`]: RFC 9457 problem documents for every error the gateway makes.
 //! - [`admin`]: the admin listener: `/healthz`, `/readyz`, `/metrics`.
+//! - [`admission`]: a route's admission endpoint: reserve, settle, release.
 //! - [`metrics`]: the Prometheus metrics every part counts into.
 //! - [`limits`]: the per-tenant request rate limiter (`429`).
 //! - [`access_log`]: one structured line per request, secrets hashed or left out.
@@ -33,6 +34,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admission;
 pub mod body;
 pub mod client;
 pub mod config;

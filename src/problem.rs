@@ -75,6 +75,8 @@ pub enum Problem {
     NoResult(&'static str),
     /// The job store cannot be reached.
     StoreUnavailable,
+    /// The route's admission endpoint did not give a usable answer.
+    AdmissionUnavailable,
     /// `/readyz`: the gateway does not take new work now (draining, store down).
     NotReady(String),
     /// A callback was given without `respond-async` or `wait`.
@@ -198,6 +200,11 @@ impl Problem {
                 "store-unavailable",
                 "The job store is unavailable",
             ),
+            Problem::AdmissionUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "admission-unavailable",
+                "The admission check could not be made",
+            ),
             Problem::NotReady(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-ready",
@@ -276,7 +283,9 @@ impl Problem {
             Problem::JobNotFound | Problem::JobExpired => None,
             Problem::JobFinished(status) => Some(format!("its status is {status}")),
             Problem::NoResult(status) => Some(format!("its status is {status}")),
-            Problem::StoreUnavailable => Some("retry shortly; nothing was accepted".into()),
+            Problem::StoreUnavailable | Problem::AdmissionUnavailable => {
+                Some("retry shortly; nothing was accepted".into())
+            }
             Problem::NotReady(why) => Some(why.clone()),
             Problem::CallbackWithoutAsync => Some(
                 "send Prefer: respond-async (or wait=N) with a callback, or drop the callback"
@@ -336,7 +345,7 @@ impl Problem {
             Problem::MethodNotAllowed(allow) => {
                 h.insert(ALLOW, allow);
             }
-            Problem::Draining | Problem::StoreUnavailable => {
+            Problem::Draining | Problem::StoreUnavailable | Problem::AdmissionUnavailable => {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Problem::QueueFull(_) => {
@@ -392,6 +401,7 @@ mod tests {
             Problem::JobFinished("succeeded"),
             Problem::NoResult("canceled"),
             Problem::StoreUnavailable,
+            Problem::AdmissionUnavailable,
             Problem::CallbackWithoutAsync,
             Problem::CallbackForbidden("x".into()),
             Problem::CannotRedeliver("x"),

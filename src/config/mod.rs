@@ -214,6 +214,17 @@ pub struct RouteConfig {
     pub signed_results: bool,
     /// `[routes.task]`: required for `kind = "task"`, refused otherwise.
     pub task: Option<TaskConfig>,
+    /// The admission endpoint asked before work is accepted (see [`crate::admission`]).
+    pub admission: Option<AdmissionConfig>,
+}
+
+/// `admission = { url, timeout }` on a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionConfig {
+    /// Where the gateway `POST`s reserve, settle and release (`http` or `https`).
+    pub url: url::Url,
+    /// How long one call may take. Default 5 s.
+    pub timeout: Duration,
 }
 
 /// Where the deprecated `mode` parameter lives and how its deprecation is announced.

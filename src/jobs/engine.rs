@@ -59,6 +59,12 @@ pub struct Engine {
     /// Callback delivery (present when `[webhooks].signing_secret` is set).
     pub deliverer: Option<Deliverer>,
     deliveries: Arc<Notify>,
+    /// Wakes the admission notice worker.
+    notices: Arc<Notify>,
+    /// Client for admission endpoints (reserve, settle, release).
+    pub admission: reqwest::Client,
+    /// Retry schedule of settle/release notices (`[webhooks].retry_schedule`).
+    pub(crate) notice_schedule: Vec<std::time::Duration>,
     /// How long a handed-off task operation is watched.
     pub(crate) watch_limit: Duration,
     wake: Arc<Notify>,
@@ -75,7 +81,8 @@ pub type JobRoutes = HashMap<String, Arc<JobRoute>>;
 /// `old`, so jobs already running on it still count against the limit after a reload.
 pub fn job_routes(cfg: &Config, old: Option<&JobRoutes>) -> Result<JobRoutes, String> {
     let runs_jobs = |r: &&RouteConfig| {
-        r.kind == RouteKind::Sync || (r.kind == RouteKind::Task && r.callback.is_some())
+        r.kind == RouteKind::Sync
+            || (r.kind == RouteKind::Task && (r.callback.is_some() || r.admission.is_some()))
     };
     let mut routes = HashMap::new();
     for rc in cfg.routes.iter().filter(runs_jobs) {
@@ -137,6 +144,9 @@ impl Engine {
             client,
             deliverer: Deliverer::new(&cfg.webhooks)?,
             deliveries: Arc::new(Notify::new()),
+            notices: Arc::new(Notify::new()),
+            admission: crate::admission::client()?,
+            notice_schedule: cfg.webhooks.retry_schedule.clone(),
             watch_limit: cfg.webhooks.watch_limit,
             wake: Arc::new(Notify::new()),
             done: Mutex::default(),
@@ -158,6 +168,12 @@ impl Engine {
         if let Some(feed) = engine.store.finished_feed().await {
             tokio::spawn(relay_finished(Arc::downgrade(&engine), feed));
         }
+        // Always: a reload may add an admission endpoint, and notices of jobs a removed
+        // endpoint admitted must still go out.
+        tokio::spawn(crate::admission::worker::worker(
+            Arc::downgrade(&engine),
+            Arc::clone(&engine.notices),
+        ));
         if engine.deliverer.is_some() {
             let wake = Arc::clone(&engine.deliveries);
             tokio::spawn(crate::webhook::deliver::worker(
@@ -215,6 +231,7 @@ impl Engine {
     /// Wakes the delivery worker (a delivery became due).
     pub fn wake_deliveries(&self) {
         self.deliveries.notify_one();
+        self.notices.notify_one();
     }
 
     /// Wakes the dispatcher (a job was created).

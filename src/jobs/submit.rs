@@ -22,8 +22,10 @@ use tokio::time::Instant;
 use super::document;
 use super::engine::{Engine, JobRoute};
 use super::idempotency::{self, IDEMPOTENCY_KEY};
-use super::model::{new_id, now_millis, JobKind, NewJob, StoredRequest};
+use super::model::{new_id, now_millis, JobKind, NewAdmission, NewJob, StoredRequest};
 use super::store::{Created, Lookup, StoreError};
+use crate::admission::notice::Action;
+use crate::admission::{self, worker};
 use crate::body::{self, Body};
 use crate::intent::{self, Intent};
 use crate::mode::Mode;
@@ -51,10 +53,7 @@ pub async fn handle(
     let mode = intent.resolution.mode;
     let mut resp = match take_callback(engine, route, req, mode).await {
         Err(p) => Err(p),
-        Ok((_, req)) if mode == Mode::Default => {
-            let timeout = route.cfg.settings.upstream_timeout;
-            proxy::forward(&engine.client, &route.upstream, req, client_ip, timeout).await
-        }
+        Ok((_, req)) if mode == Mode::Default => forward(engine, route, req, client_ip).await,
         Ok((callback, req)) => {
             let deadline = match mode {
                 Mode::Wait(secs) => Some(arrived + Duration::from_secs(secs)),
@@ -73,6 +72,62 @@ pub async fn handle(
     .unwrap_or_else(Problem::into_response);
     intent.decorate(resp.headers_mut());
     resp
+}
+
+/// DEFAULT: a streaming forward — admitted first when the route has an admission endpoint,
+/// and settled (2xx) or released (anything else) once the upstream has answered.
+async fn forward(
+    engine: &Engine,
+    route: &JobRoute,
+    req: Request<Body>,
+    client_ip: IpAddr,
+) -> Result<Response<Body>, Problem> {
+    let timeout = route.cfg.settings.upstream_timeout;
+    let Some(adm) = &route.cfg.admission else {
+        return proxy::forward(&engine.client, &route.upstream, req, client_ip, timeout).await;
+    };
+    // Plain proxying needs no tenant; the endpoint gets it when the request has one.
+    let tenant = tenant(engine, req.headers()).unwrap_or_default();
+    let body_size = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let ask = admission::Ask {
+        tenant: &tenant,
+        route: &route.cfg.name,
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        body_size,
+    };
+    let reservation = match admission::reserve(&engine.admission, adm, &ask).await? {
+        admission::Verdict::Refused(resp) => return Ok(resp),
+        admission::Verdict::Admitted { reservation } => reservation,
+    };
+    let id = req
+        .headers()
+        .get(crate::gateway::X_REQUEST_ID.clone())
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(new_id, str::to_owned);
+    let answer = proxy::forward(&engine.client, &route.upstream, req, client_ip, timeout).await;
+    let status = match &answer {
+        Ok(resp) => resp.status(),
+        Err(p) => p.parts().0,
+    };
+    let action = if status.is_success() {
+        Action::Settle
+    } else {
+        Action::Release
+    };
+    let owned = worker::Owned {
+        action,
+        reservation,
+        id,
+        tenant,
+        route: route.cfg.name.clone(),
+        status: status.as_u16().to_string(),
+    };
+    worker::send_soon(engine.admission.clone(), adm.clone(), owned);
+    answer
 }
 
 /// The tenant of a request: the configured header's value, or `""` when single-tenant.
@@ -153,8 +208,25 @@ async fn submit(
         .map_or("/", |pq| pq.as_str())
         .to_owned();
     let method = parts.method.as_str().to_owned();
+    let admitted = match &route.cfg.admission {
+        None => None,
+        Some(adm) => {
+            let ask = admission::Ask {
+                tenant: &tenant,
+                route: &route.cfg.name,
+                method: &method,
+                path: parts.uri.path(),
+                body_size: u64::try_from(body.len()).ok(),
+            };
+            match admission::reserve(&engine.admission, adm, &ask).await? {
+                admission::Verdict::Refused(resp) => return Ok(resp),
+                admission::Verdict::Admitted { reservation } => Some((adm, reservation)),
+            }
+        }
+    };
+    let id = new_id();
     let job = NewJob {
-        id: new_id(),
+        id: id.clone(),
         tenant: tenant.clone(),
         route: route.cfg.name.clone(),
         idempotency_key: key,
@@ -167,27 +239,51 @@ async fn submit(
         },
         kind: JobKind::Call,
         callback,
-        // Admission endpoints are not wired yet (issue 8): the store carries them already.
-        admission: None,
+        admission: admitted.as_ref().map(|(adm, reservation)| NewAdmission {
+            url: adm.url.to_string(),
+            reservation: reservation.clone(),
+        }),
     };
     let max = engine.cfg.max_queued_per_tenant;
-    let created = engine
-        .store
-        .create(job, max, now_millis())
-        .await
-        .map_err(|e| {
-            crate::metrics::get().store_errors.inc();
-            tracing::error!(error = %e, "job store unavailable");
-            Problem::StoreUnavailable
-        })?;
+    let created = engine.store.create(job, max, now_millis()).await;
+    // A reservation made for a job that was not created (an idempotent repeat, a refusal,
+    // a store failure) goes back at once: the client is never charged twice.
+    let unused = |why: &str| {
+        if let Some((adm, reservation)) = &admitted {
+            let owned = worker::Owned {
+                action: Action::Release,
+                reservation: reservation.clone(),
+                id: id.clone(),
+                tenant: tenant.clone(),
+                route: route.cfg.name.clone(),
+                status: why.to_owned(),
+            };
+            worker::send_soon(engine.admission.clone(), (*adm).clone(), owned);
+        }
+    };
+    let created = created.map_err(|e| {
+        unused("not-created");
+        crate::metrics::get().store_errors.inc();
+        tracing::error!(error = %e, "job store unavailable");
+        Problem::StoreUnavailable
+    })?;
     let job = match created {
         Created::New(job) => {
             engine.wake();
             job
         }
-        Created::Existing(job) => job,
-        Created::KeyConflict => return Err(Problem::IdempotencyConflict),
-        Created::QueueFull => return Err(Problem::QueueFull(max)),
+        Created::Existing(job) => {
+            unused("duplicate");
+            job
+        }
+        Created::KeyConflict => {
+            unused("not-created");
+            return Err(Problem::IdempotencyConflict);
+        }
+        Created::QueueFull => {
+            unused("not-created");
+            return Err(Problem::QueueFull(max));
+        }
     };
     let prefix = &engine.cfg.path;
     let mut resp = match deadline {

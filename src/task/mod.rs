@@ -10,6 +10,7 @@
 //! With a callback (behaviour §6), an answer that ends in the upstream's 202 also hands
 //! the operation to a durable *watch* ([`watch`]) that delivers the final status body.
 
+pub mod admit;
 pub mod operation;
 pub mod poller;
 pub mod watch;
@@ -66,27 +67,46 @@ pub async fn handle(
             return resp;
         }
     };
+    let mut admitted = None;
     let result = match watch::take(&route, req, intent.resolution.mode).await {
-        Ok((callback, req)) => {
-            let call = Call {
-                intent: &intent,
-                callback,
-                client_ip,
-                arrived,
-            };
-            run(client, polls, &route, req, call).await
-        }
+        Ok((callback, req)) => match admit::reserve(&route, &req).await {
+            Ok(admit::Decision::Refused(resp)) => Ok(resp),
+            Ok(decision) => {
+                if let admit::Decision::Admitted(a) = decision {
+                    admitted = Some(a);
+                }
+                let call = Call {
+                    intent: &intent,
+                    callback,
+                    admitted: &mut admitted,
+                    client_ip,
+                    arrived,
+                };
+                run(client, polls, &route, req, call).await
+            }
+            Err(p) => Err(p),
+        },
         Err(p) => Err(p),
     };
+    // Admitted, but the outcome never became known or handed off: the submit failed.
+    if let Some(a) = admitted.take() {
+        let status = match &result {
+            Ok(resp) => resp.status(),
+            Err(p) => p.parts().0,
+        };
+        a.finished(false, status.as_u16().to_string());
+    }
     let mut resp = result.unwrap_or_else(Problem::into_response);
     intent.decorate(resp.headers_mut());
     resp
 }
 
 /// One request's intent and context.
-struct Call<'a> {
+struct Call<'a, 'r> {
     intent: &'a Intent,
     callback: Option<watch::Callback>,
+    /// Taken (settled, released or handed to a watch) once the outcome is known.
+    admitted: &'a mut Option<admit::Admitted<'r>>,
     client_ip: IpAddr,
     arrived: Instant,
 }
@@ -96,7 +116,7 @@ async fn run(
     polls: &Registry,
     route: &TaskRoute<'_>,
     req: Request<Body>,
-    call: Call<'_>,
+    call: Call<'_, '_>,
 ) -> Result<Response<Body>, Problem> {
     let settings = &route.cfg.settings;
     let up = proxy::upstream_request(route.upstream, req, call.client_ip)?;
@@ -105,9 +125,13 @@ async fn run(
     let applied = call.intent.resolution.applied.clone();
     let wait = match call.intent.resolution.mode {
         _ if submitted.status() != StatusCode::ACCEPTED => {
-            return Ok(proxy::into_client_response(submitted))
+            if let Some(a) = call.admitted.take() {
+                let status = submitted.status();
+                a.finished(status.is_success(), status.as_u16().to_string());
+            }
+            return Ok(proxy::into_client_response(submitted));
         }
-        Mode::Async if call.callback.is_none() => {
+        Mode::Async if call.callback.is_none() && call.admitted.is_none() => {
             let mut resp = proxy::into_client_response(submitted);
             set_applied(&mut resp, applied);
             return Ok(resp);
@@ -159,6 +183,10 @@ async fn run(
     };
     let mut resp = match end {
         poller::WaitEnd::Terminal { body, content_type } => {
+            if let Some(a) = call.admitted.take() {
+                let state = poller::read_state(&body, &task.state).unwrap_or_default();
+                a.finished(task.succeeded.contains(&state), state);
+            }
             let mut resp = Response::new(Body::full(body));
             if let Some(ct) = content_type {
                 resp.headers_mut().insert(CONTENT_TYPE, ct);
@@ -166,8 +194,12 @@ async fn run(
             resp
         }
         poller::WaitEnd::Deadline => {
-            if let (Some(cb), Some(engine)) = (call.callback, route.jobs) {
-                watch::register(engine, route.cfg, cb, &target, &mut parts.headers).await;
+            let admission = call.admitted.take();
+            if call.callback.is_some() || admission.is_some() {
+                if let Some(engine) = route.jobs {
+                    let watched = watch::Watched::new(call.callback, admission);
+                    watch::register(engine, route.cfg, watched, &target, &mut parts.headers).await;
+                }
             }
             Response::from_parts(parts, Body::full(accepted_body))
         }

@@ -116,7 +116,7 @@ async fn poll_and_classify(client: &HttpClient, task: &TaskConfig, t: &Target) -
     }
 }
 
-fn read_state(body: &[u8], ptr: &JsonPointer) -> Result<String, String> {
+pub(crate) fn read_state(body: &[u8], ptr: &JsonPointer) -> Result<String, String> {
     let doc: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("status body is not JSON: {e}"))?;
     match ptr.get(&doc) {

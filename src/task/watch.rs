@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, LINK};
 use http::Request;
 
+use super::admit::Admitted;
 use super::TaskRoute;
 use crate::body::Body;
 use crate::config::RouteConfig;
@@ -55,11 +56,34 @@ pub async fn take(
     ))
 }
 
+/// Why an operation is watched: a callback to deliver, a reservation to settle, or both.
+pub struct Watched<'a> {
+    tenant: String,
+    callback: Option<String>,
+    admitted: Option<Admitted<'a>>,
+}
+
+impl<'a> Watched<'a> {
+    /// From what the request carried (at least one of the two, or nothing is watched).
+    pub fn new(callback: Option<Callback>, admitted: Option<Admitted<'a>>) -> Watched<'a> {
+        let tenant = match (&callback, &admitted) {
+            (Some(cb), _) => cb.tenant.clone(),
+            (None, Some(a)) => a.tenant.clone(),
+            (None, None) => String::new(),
+        };
+        Watched {
+            tenant,
+            callback: callback.map(|cb| cb.url),
+            admitted,
+        }
+    }
+}
+
 /// Stores the watch; adds `Link: <…>; rel="monitor"` to the 202's headers.
 pub async fn register(
     engine: &Engine,
     route: &RouteConfig,
-    cb: Callback,
+    watched: Watched<'_>,
     target: &super::poller::Target,
     answer: &mut HeaderMap,
 ) {
@@ -70,7 +94,7 @@ pub async fn register(
         .collect();
     let job = NewJob {
         id: new_id(),
-        tenant: cb.tenant,
+        tenant: watched.tenant,
         route: route.name.clone(),
         idempotency_key: None,
         fingerprint: String::new(),
@@ -81,8 +105,8 @@ pub async fn register(
             body: Bytes::new(),
         },
         kind: JobKind::Watch,
-        callback: Some(cb.url),
-        admission: None,
+        callback: watched.callback,
+        admission: watched.admitted.as_ref().map(Admitted::handed_off),
     };
     let max = engine.cfg.max_queued_per_tenant;
     match engine.store.create(job, max, now_millis()).await {
@@ -93,7 +117,18 @@ pub async fn register(
                 answer.append(LINK, v);
             }
         }
-        Ok(other) => tracing::warn!(?other, uri = %target.uri, "watch not stored; no callback"),
-        Err(e) => tracing::error!(error = %e, uri = %target.uri, "watch not stored; no callback"),
+        // No watch, no way to learn the outcome: the reservation goes back now.
+        Ok(other) => {
+            tracing::error!(?other, uri = %target.uri, "watch not stored; no callback");
+            if let Some(a) = watched.admitted {
+                a.finished(false, "not-watched".into());
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, uri = %target.uri, "watch not stored; no callback");
+            if let Some(a) = watched.admitted {
+                a.finished(false, "not-watched".into());
+            }
+        }
     }
 }

@@ -202,6 +202,7 @@ fn route(
                 "signed_results",
                 r.signed_results.as_ref().map(Spanned::span),
             ),
+            ("admission", r.admission.as_ref().map(Spanned::span)),
         ];
         if let Some((key, span)) = not_for_proxy.into_iter().find(|(_, s)| s.is_some()) {
             let msg = format!(
@@ -239,6 +240,7 @@ fn route(
         retry_interrupted: r.retry_interrupted.as_ref().is_some_and(|b| *b.get_ref()),
         signed_results: on.is_some(),
         task: r.task.as_ref().map(|t| t.get_ref().clone()),
+        admission: r.admission.as_ref().map(|a| a.get_ref().clone()),
     })
 }
 

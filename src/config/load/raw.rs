@@ -16,8 +16,8 @@ use toml::Spanned;
 use url::Url;
 
 use crate::config::{
-    AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind, RouteKind,
-    StoreConfig, TaskConfig,
+    AdmissionConfig, AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind,
+    RouteKind, StoreConfig, TaskConfig,
 };
 use crate::jobs::signed_url::UrlKey;
 
@@ -181,6 +181,8 @@ pub(super) struct RawRoute {
     pub signed_results: Option<Spanned<bool>>,
     #[serde(default, deserialize_with = "opt_task")]
     pub task: Option<Spanned<TaskConfig>>,
+    #[serde(default, deserialize_with = "opt_admission")]
+    pub admission: Option<Spanned<AdmissionConfig>>,
 }
 
 impl RawRoute {
@@ -229,6 +231,19 @@ struct RawField {
     json: Option<JsonPointer>,
     #[serde(default, deserialize_with = "opt_header")]
     header: Option<HeaderName>,
+}
+
+/// `admission = { url = "…", timeout? }`.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table such as { url = \"http://billing:9000/admission\" }"
+)]
+struct RawAdmission {
+    #[serde(deserialize_with = "admission_url")]
+    url: Url,
+    #[serde(default, deserialize_with = "opt_positive")]
+    timeout: Option<Duration>,
 }
 
 /// `[routes.task]`.

@@ -184,6 +184,23 @@ pub(super) fn upstream(s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// An admission endpoint: an absolute `http` or `https` URL without credentials (the
+/// endpoint is the operator's own service; secrets belong in headers it checks, not URLs
+/// that end up in logs).
+pub(super) fn admission_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("invalid URL {s:?} ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{s:?} must be an http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{s:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{s:?} must not contain user:password@"));
+    }
+    Ok(url)
+}
+
 /// A documentation link (`Link: <…>; rel="deprecation"`): absolute http(s) URL.
 pub(super) fn link(s: &str) -> Result<Url, String> {
     let url = Url::parse(s.trim()).map_err(|e| format!("invalid URL {s:?} ({e})"))?;

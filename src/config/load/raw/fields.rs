@@ -13,10 +13,10 @@ use url::Url;
 
 use super::super::seed::{non_empty, p, spanned, List, Parse};
 use super::super::values as v;
-use super::{RawField, RawMode, RawTask};
+use super::{RawAdmission, RawField, RawMode, RawTask};
 use crate::config::{
-    AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind, ModeSource,
-    RouteKind, StoreConfig, TaskConfig,
+    AdmissionConfig, AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind,
+    ModeSource, RouteKind, StoreConfig, TaskConfig,
 };
 use crate::jobs::signed_url::UrlKey;
 
@@ -134,6 +134,27 @@ pub(super) fn methods<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Method>, D:
 
 pub(super) fn upstream<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
     p("a URL such as \"http://127.0.0.1:9000\"", v::upstream).deserialize(d)
+}
+
+pub(super) fn admission_url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+    p(
+        "a URL such as \"http://billing:9000/admission\"",
+        v::admission_url,
+    )
+    .deserialize(d)
+}
+
+pub(super) fn opt_admission<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Spanned<AdmissionConfig>>, D::Error> {
+    let raw = Spanned::<RawAdmission>::deserialize(d)?;
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let cfg = AdmissionConfig {
+        url: raw.url,
+        timeout: raw.timeout.unwrap_or(Duration::from_secs(5)),
+    };
+    Ok(Some(Spanned::new(span, cfg)))
 }
 
 pub(super) fn id_source<'de, D: Deserializer<'de>>(d: D) -> Result<IdSource, D::Error> {

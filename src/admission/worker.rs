@@ -1,0 +1,213 @@
+//! The settle/release worker: claims due admission deliveries from the job store and makes
+//! one attempt each, on the callbacks' retry schedule.
+//!
+//! The store makes a job's admission delivery due in the same atomic step that makes the
+//! job terminal (see [`crate::jobs::store`]), so a notice survives a crash between the two
+//! and is never forgotten; claims carry a lease, so with several replicas each attempt is
+//! made by one of them. The URL is the one stored with the job (a reload that changes the
+//! route's endpoint does not redirect notices for work the old endpoint admitted); the
+//! timeout is the route's current one, 5 s when the route is gone.
+//!
+//! Work admitted without a job (a plain forward, a task that finished while the client
+//! waited) is notified by [`send_soon`]: three quick attempts in-process, not durable.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+
+use super::notice::{self, Action, Notice};
+use crate::config::AdmissionConfig;
+use crate::jobs::engine::Engine;
+use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job};
+use crate::webhook::schedule;
+
+/// Notices in flight at once per process.
+const CONCURRENCY: usize = 64;
+/// Timeout when the job's route is no longer configured.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Claims due notices and attempts them, until the engine is dropped.
+pub async fn worker(engine: Weak<Engine>, wake: Arc<Notify>) {
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        loop {
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                break;
+            };
+            let lease = now_millis() + 2 * millis(DEFAULT_TIMEOUT.max(max_timeout(&e)));
+            let claimed = e
+                .store
+                .claim_delivery(DeliveryKind::Admission, now_millis(), 0, lease)
+                .await;
+            match claimed {
+                Ok(Some((delivery, job))) => {
+                    let e2 = Arc::clone(&e);
+                    tokio::spawn(async move {
+                        attempt_one(&e2, delivery, job).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    crate::metrics::get().store_errors.inc();
+                    tracing::warn!(error = %err, "claiming an admission notice failed");
+                    break;
+                }
+            }
+        }
+        // Look often while a route has an endpoint; once a second otherwise (notices of a
+        // route whose endpoint was removed by a reload still go out).
+        let tick = if any_admission(&e) { 200 } else { 1000 };
+        drop(e);
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(tick)) => {}
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn any_admission(engine: &Engine) -> bool {
+    engine.routes().values().any(|r| r.cfg.admission.is_some())
+}
+
+/// The longest admission timeout of the current routes (bounds the claim's lease).
+fn max_timeout(engine: &Engine) -> Duration {
+    engine
+        .routes()
+        .values()
+        .filter_map(|r| r.cfg.admission.as_ref().map(|a| a.timeout))
+        .max()
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
+    let Some(url) = url::Url::parse(&delivery.url).ok() else {
+        record(
+            engine,
+            &job,
+            give_up("the stored admission URL does not parse"),
+        )
+        .await;
+        return;
+    };
+    let timeout = engine
+        .routes()
+        .get(&job.route)
+        .and_then(|r| r.cfg.admission.as_ref().map(|a| a.timeout))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let cfg = AdmissionConfig { url, timeout };
+    let reservation = job.admission.as_ref().and_then(|a| a.reservation.clone());
+    let status = job.status.as_str();
+    let n = Notice {
+        action: Action::for_status(status),
+        reservation: reservation.as_deref(),
+        job_id: &job.id,
+        tenant: &job.tenant,
+        route: &job.route,
+        status,
+    };
+    let (got, error, retry_after) = notice::send(&engine.admission, &cfg, &n).await;
+    let next = match got {
+        Some(s) if (200..300).contains(&s) => AttemptNext::Delivered,
+        Some(410) => AttemptNext::Stop,
+        _ => {
+            let done = delivery.attempts + 1;
+            let delay = schedule::next_delay(
+                &engine.notice_schedule,
+                done,
+                retry_after,
+                schedule::jitter_unit(),
+            );
+            match delay {
+                Some(d) => AttemptNext::Retry(now_millis().saturating_add(millis(d))),
+                None => AttemptNext::GiveUp,
+            }
+        }
+    };
+    tracing::info!(
+        job = %job.id,
+        action = n.action.as_str(),
+        attempt = delivery.attempts + 1,
+        status = got,
+        error = error.as_deref().unwrap_or(""),
+        next = ?next,
+        "admission notice"
+    );
+    let attempt = Attempt {
+        status: got,
+        error,
+        next,
+    };
+    record(engine, &job, attempt).await;
+}
+
+fn give_up(why: &str) -> Attempt {
+    Attempt {
+        status: None,
+        error: Some(why.to_owned()),
+        next: AttemptNext::GiveUp,
+    }
+}
+
+async fn record(engine: &Engine, job: &Job, attempt: Attempt) {
+    let recorded = engine
+        .store
+        .record_attempt(&job.id, DeliveryKind::Admission, attempt, now_millis())
+        .await;
+    if let Err(err) = recorded {
+        // The lease runs out and another attempt is made: at-least-once, never lost.
+        crate::metrics::get().store_errors.inc();
+        tracing::warn!(job = %job.id, error = %err, "cannot record an admission notice");
+    }
+}
+
+/// An owned notice for [`send_soon`].
+#[derive(Debug, Clone)]
+pub struct Owned {
+    /// Settle or release.
+    pub action: Action,
+    /// Reservation id.
+    pub reservation: Option<String>,
+    /// Request id (there is no job).
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Route name.
+    pub route: String,
+    /// What the work ended with (an HTTP status, or a task state).
+    pub status: String,
+}
+
+/// Sends a notice for work that has no job, in the background: attempts at once, after 1 s
+/// and after 5 s; the first `2xx` or `410` ends it. Not durable (see the module doc).
+pub fn send_soon(client: reqwest::Client, cfg: AdmissionConfig, owned: Owned) {
+    tokio::spawn(async move {
+        for delay in [0, 1, 5] {
+            tokio::time::sleep(Duration::from_secs(delay)).await;
+            let n = Notice {
+                action: owned.action,
+                reservation: owned.reservation.as_deref(),
+                job_id: &owned.id,
+                tenant: &owned.tenant,
+                route: &owned.route,
+                status: &owned.status,
+            };
+            match notice::send(&client, &cfg, &n).await {
+                (Some(s), _, _) if (200..300).contains(&s) || s == 410 => return,
+                (_, error, _) => tracing::warn!(
+                    id = %owned.id,
+                    action = owned.action.as_str(),
+                    error = error.as_deref().unwrap_or(""),
+                    "admission notice failed"
+                ),
+            }
+        }
+        tracing::error!(id = %owned.id, action = owned.action.as_str(), "admission notice given up");
+    });
+}
