@@ -41,6 +41,8 @@ struct Tasks {
     all: HashMap<String, (Instant, Duration)>,
 }
 
+mod balance;
+
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
     let mut r = Response::new(Body::full(v.to_string()));
     *r.status_mut() = status;
@@ -114,11 +116,15 @@ async fn task_api(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Response<
     )
 }
 
-async fn sync_api(req: Request<Incoming>) -> Response<Body> {
+async fn sync_api(balance: Arc<Mutex<balance::Balance>>, req: Request<Incoming>) -> Response<Body> {
     if req.method() == Method::POST && req.uri().path() == "/hooks" {
         return receive_callback(req).await;
     }
-    if req.method() == Method::POST && req.uri().path() == "/v1/render" {
+    if req.method() == Method::POST && req.uri().path() == "/balance" {
+        return balance::handle(balance, req).await;
+    }
+    // `/v1/render` and the paid route's `/v1/paid/render` render alike.
+    if req.method() == Method::POST && req.uri().path().ends_with("/render") {
         let d = duration_of(req).await;
         tokio::time::sleep(d).await;
         return json(
@@ -224,7 +230,8 @@ pub async fn start_upstreams_on(tasks: SocketAddr, sync: SocketAddr) -> Result<U
     };
     let tasks = Arc::new(Mutex::new(Tasks::default()));
     tokio::spawn(serve(tl, move |req| task_api(Arc::clone(&tasks), req)));
-    tokio::spawn(serve(sl, sync_api));
+    let balance = Arc::new(Mutex::new(balance::Balance::default()));
+    tokio::spawn(serve(sl, move |req| sync_api(Arc::clone(&balance), req)));
     Ok(ups)
 }
 
@@ -233,6 +240,8 @@ pub fn config(ups: Upstreams, listen: SocketAddr) -> Result<crate::config::Confi
     let text = DEMO_CONFIG
         .replace("http://127.0.0.1:9000", &format!("http://{}", ups.tasks))
         .replace("http://127.0.0.1:9001", &format!("http://{}", ups.sync));
+    // (The balance service's URL, `http://127.0.0.1:9001/balance`, is replaced by the line
+    // above too: it lives on the sync API's port.)
     let mut cfg = crate::config::load_str(&text, "config/demo.toml").map_err(|e| e.to_string())?;
     cfg.server.listen = listen;
     Ok(cfg)
@@ -319,6 +328,23 @@ pub fn tour(gw: SocketAddr, hooks: SocketAddr) -> String {
          url=$({} -s -H 'Prefer: respond-async' | {}); sleep 2; curl -si \"http://{gw}$url\"; curl -si \"http://{gw}$url/result\"\n",
         post("", "/v1/render", 1).replace("curl -si", "curl"),
         id_of("status_url"),
+    ));
+    out.push_str(&format!(
+        "\n# admission: /v1/paid/render asks the demo balance service first ({} credits); \
+         the 4th submit gets the service's own 402 and no job is created \
+         → prints 202 202 202 402 (watch this terminal: \"balance: reserved … settled …\")\n\
+         for i in 1 2 3 4; do {} -s -o /dev/null -w '%{{http_code}} ' -H 'Prefer: respond-async'; done; echo\n",
+        balance::CREDITS,
+        post("", "/v1/paid/render", 1).replace("curl -si", "curl"),
+    ));
+    out.push_str(&format!(
+        "\n# a signed download link: a finished job's status document carries download_url, \
+         which replays the result with no credentials until the job expires → 200\n\
+         url=$({} -s -H 'Prefer: respond-async' | {}); sleep 2; \
+         dl=$(curl -s \"http://{gw}$url\" | {}); curl -si \"http://{gw}$dl\"\n",
+        post("", "/v1/render", 1).replace("curl -si", "curl"),
+        id_of("status_url"),
+        id_of("download_url"),
     ));
     out
 }

@@ -305,3 +305,66 @@ async fn a_task_route_is_admitted_before_forwarding_and_settled_when_the_task_en
         "a refused submit is not forwarded"
     );
 }
+
+#[tokio::test]
+async fn a_reservation_survives_a_crash_and_is_released_by_the_next_process() {
+    let balance = Balance::start(10, vec![200]).await;
+    let up = sync_upstream(Duration::from_secs(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.db");
+    let cfg = sync_route_config(&balance.up.url(), "")
+        .replace(
+            "store = \"memory\"",
+            &format!("store = \"sqlite:{}\"", db.display()),
+        )
+        .replace("{up}", &up.url());
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, format!("[server]\nlisten = \"127.0.0.1:0\"\n{cfg}")).unwrap();
+    let mut first = support::process::GatewayProcess::start(&path);
+    let resp = client()
+        .post(first.url("/v1/render"))
+        .header("x-api-key", "acme")
+        .header("prefer", "respond-async")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let id = job_id(resp).await;
+    // The job is running (the upstream holds it) when the process dies without cleanup.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.seen().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(up.seen().len(), 1, "the job started");
+    first.kill();
+    assert!(balance.calls("release").is_empty() && balance.calls("settle").is_empty());
+    // The next process finds the interrupted job, fails it (no retry_interrupted) and
+    // releases the reservation it was admitted with.
+    let _second = support::process::GatewayProcess::start(&path);
+    let releases = balance.wait_for("release", 1).await;
+    assert_eq!(releases.len(), 1, "released after the restart");
+    assert_eq!(releases[0].0["job_id"], id.as_str());
+    assert_eq!(releases[0].0["reservation"], "r-1");
+    assert_eq!(releases[0].0["status"], "failed");
+}
+
+#[test]
+fn admission_is_refused_on_proxy_routes_and_needs_an_http_url() {
+    let on_proxy =
+        "[[routes]]\nname = \"p\"\nkind = \"proxy\"\nmethods = [\"GET\"]\npath = \"/p\"\n\
+                    upstream = \"http://127.0.0.1:9\"\n\
+                    admission = { url = \"http://127.0.0.1:9/admission\" }\n";
+    let err = prefer_gateway::config::load_str(on_proxy, "t.toml").unwrap_err();
+    assert_eq!(err.key(), "routes[0].admission", "{err}");
+    let bad_url = sync_route_config("ftp://billing", "").replace("{up}", "http://127.0.0.1:9");
+    let err = prefer_gateway::config::load_str(&bad_url, "t.toml").unwrap_err();
+    assert!(err.key().starts_with("routes[0].admission"), "{err}");
+    assert!(err.to_string().contains("http"), "{err}");
+    let no_timeout = sync_route_config("http://billing:9100", "")
+        .replace(", timeout = \"500ms\"", "")
+        .replace("{up}", "http://127.0.0.1:9");
+    let cfg = prefer_gateway::config::load_str(&no_timeout, "t.toml").unwrap();
+    let adm = cfg.routes[0].admission.as_ref().unwrap();
+    assert_eq!(adm.timeout, Duration::from_secs(5), "the default timeout");
+    assert_eq!(adm.url.as_str(), "http://billing:9100/admission");
+}

@@ -489,6 +489,45 @@ fn demo_prints_curl_lines_that_each_answer_what_their_comment_says() {
     assert!(line.ends_with("signature valid"), "{line}");
     assert!(line.contains("status=succeeded"), "{line}");
 
+    // Admission: the balance service admits three paid jobs, refuses the fourth with its
+    // own 402, and hears a settle for each job that succeeded.
+    let shell = |prefix: &str, needle: &str| {
+        let line = printed
+            .iter()
+            .find(|l| l.starts_with(prefix) && l.contains(needle))
+            .unwrap_or_else(|| panic!("no {prefix}… line with {needle}: {printed:#?}"));
+        text(
+            &Command::new("sh")
+                .arg("-c")
+                .arg(line)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+    };
+    assert_eq!(
+        shell("for i in", "/v1/paid/render").trim(),
+        "202 202 202 402"
+    );
+    // The refusal is printed when it happens; the first settle a second later (job time).
+    let settled = Proc::lines_until(&demo.stdout, Duration::from_secs(30), |l| {
+        l.starts_with("balance: settled")
+    });
+    assert!(
+        settled
+            .iter()
+            .any(|l| l.starts_with("balance: reserve refused")),
+        "{settled:#?}"
+    );
+    assert!(
+        settled.last().unwrap().contains("succeeded"),
+        "{settled:#?}"
+    );
+    // The signed download link answers without credentials.
+    let fetched = shell("url=$(", "download_url");
+    assert!(fetched.starts_with("HTTP/1.1 200"), "{fetched}");
+    assert!(fetched.contains(r#"{"rendered":true"#), "{fetched}");
+
     demo.signal("INT");
     let status = demo.wait_exit(Duration::from_secs(15));
     assert_eq!(

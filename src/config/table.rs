@@ -110,6 +110,12 @@ fn notes(r: &RouteConfig) -> Vec<String> {
     if r.retry_interrupted {
         notes.push("retry_interrupted".to_owned());
     }
+    if let Some(a) = &r.admission {
+        // Scheme, host, port and path only: a query string may carry a token.
+        let mut url = a.url.clone();
+        url.set_query(None);
+        notes.push(format!("admission={url}"));
+    }
     if r.signed_results {
         notes.push("signed_results".to_owned());
     }
