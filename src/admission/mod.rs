@@ -55,6 +55,13 @@ pub struct Ask<'a> {
     pub body_size: Option<u64>,
 }
 
+/// A streamed request's body size, from its `Content-Length` (none when chunked).
+pub fn declared_size(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+}
+
 /// The endpoint's decision.
 #[derive(Debug)]
 pub enum Verdict {

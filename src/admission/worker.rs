@@ -14,62 +14,35 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use super::notice::{self, Action, Notice};
 use crate::config::AdmissionConfig;
+use crate::jobs::claims::{claim_loop, millis, Round};
 use crate::jobs::engine::Engine;
 use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job};
 use crate::webhook::schedule;
 
-/// Notices in flight at once per process.
-const CONCURRENCY: usize = 64;
 /// Timeout when the job's route is no longer configured.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Claims due notices and attempts them, until the engine is dropped.
 pub async fn worker(engine: Weak<Engine>, wake: Arc<Notify>) {
-    let slots = Arc::new(Semaphore::new(CONCURRENCY));
-    loop {
-        let Some(e) = engine.upgrade() else { return };
-        loop {
-            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                break;
-            };
-            let lease = now_millis() + 2 * millis(DEFAULT_TIMEOUT.max(max_timeout(&e)));
-            let claimed = e
-                .store
-                .claim_delivery(DeliveryKind::Admission, now_millis(), 0, lease)
-                .await;
-            match claimed {
-                Ok(Some((delivery, job))) => {
-                    let e2 = Arc::clone(&e);
-                    tokio::spawn(async move {
-                        attempt_one(&e2, delivery, job).await;
-                        drop(permit);
-                    });
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    crate::metrics::get().store_errors.inc();
-                    tracing::warn!(error = %err, "claiming an admission notice failed");
-                    break;
-                }
-            }
-        }
+    let round = |e: &Engine| {
         // Look often while a route has an endpoint; once a second otherwise (notices of a
         // route whose endpoint was removed by a reload still go out).
-        let tick = if any_admission(&e) { 200 } else { 1000 };
-        drop(e);
-        tokio::select! {
-            () = wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(tick)) => {}
-        }
-    }
+        let tick = if any_admission(e) { 200 } else { 1000 };
+        Some(Round {
+            first_delay_ms: 0,
+            lease_ms: 2 * millis(DEFAULT_TIMEOUT.max(max_timeout(e))),
+            tick: Duration::from_millis(tick),
+        })
+    };
+    claim_loop(engine, wake, DeliveryKind::Admission, round, attempt_owned).await;
 }
 
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+async fn attempt_owned(engine: Arc<Engine>, delivery: Delivery, job: Job) {
+    attempt_one(&engine, delivery, job).await;
 }
 
 fn any_admission(engine: &Engine) -> bool {

@@ -88,16 +88,12 @@ async fn forward(
     };
     // Plain proxying needs no tenant; the endpoint gets it when the request has one.
     let tenant = tenant(engine, req.headers()).unwrap_or_default();
-    let body_size = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
     let ask = admission::Ask {
         tenant: &tenant,
         route: &route.cfg.name,
         method: req.method().as_str(),
         path: req.uri().path(),
-        body_size,
+        body_size: admission::declared_size(req.headers()),
     };
     let reservation = match admission::reserve(&engine.admission, adm, &ask).await? {
         admission::Verdict::Refused(resp) => return Ok(resp),

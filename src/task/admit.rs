@@ -51,16 +51,12 @@ pub async fn reserve<'a>(
     // A route with an admission endpoint always has the engine (it runs watch jobs).
     let engine = route.jobs.ok_or(Problem::StoreUnavailable)?;
     let tenant = submit::tenant(engine, req.headers())?;
-    let body_size = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
     let ask = admission::Ask {
         tenant: &tenant,
         route: &route.cfg.name,
         method: req.method().as_str(),
         path: req.uri().path(),
-        body_size,
+        body_size: admission::declared_size(req.headers()),
     };
     Ok(
         match admission::reserve(&engine.admission, cfg, &ask).await? {

@@ -14,20 +14,18 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
 
 use super::guard::{self, GuardPolicy};
 use super::schedule;
 use super::sign::{self, Secret};
 use crate::config::WebhooksConfig;
+use crate::jobs::claims::{self, claim_loop, Round};
 use crate::jobs::document::{self, Links};
 use crate::jobs::engine::Engine;
 use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job, JobKind};
 
 /// Most of a receiver's answer the gateway reads.
 pub const MAX_ANSWER: usize = 64 * 1024;
-/// Attempts in flight at once per process.
-const CONCURRENCY: usize = 64;
 
 /// Everything an attempt needs: client, guard, secret, schedule.
 pub struct Deliverer {
@@ -195,47 +193,22 @@ pub fn payload(links: Links<'_>, job: &Job) -> Bytes {
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }
 
-/// Claims due deliveries and attempts them, until the engine is dropped.
+/// Claims due callback deliveries and attempts them, until the engine is dropped (or has
+/// no deliverer).
 pub async fn worker(engine: Weak<Engine>, wake: Arc<tokio::sync::Notify>) {
-    let slots = Arc::new(Semaphore::new(CONCURRENCY));
-    loop {
-        let Some(e) = engine.upgrade() else { return };
-        let Some(deliverer) = e.deliverer.as_ref() else {
-            return;
-        };
-        let first = deliverer.first_delay_ms();
-        loop {
-            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                break;
-            };
-            let lease = now_millis()
-                + i64::try_from((deliverer.timeout * 2).as_millis()).unwrap_or(i64::MAX);
-            let claimed = e
-                .store
-                .claim_delivery(DeliveryKind::Callback, now_millis(), first, lease)
-                .await;
-            match claimed {
-                Ok(Some((delivery, job))) => {
-                    let e2 = Arc::clone(&e);
-                    tokio::spawn(async move {
-                        attempt_one(&e2, delivery, job).await;
-                        drop(permit);
-                    });
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    crate::metrics::get().store_errors.inc();
-                    tracing::warn!(error = %err, "claiming a callback delivery failed");
-                    break;
-                }
-            }
-        }
-        drop(e);
-        tokio::select! {
-            () = wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-    }
+    let round = |e: &Engine| {
+        let d = e.deliverer.as_ref()?;
+        Some(Round {
+            first_delay_ms: d.first_delay_ms(),
+            lease_ms: claims::millis(d.timeout * 2),
+            tick: Duration::from_millis(200),
+        })
+    };
+    claim_loop(engine, wake, DeliveryKind::Callback, round, attempt_owned).await;
+}
+
+async fn attempt_owned(engine: Arc<Engine>, delivery: Delivery, job: Job) {
+    attempt_one(&engine, delivery, job).await;
 }
 
 async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
