@@ -12,6 +12,8 @@
 //! | `prefer_gateway_queue_depth` | gauge | `route` (pending jobs, from the store) |
 //! | `prefer_gateway_jobs_finished_total` | counter | `route`, `state` (this replica) |
 //! | `prefer_gateway_webhook_attempts_total` | counter | `outcome` = delivered, retry, gone, failed |
+//! | `prefer_gateway_admission_checks_total` | counter | `outcome` = admitted, refused, unavailable |
+//! | `prefer_gateway_admission_notices_total` | counter | `outcome` = delivered, retry, gone, failed |
 //! | `prefer_gateway_store_errors_total` | counter | — |
 //! | `prefer_gateway_config_reloads_total` | counter | `outcome` = applied, rejected |
 //!
@@ -130,6 +132,10 @@ pub struct Metrics {
     pub jobs_finished: Family<RouteStateLabels, Counter>,
     /// Callback delivery attempts by outcome.
     pub webhook_attempts: Family<OutcomeLabels, Counter>,
+    /// Admission reserve calls by outcome.
+    pub admission_checks: Family<OutcomeLabels, Counter>,
+    /// Settle/release attempts by outcome (durable and in-process ones).
+    pub admission_notices: Family<OutcomeLabels, Counter>,
     /// Failed job-store operations.
     pub store_errors: Counter,
     /// SIGHUP reloads by outcome.
@@ -156,6 +162,8 @@ impl Metrics {
             queue_depth: Family::default(),
             jobs_finished: Family::default(),
             webhook_attempts: Family::default(),
+            admission_checks: Family::default(),
+            admission_notices: Family::default(),
             store_errors: Counter::default(),
             reloads: Family::default(),
         };
@@ -200,6 +208,16 @@ impl Metrics {
             "webhook_attempts",
             "Callback delivery attempts by outcome",
             m.webhook_attempts.clone(),
+        );
+        r.register(
+            "admission_checks",
+            "Admission reserve calls by outcome",
+            m.admission_checks.clone(),
+        );
+        r.register(
+            "admission_notices",
+            "Admission settle/release attempts by outcome",
+            m.admission_notices.clone(),
         );
         r.register(
             "store_errors",
@@ -253,6 +271,20 @@ impl Metrics {
     /// Counts one callback attempt.
     pub fn webhook_attempt(&self, outcome: &'static str) {
         self.webhook_attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts one admission reserve call.
+    pub fn admission_check(&self, outcome: &'static str) {
+        self.admission_checks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts one settle/release attempt.
+    pub fn admission_notice(&self, outcome: &'static str) {
+        self.admission_notices
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

@@ -368,3 +368,52 @@ fn admission_is_refused_on_proxy_routes_and_needs_an_http_url() {
     assert_eq!(adm.timeout, Duration::from_secs(5), "the default timeout");
     assert_eq!(adm.url.as_str(), "http://billing:9100/admission");
 }
+
+#[tokio::test]
+async fn checks_and_notices_are_counted_in_metrics() {
+    use prometheus_parse::{Scrape, Value};
+    let balance = Balance::start(1, vec![200]).await;
+    let up = sync_upstream(Duration::ZERO).await;
+    let cfg = format!(
+        "[server]\nadmin_listen = \"127.0.0.1:0\"\n{}",
+        sync_route_config(&balance.up.url(), "")
+    );
+    let gw = Gateway::start(&cfg, &up.url()).await;
+    job_id(submit(&gw, "{}", "respond-async").await).await;
+    assert_eq!(submit(&gw, "{}", "respond-async").await.status(), 402);
+    assert_eq!(balance.wait_for("settle", 1).await.len(), 1);
+    // The settle is counted right after its answer: give it a moment.
+    let admin = gw.admin.unwrap();
+    let read = |outcome: &'static str, name: &'static str| {
+        let url = format!("http://{admin}/metrics");
+        async move {
+            let text = client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && s.labels.get("outcome") == Some(outcome))
+                .map_or(0.0, |s| match s.value {
+                    Value::Counter(v) | Value::Untyped(v) => v,
+                    _ => 0.0,
+                })
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read("delivered", "prefer_gateway_admission_notices_total").await < 1.0
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let checks = "prefer_gateway_admission_checks_total";
+    assert!(read("admitted", checks).await >= 1.0);
+    assert!(read("refused", checks).await >= 1.0);
+    assert!(read("delivered", "prefer_gateway_admission_notices_total").await >= 1.0);
+}

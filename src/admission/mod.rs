@@ -116,6 +116,7 @@ pub async fn reserve(
         None => return Err(unavailable(format!("its {status} answer was too large"))),
     };
     if status.is_success() {
+        crate::metrics::get().admission_check("admitted");
         return Ok(Verdict::Admitted {
             reservation: reservation_of(&answer),
         });
@@ -132,6 +133,7 @@ pub async fn reserve(
             }
         }
     }
+    crate::metrics::get().admission_check("refused");
     Ok(Verdict::Refused(out))
 }
 
@@ -146,6 +148,7 @@ pub fn reservation_of(answer: &[u8]) -> Option<String> {
 }
 
 fn unavailable(why: String) -> Problem {
+    crate::metrics::get().admission_check("unavailable");
     tracing::warn!(reason = %why, "admission endpoint unavailable; refusing the request");
     Problem::AdmissionUnavailable
 }

@@ -103,6 +103,12 @@ async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
             }
         }
     };
+    crate::metrics::get().admission_notice(match next {
+        AttemptNext::Delivered => "delivered",
+        AttemptNext::Retry(_) => "retry",
+        AttemptNext::Stop => "gone",
+        AttemptNext::GiveUp => "failed",
+    });
     tracing::info!(
         job = %job.id,
         action = n.action.as_str(),
@@ -161,7 +167,8 @@ pub struct Owned {
 /// and after 5 s; the first `2xx` or `410` ends it. Not durable (see the module doc).
 pub fn send_soon(client: reqwest::Client, cfg: AdmissionConfig, owned: Owned) {
     tokio::spawn(async move {
-        for delay in [0, 1, 5] {
+        const DELAYS: [u64; 3] = [0, 1, 5];
+        for (i, delay) in DELAYS.into_iter().enumerate() {
             tokio::time::sleep(Duration::from_secs(delay)).await;
             let n = Notice {
                 action: owned.action,
@@ -172,15 +179,26 @@ pub fn send_soon(client: reqwest::Client, cfg: AdmissionConfig, owned: Owned) {
                 status: &owned.status,
             };
             match notice::send(&client, &cfg, &n).await {
-                (Some(s), _, _) if (200..300).contains(&s) || s == 410 => return,
-                (_, error, _) => tracing::warn!(
-                    id = %owned.id,
-                    action = owned.action.as_str(),
-                    error = error.as_deref().unwrap_or(""),
-                    "admission notice failed"
-                ),
+                (Some(s), _, _) if (200..300).contains(&s) || s == 410 => {
+                    let outcome = if s == 410 { "gone" } else { "delivered" };
+                    crate::metrics::get().admission_notice(outcome);
+                    return;
+                }
+                (_, error, _) => {
+                    // Counted like the durable path: `retry` when another attempt follows.
+                    if i + 1 < DELAYS.len() {
+                        crate::metrics::get().admission_notice("retry");
+                    }
+                    tracing::warn!(
+                        id = %owned.id,
+                        action = owned.action.as_str(),
+                        error = error.as_deref().unwrap_or(""),
+                        "admission notice failed"
+                    );
+                }
             }
         }
+        crate::metrics::get().admission_notice("failed");
         tracing::error!(id = %owned.id, action = owned.action.as_str(), "admission notice given up");
     });
 }
