@@ -315,42 +315,9 @@ impl JobStore for MemoryStore {
         retention_ms: i64,
         decide: &(dyn for<'r> Fn(&'r str) -> Recovery + Send + Sync),
     ) -> Result<usize, StoreError> {
-        let mut state = self.state();
-        let stale: Vec<(String, String)> = state
-            .running
-            .iter()
-            .filter_map(|id| state.jobs.get(id))
-            .filter(|job| State::is_stale(job, now, ignore_leases))
-            .map(|job| (job.id.clone(), job.route.clone()))
-            .collect();
-        for (id, route) in &stale {
-            match decide(route) {
-                Recovery::Retry => {
-                    let Some(job) = state.jobs.get_mut(id) else {
-                        continue;
-                    };
-                    job.status = JobStatus::Pending;
-                    job.lease_until = None;
-                    job.updated_at = now;
-                    let created_at = job.created_at;
-                    state.end_run(id, route);
-                    state
-                        .pending
-                        .entry(route.clone())
-                        .or_default()
-                        .insert((created_at, id.clone()));
-                }
-                Recovery::Fail => {
-                    let error = JobError {
-                        code: "interrupted".into(),
-                        message: "the gateway stopped while this job was running".into(),
-                    };
-                    let expires_at = now.saturating_add(retention_ms);
-                    state.finish(id, JobStatus::Failed, None, Some(error), expires_at, now);
-                }
-            }
-        }
-        Ok(stale.len())
+        Ok(self
+            .state()
+            .recover(now, ignore_leases, retention_ms, decide))
     }
 
     async fn sweep(

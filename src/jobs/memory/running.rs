@@ -2,11 +2,12 @@
 //! and how many per route, on the locked [`State`]. The per-route count is what `claim`
 //! checks against the route's limit, so every transition into or out of running goes
 //! through these two helpers and the set and the counts cannot disagree. The same counts,
-//! with the pending queues' sizes, are the store's `depths`.
+//! with the pending queues' sizes, are the store's `depths`; and `recover` moves running
+//! jobs whose runner is gone back to pending or to failed.
 
 use super::State;
-use crate::jobs::model::{Job, JobStatus, Millis};
-use crate::jobs::store::RouteDepth;
+use crate::jobs::model::{Job, JobError, JobStatus, Millis};
+use crate::jobs::store::{Recovery, RouteDepth};
 
 impl State {
     /// Job `id` of `route` entered running.
@@ -50,5 +51,51 @@ impl State {
             .iter()
             .map(|(route, n)| (route.clone(), 0, u64::from(*n)));
         RouteDepth::tally(pending.chain(running))
+    }
+
+    /// Running jobs whose runner is gone (every one when `ignore_leases`, else those whose
+    /// lease ended): back to pending or failed as `interrupted`, as `decide` says per route.
+    /// Returns how many were recovered.
+    pub(super) fn recover(
+        &mut self,
+        now: Millis,
+        ignore_leases: bool,
+        retention_ms: i64,
+        decide: &(dyn for<'r> Fn(&'r str) -> Recovery + Send + Sync),
+    ) -> usize {
+        let stale: Vec<(String, String)> = self
+            .running
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|job| Self::is_stale(job, now, ignore_leases))
+            .map(|job| (job.id.clone(), job.route.clone()))
+            .collect();
+        for (id, route) in &stale {
+            match decide(route) {
+                Recovery::Retry => {
+                    let Some(job) = self.jobs.get_mut(id) else {
+                        continue;
+                    };
+                    job.status = JobStatus::Pending;
+                    job.lease_until = None;
+                    job.updated_at = now;
+                    let created_at = job.created_at;
+                    self.end_run(id, route);
+                    self.pending
+                        .entry(route.clone())
+                        .or_default()
+                        .insert((created_at, id.clone()));
+                }
+                Recovery::Fail => {
+                    let error = JobError {
+                        code: "interrupted".into(),
+                        message: "the gateway stopped while this job was running".into(),
+                    };
+                    let expires_at = now.saturating_add(retention_ms);
+                    self.finish(id, JobStatus::Failed, None, Some(error), expires_at, now);
+                }
+            }
+        }
+        stale.len()
     }
 }
