@@ -30,6 +30,8 @@ mod depths;
 mod limits;
 #[path = "job_store/redis_deliveries.rs"]
 mod redis_deliveries;
+#[path = "job_store/redis_route_names.rs"]
+mod redis_route_names;
 #[path = "support/redis.rs"]
 mod redis_server;
 #[path = "job_store/redis_shared.rs"]

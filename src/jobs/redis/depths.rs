@@ -1,15 +1,19 @@
 //! [`JobStore::depths`](crate::jobs::JobStore::depths) on the
 //! [`RedisStore`](super::RedisStore): unfinished jobs per route, for `/metrics`.
 //!
-//! Routes are listed nowhere in the key layout, so the pending queues (`P pending:{route}`)
-//! have to be found by name. Two steps:
+//! The pending queues (`P pending:{route}`) have to be found by name. Two steps:
 //!
-//! 1. **`SCAN`** with `MATCH P pending:*` (the prefix glob-escaped: `[jobs].key_prefix` is
-//!    configuration and may hold `*?[]\`) and `COUNT` [`SCAN_COUNT`], from this process, collects
-//!    the routes that have a queue. Never `KEYS`, and not a `SCAN` loop inside a script:
-//!    either walks the whole keyspace (one hash per retained job) in one atomic step and
-//!    would stall every replica's commands for that long; `SCAN` steps interleave with
-//!    other clients.
+//! 1. **The route names.** `create` adds every route it queues a job for to the set
+//!    `P route-names`, so a scrape reads them with one `SMEMBERS` (O(routes ever used)).
+//!    Data written before that set existed is found once: while the marker
+//!    `P route-names:scanned` is missing, the routes are collected by **`SCAN`** with
+//!    `MATCH P pending:*` (the prefix glob-escaped: `[jobs].key_prefix` is configuration and
+//!    may hold `*?[]\`) and `COUNT` [`SCAN_COUNT`] from this process, added to the set, and
+//!    the marker is set. Never `KEYS`, and not a `SCAN` loop inside a script: either walks
+//!    the whole keyspace in one atomic step and would stall every replica's commands for
+//!    that long; `SCAN` steps interleave with other clients. (During a rolling upgrade an
+//!    old replica queuing the first job of a brand-new route does not add its name; that
+//!    route's pending count is missing from `/metrics` until a new replica queues one.)
 //! 2. **One read-only script** (`lua/depths.lua`) then counts everything at one instant:
 //!    `ZCARD` of each queue found, and the running jobs from the `P running` index (checking
 //!    each job's status). A job moving between pending and running during the scrape
@@ -17,17 +21,13 @@
 //!    commands could see it in both states or in neither — and routes with running but no
 //!    pending jobs need no scan at all.
 //!
-//! What concurrency can still do: `SCAN` returns every key that exists from the first step
-//! to the last, but a queue created (its route's first pending job) or emptied and
-//! re-filled during the walk may be missed. Such a route then reports no pending jobs for
-//! this scrape — its queue was empty at some moment of it — and is seen by the next one.
-//! No count is ever inflated or double-counted.
+//! What concurrency can still do: a route whose first job is queued between the
+//! `SMEMBERS` and the script reports no pending jobs for this scrape and is seen by the
+//! next one. No count is ever inflated or double-counted.
 //!
-//! Cost per scrape: `SCAN` visits every key of the database (a hash per retained job, a
-//! tombstone per swept one, idempotency keys), whatever `COUNT`: measured at about 0.7 µs
-//! of Redis time per key, so ~0.8 s for a million keys, in ~1000 steps of under a
-//! millisecond each. The script is O(routes + running jobs). Should that grow too slow, the
-//! fix is a set of route names kept by `create` (then no `SCAN` at all).
+//! Cost per scrape: one `SMEMBERS` and the script, O(routes + running jobs). The one-time
+//! `SCAN` visits every key of the database (measured at about 0.7 µs of Redis time per key,
+//! ~0.8 s for a million keys, in ~1000 steps of under a millisecond each).
 //!
 //! Stores whose prefixes extend one another (`p:` and `p:pending:x`) cannot be told apart
 //! by a pattern; the script at least skips keys that are not queues.
@@ -87,9 +87,46 @@ async fn queued_routes(store: &RedisStore) -> Result<BTreeSet<Vec<u8>>, StoreErr
     }
 }
 
+/// The names in `P route-names`, after filling the set from a `SCAN` once (see the module
+/// notes).
+async fn route_names(store: &RedisStore) -> Result<BTreeSet<Vec<u8>>, StoreError> {
+    let names = format!("{}route-names", store.prefix);
+    let marker = format!("{names}:scanned");
+    let mut conn = store.conn.clone();
+    let redis_err = |e: redis::RedisError| StoreError::new(format!("Redis: {e}"));
+    let scanned: bool = redis::cmd("EXISTS")
+        .arg(&marker)
+        .query_async(&mut conn)
+        .await
+        .map_err(redis_err)?;
+    if !scanned {
+        let found = queued_routes(store).await?;
+        if !found.is_empty() {
+            redis::cmd("SADD")
+                .arg(&names)
+                .arg(found.into_iter().collect::<Vec<_>>())
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(redis_err)?;
+        }
+        redis::cmd("SET")
+            .arg(&marker)
+            .arg(1)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(redis_err)?;
+    }
+    let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+        .arg(&names)
+        .query_async(&mut conn)
+        .await
+        .map_err(redis_err)?;
+    Ok(members.into_iter().collect())
+}
+
 /// Both steps; see the module notes.
 pub(super) async fn depths(store: &RedisStore) -> Result<Vec<RouteDepth>, StoreError> {
-    let routes = queued_routes(store).await?;
+    let routes = route_names(store).await?;
     let reply = store
         .eval(&store.scripts.depths, routes.into_iter().collect())
         .await?;

@@ -24,5 +24,7 @@ if redis.call('EXISTS', job_key(id)) == 1 then return {'duplicate'} end
 redis.call('HSET', job_key(id), unpack(ARGV, 10))
 if keyed then redis.call('SET', idem, id) end
 redis.call('ZADD', pending_key(route), now, id)
+-- Every route that ever queued a job, so `depths` finds the queues without a SCAN.
+redis.call('SADD', P .. 'route-names', route)
 redis.call('INCR', open_key(tenant))
 return {'new'}

@@ -1,4 +1,4 @@
--- depths (read only): ARGV routes whose pending queue a SCAN just saw → {route, pending,
+-- depths (read only): ARGV route names (`P route-names`) → {route, pending,
 -- running, ...} for every route with unfinished jobs, all counted at this one instant.
 -- Pending is the size of the route's queue; running is counted from the `P running`
 -- index and each job's status, which finds routes the SCAN could not (nothing pending)
