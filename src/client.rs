@@ -23,8 +23,9 @@
 //! - `Host` is added from the URI when the caller did not set one, and the request line is
 //!   sent in origin form (`/path?query`).
 //!
-//! Upstream host names are resolved when the gateway starts (as nginx does), so a request
-//! never waits on DNS: [`StaticResolver`] answers from that table. A host that was not known
+//! Upstream host names are resolved when the gateway starts (as nginx does) and again on
+//! a config reload, so a request never waits on DNS: [`StaticResolver`] answers from that
+//! table. A host that was not known
 //! at start (an absolute status URL handed out later) falls back to one `getaddrinfo` per
 //! *new connection* — pooled connections are reused, so even then there is no lookup per
 //! request.
@@ -135,7 +136,9 @@ pub struct HttpClient {
 }
 
 struct Inner {
-    resolver: StaticResolver,
+    /// Replaced on a config reload ([`HttpClient::set_resolver`]), so upstreams a reload
+    /// adds are answered from the table too.
+    resolver: arc_swap::ArcSwap<StaticResolver>,
     pools: Mutex<Vec<Arc<HostPool>>>,
     max_connections: usize,
 }
@@ -215,7 +218,7 @@ pub fn build(resolver: StaticResolver) -> HttpClient {
 pub fn build_with_cap(resolver: StaticResolver, max_connections: usize) -> HttpClient {
     HttpClient {
         inner: Arc::new(Inner {
-            resolver,
+            resolver: arc_swap::ArcSwap::from_pointee(resolver),
             pools: Mutex::new(Vec::new()),
             max_connections: max_connections.max(1),
         }),
@@ -223,6 +226,11 @@ pub fn build_with_cap(resolver: StaticResolver, max_connections: usize) -> HttpC
 }
 
 impl HttpClient {
+    /// Answers new connections from `resolver` from now on (a reload resolved its hosts).
+    pub fn set_resolver(&self, resolver: StaticResolver) {
+        self.inner.resolver.store(Arc::new(resolver));
+    }
+
     /// Sends `req` (absolute `http://` URI) and returns the response head; the body streams.
     pub async fn request(&self, mut req: Request<Body>) -> Result<Response<Body>, ClientError> {
         let uri = std::mem::take(req.uri_mut());
@@ -322,9 +330,8 @@ impl HttpClient {
         permit: OwnedSemaphorePermit,
     ) -> Result<SendRequest<Body>, ClientError> {
         let port = authority.port_u16().unwrap_or(80);
-        let addrs = self
-            .inner
-            .resolver
+        let resolver = self.inner.resolver.load_full();
+        let addrs = resolver
             .lookup(authority.host(), port)
             .await
             .map_err(|e| ClientError::Connect(format!("resolving {authority}: {e}")))?;

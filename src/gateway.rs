@@ -95,7 +95,7 @@ impl Gateway {
     /// is opened at start (restart to add the first `sync` route).
     pub async fn reload(&self, cfg: &Config) -> Result<(), String> {
         let _one_at_a_time = self.reloading.lock().await;
-        StaticResolver::resolve_all(&table::upstream_hosts(cfg)?).await?;
+        let resolver = StaticResolver::resolve_all(&table::upstream_hosts(cfg)?).await?;
         let job_routes = match &self.jobs {
             Some(engine) => {
                 // The key is bound at start with the rest of [jobs]: a route cannot start
@@ -130,6 +130,8 @@ impl Gateway {
         if let Some(tls) = tls {
             self.tls.store(Some(tls));
         }
+        // Installed last with the table: the hosts the new routes name are in it.
+        self.client.set_resolver(resolver);
         if let (Some(engine), Some(routes)) = (&self.jobs, job_routes) {
             engine.set_routes(routes);
         }
