@@ -11,7 +11,7 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::process::GatewayProcess;
 use support::{client, reply, Seen, Upstream};
@@ -34,29 +34,6 @@ fn proxy_route(name: &str, path: &str, upstream: &str) -> String {
 
 fn server(extra: &str) -> String {
     format!("[server]\nlisten = \"127.0.0.1:0\"\n{extra}\n\n")
-}
-
-/// Sends SIGHUP and waits for the log line that ends the reload (`config reloaded` or
-/// `config reload rejected`); returns it with the lines logged since the signal.
-async fn hangup(gw: &GatewayProcess) -> (String, Vec<String>) {
-    let before = gw.lines.lock().unwrap().len();
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &gw.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let lines = gw.lines.lock().unwrap()[before..].to_vec();
-        if let Some(end) = lines
-            .iter()
-            .find(|l| l.contains("config reloaded") || l.contains("config reload rejected"))
-        {
-            return (end.clone(), lines);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no reload outcome logged within 30 s");
 }
 
 async fn from(url: String) -> (u16, String) {
@@ -95,14 +72,14 @@ async fn sighup_applies_a_good_file_and_refuses_a_bad_one() {
             proxy_route("two", "/two", &a.url())
         ),
     );
-    let (end, _) = hangup(&gw).await;
+    let (end, _) = gw.hangup().await;
     assert!(end.contains("config reloaded"), "{end}");
     assert_eq!(from(gw.url("/one")).await, (200, "b".into()));
     assert_eq!(from(gw.url("/two")).await, (200, "a".into()));
 
     // A file that does not parse: refused with the loader's message, old routes stay.
     write(&path, "[[routes]\nname = ");
-    let (end, _) = hangup(&gw).await;
+    let (end, _) = gw.hangup().await;
     assert!(end.contains("config reload rejected"), "{end}");
     assert!(
         end.contains("gateway.toml"),
@@ -120,7 +97,7 @@ async fn sighup_applies_a_good_file_and_refuses_a_bad_one() {
             proxy_route("one", "/one", "http://no-such-host.invalid:80")
         ),
     );
-    let (end, _) = hangup(&gw).await;
+    let (end, _) = gw.hangup().await;
     assert!(end.contains("config reload rejected"), "{end}");
     assert!(end.contains("no-such-host.invalid"), "{end}");
     assert_eq!(from(gw.url("/one")).await, (200, "b".into()));
@@ -130,7 +107,7 @@ async fn sighup_applies_a_good_file_and_refuses_a_bad_one() {
         &path,
         &format!("{}{}", server(""), proxy_route("two", "/two", &b.url())),
     );
-    let (end, _) = hangup(&gw).await;
+    let (end, _) = gw.hangup().await;
     assert!(end.contains("config reloaded"), "{end}");
     assert_eq!(from(gw.url("/one")).await.0, 404);
     assert_eq!(from(gw.url("/two")).await, (200, "b".into()));
@@ -155,7 +132,7 @@ async fn a_start_only_section_change_is_warned_about_and_routes_still_apply() {
             proxy_route("one", "/one", &b.url())
         ),
     );
-    let (end, lines) = hangup(&gw).await;
+    let (end, lines) = gw.hangup().await;
     assert!(end.contains("config reloaded"), "{end}");
     let warning = lines.iter().find(|l| l.contains("after a restart"));
     assert!(
@@ -186,7 +163,7 @@ async fn a_request_in_flight_finishes_on_the_route_it_started_with() {
         &path,
         &format!("{}{}", server(""), proxy_route("one", "/one", &b.url())),
     );
-    let (end, _) = hangup(&gw).await;
+    let (end, _) = gw.hangup().await;
     assert!(end.contains("config reloaded"), "{end}");
     assert_eq!(from(gw.url("/one")).await, (200, "b".into()));
     assert_eq!(in_flight.await.unwrap(), (200, "a".into()));
@@ -224,7 +201,7 @@ async fn reloads_under_traffic_never_fail_a_request() {
     for i in 0..10 {
         let up = if i % 2 == 0 { b.url() } else { a.url() };
         write(&path, &file(&up));
-        let (end, _) = hangup(&gw).await;
+        let (end, _) = gw.hangup().await;
         assert!(end.contains("config reloaded"), "{end}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -265,7 +242,7 @@ async fn job_routes_follow_a_reload_and_the_first_one_needs_a_restart() {
             sync_route("r2", "/r2")
         ),
     );
-    let (end, _) = hangup(&gw).await;
+    let (end, _) = gw.hangup().await;
     assert!(end.contains("config reloaded"), "{end}");
     // The new sync route runs jobs: respond-async, then the job finishes.
     let resp = client()
@@ -299,7 +276,7 @@ async fn job_routes_follow_a_reload_and_the_first_one_needs_a_restart() {
         &plain,
         &format!("{}{jobs}{}", server(""), sync_route("r1", "/r1")),
     );
-    let (end, _) = hangup(&gw).await;
+    let (end, _) = gw.hangup().await;
     assert!(end.contains("config reload rejected"), "{end}");
     assert!(end.contains("restart"), "{end}");
     assert_eq!(

@@ -157,28 +157,12 @@ async fn sighup_picks_up_a_renewed_certificate() {
     // Renewal: new files at the same paths, then SIGHUP.
     std::fs::copy(fixture("tls2-cert.pem"), &cert).unwrap();
     std::fs::copy(fixture("tls2-key.pem"), &key).unwrap();
-    let seen = gw.lines.lock().unwrap().len();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &gw.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let lines = gw.lines.lock().unwrap()[seen..].to_vec();
-        if lines.iter().any(|l| l.contains("config reloaded")) {
-            assert!(
-                !lines.iter().any(|l| l.contains("after a restart")),
-                "{lines:?}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no reload within 30 s: {lines:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (end, lines) = gw.hangup().await;
+    assert!(end.contains("config reloaded"), "{end}");
+    assert!(
+        !lines.iter().any(|l| l.contains("after a restart")),
+        "{lines:?}"
+    );
     let renewed = tls_client("tls2-ca.pem", false).get(&url).send().await;
     assert_eq!(
         renewed.unwrap().status(),

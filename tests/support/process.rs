@@ -95,6 +95,29 @@ impl GatewayProcess {
             .unwrap_or_else(|| panic!("{field} not in /proc/{}/status", self.pid()))
     }
 
+    /// Sends SIGHUP and waits (up to 30 s) for the log line that ends the reload (`config
+    /// reloaded` or `config reload rejected`); returns it with the lines logged since.
+    pub async fn hangup(&self) -> (String, Vec<String>) {
+        let before = self.lines.lock().unwrap().len();
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let lines = self.lines.lock().unwrap()[before..].to_vec();
+            let end = lines
+                .iter()
+                .find(|l| l.contains("config reloaded") || l.contains("config reload rejected"));
+            if let Some(end) = end {
+                return (end.clone(), lines);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no reload outcome logged within 30 s");
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
