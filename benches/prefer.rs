@@ -20,7 +20,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Version;
 use prefer_gateway::mode::{resolve, WaitLimits};
 use prefer_gateway::prefer::Preferences;
-use prefer_gateway::proxy;
+use prefer_gateway::upstream::forward;
 
 const TYPICAL: &[&[u8]] = &[b"respond-async, wait=10"];
 
@@ -97,6 +97,7 @@ const UPSTREAM_RESPONSE: &[(&str, &str)] = &[
 
 fn header_rewrite(c: &mut Criterion) {
     let ip: IpAddr = [192, 168, 10, 77].into();
+    let origin = forward::Origin::new(ip, false, 8080);
     for (name, pairs) in [("curl", CURL), ("behind_a_proxy", BEHIND_A_PROXY)] {
         let template = headers(pairs);
         c.bench_function(&format!("rewrite_request/{name}"), |b| {
@@ -104,7 +105,7 @@ fn header_rewrite(c: &mut Criterion) {
                 || template.clone(),
                 |mut h| {
                     let host = h.get("host").cloned();
-                    proxy::forward_request_headers(&mut h, Version::HTTP_11, ip, host);
+                    forward::forward_request_headers(&mut h, Version::HTTP_11, &origin, host);
                     h
                 },
                 BatchSize::SmallInput,
@@ -116,7 +117,7 @@ fn header_rewrite(c: &mut Criterion) {
         b.iter_batched(
             || template.clone(),
             |mut h| {
-                proxy::forward_response_headers(&mut h);
+                forward::forward_response_headers(&mut h);
                 h
             },
             BatchSize::SmallInput,

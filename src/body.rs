@@ -16,7 +16,34 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-use crate::client::Loan;
+/// Where a lent upstream connection goes back once its response has been read to the end.
+/// The upstream pool implements it ([`crate::upstream::client`]); the body only knows to
+/// call it — one dynamic call per response, no allocation (the pool is already an `Arc`).
+pub trait Lender: Send + Sync {
+    /// Takes the connection back (it may be reused for the next request).
+    fn give_back(&self, tx: hyper::client::conn::http1::SendRequest<Body>);
+}
+
+/// A pooled connection on loan to one response body.
+pub struct Loan {
+    tx: hyper::client::conn::http1::SendRequest<Body>,
+    to: std::sync::Arc<dyn Lender>,
+}
+
+impl Loan {
+    /// Connection `tx`, lent by `to`.
+    pub fn new(
+        tx: hyper::client::conn::http1::SendRequest<Body>,
+        to: std::sync::Arc<dyn Lender>,
+    ) -> Loan {
+        Loan { tx, to }
+    }
+
+    /// Returns the connection to its pool (the response was read to its end).
+    pub fn give_back(self) {
+        self.to.give_back(self.tx);
+    }
+}
 
 /// A request or response body: nothing, one buffered chunk, or a stream from a peer.
 #[derive(Debug, Default)]
@@ -117,7 +144,7 @@ impl IdleBody {
 }
 
 /// An upstream response body that returns its keep-alive connection to the pool once the
-/// last frame has been read (see [`crate::client`]). Dropped early, it closes it instead.
+/// last frame has been read (see [`crate::upstream::client`]). Dropped early, it closes it instead.
 pub struct UpstreamBody {
     inner: Incoming,
     loan: Option<Loan>,

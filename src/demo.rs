@@ -159,11 +159,11 @@ async fn receive_callback(req: Request<Incoming>) -> Response<Body> {
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
-    let valid = crate::webhook::sign::Secret::parse(DEMO_SECRET)
+    let valid = crate::sign::Secret::parse(DEMO_SECRET)
         .ok()
         .zip(ts.parse::<i64>().ok())
         .is_some_and(|(secret, ts)| {
-            crate::webhook::sign::standard_webhooks_signature(&secret, &id, ts, &body) == sig
+            crate::sign::standard_webhooks_signature(&secret, &id, ts, &body) == sig
         });
     let status = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()

@@ -28,7 +28,7 @@ use crate::prefer::{self, Preferences};
 use crate::problem::Problem;
 
 /// The resolved intent, plus the headers every answer on this route must carry.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Intent {
     /// Execution mode and `Preference-Applied`.
     pub resolution: Resolution,
@@ -171,11 +171,7 @@ impl Buffered {
     async fn read(body: Body, route: &RouteConfig) -> Result<Buffered, Problem> {
         let bytes = body::collect(body, route.settings.max_body.bytes())
             .await
-            .map_err(|e| match e {
-                body::CollectError::TooLarge(n) => Problem::BodyTooLarge(n),
-                body::CollectError::Idle(d) => Problem::BodyTimeout(d),
-                body::CollectError::Read(e) => Problem::BadRequestBody(e.to_string()),
-            })?;
+            .map_err(Problem::from)?;
         let doc = serde_json::from_slice(&bytes).ok();
         Ok(Buffered { bytes, doc })
     }

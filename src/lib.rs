@@ -6,56 +6,57 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: TOML → validated [`config::Config`]; errors name the key, line and column.
-//! - [`prefer`]: pure RFC 7240 parsing of `Prefer`, rendering of `Preference-Applied`.
-//! - [`mode`]: pure execution-mode resolution (`Prefer` + the deprecated `mode` or a
-//!   boolean opt-in field) and the `async_requires` rules.
-//! - [`intent`]: reads the intent off a real request (query / JSON body) and rewrites it.
-//! - [`server`]: accept loop, HTTP/1.1 + h2c, header timeout, graceful drain.
-//! - [`gateway`]: the per-request entry point; request ids; dispatch by route kind.
-//! - [`router`]: matchit path patterns + methods → route; `404` / `405` + `Allow`.
-//! - [`table`]: the route table built from a config, swapped whole on reload.
-//! - [`proxy`]: streaming forwarding, hop-by-hop hygiene, `X-Forwarded-*`, `Via`.
-//! - [`client`]: the pooled upstream client and its resolve-once DNS table.
-//! - [`task`]: `task` routes: submit, operation id, the shared poll loop.
-//! - [`jobs`]: `sync` routes as durable gateway jobs: store, runner, job API.
-//! - [`webhook`]: signed callbacks: address guard, signatures, durable delivery.
-//! - [`problem`]: RFC 9457 problem documents for every error the gateway makes.
-//! - [`admin`]: the admin listener: `/healthz`, `/readyz`, `/metrics`.
-//! - [`admission`]: a route's admission endpoint: reserve, settle, release.
-//! - [`metrics`]: the Prometheus metrics every part counts into.
-//! - [`limits`]: the per-tenant request rate limiter (`429`).
-//! - [`access_log`]: one structured line per request, secrets hashed or left out.
-//! - [`body`]: the single body type (empty / one chunk / streaming).
-//! - [`demo`]: the embedded demo upstreams behind `prefer-gateway demo`.
-//! - [`signal`]: SIGTERM / SIGINT as a future.
-//! - [`reload`]: SIGHUP re-reads the config file and swaps the routes in.
-//! - [`tls`]: the optional rustls listener (ALPN `h2`, `http/1.1`).
+//! Layers, each importing only from the layers below it (see `ARCHITECTURE.md`):
+//!
+//! 1. **Foundations** — pure or nearly so, used by everything above:
+//!    [`body`] (the one body type), [`problem`] (RFC 9457 documents, made only at the edge),
+//!    [`error`] (internal errors: whose fault, retry-safe), [`prefer`] (RFC 7240),
+//!    [`mode`] (execution-mode resolution), [`intent`] (reading the intent off a request),
+//!    [`tenant`] (the one tenant rule), [`request_id`], [`drain`] (shutdown signal),
+//!    [`clock`], [`config`] (TOML → validated types), [`metrics`], [`limits`] (head limits,
+//!    per-tenant rate), [`idempotency`], [`sign`] (secrets, webhook signatures),
+//!    [`signed_url`] (signed result links), [`signal`].
+//! 2. **[`store`]** — the job model, the `JobStore` trait, the memory / SQLite / Redis stores,
+//!    the durable-delivery claim loop.
+//! 3. **[`upstream`]** — the pooled client, forwarding, status polling (tasks and jobs).
+//! 4. **[`routes`]** — the route table: typed routes, parsed once, swapped whole on reload.
+//! 5. **Workers** — durable deliveries, store + client only: [`webhook`] (signed
+//!    callbacks), [`admission`] (reserve, settle, release).
+//! 6. **Handlers** — what a route kind does: [`prepare`] (the step task and sync routes
+//!    share), [`proxy`], [`task`], [`jobs`].
+//! 7. **[`pipeline`]** and **[`server`]** — one path for every request (route lookup →
+//!    typed route → shared step → handler → one response-header writer); the accept loop,
+//!    TLS, admin listener, reload.
+//! 8. **[`demo`]**, `main.rs` — the embedded demo upstreams, the CLI.
 
-pub mod access_log;
-pub mod admin;
 pub mod admission;
 pub mod body;
-pub mod client;
+pub mod clock;
 pub mod config;
 pub mod demo;
-pub mod gateway;
+pub mod drain;
+pub mod error;
+pub mod idempotency;
 pub mod intent;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod mode;
+pub mod pipeline;
 pub mod prefer;
+pub mod prepare;
 pub mod problem;
 pub mod proxy;
-pub mod reload;
-mod request_id;
-pub mod router;
+pub mod request_id;
+pub mod routes;
 pub mod server;
+pub mod sign;
 pub mod signal;
-pub mod table;
+pub mod signed_url;
+pub mod store;
 pub mod task;
-pub mod tls;
+pub mod tenant;
+pub mod upstream;
 pub mod webhook;
 
 use std::future::Future;
@@ -87,9 +88,9 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Running {
     listener: TcpListener,
     admin: Option<TcpListener>,
-    gateway: std::sync::Arc<gateway::Gateway>,
+    gateway: std::sync::Arc<pipeline::Gateway>,
     server: config::ServerConfig,
-    hangup: Option<reload::OnHangup>,
+    hangup: Option<server::reload::OnHangup>,
 }
 
 impl Running {
@@ -105,7 +106,7 @@ impl Running {
             ),
             None => None,
         };
-        let gateway = gateway::Gateway::new(cfg).await?;
+        let gateway = pipeline::Gateway::new(cfg).await?;
         Ok(Running {
             listener,
             admin,
@@ -115,14 +116,14 @@ impl Running {
         })
     }
 
-    /// Reloads the routes from `path` on SIGHUP (see [`reload`]); `cfg` is what was loaded
+    /// Reloads the routes from `path` on SIGHUP (see [`server::reload`]); `cfg` is what was loaded
     /// from it at start. The handler is installed now, before any traffic.
     pub fn reload_on_sighup(
         mut self,
         path: std::path::PathBuf,
         cfg: &config::Config,
     ) -> Result<Running, String> {
-        self.hangup = Some(reload::OnHangup::install(path, cfg)?);
+        self.hangup = Some(server::reload::OnHangup::install(path, cfg)?);
         Ok(self)
     }
 
@@ -139,9 +140,12 @@ impl Running {
     /// Serves until `shutdown` resolves, then drains (see [`server`]); the admin listener
     /// (if any) answers until the drain is over.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let admin = self
-            .admin
-            .map(|l| tokio::spawn(admin::serve(l, std::sync::Arc::clone(&self.gateway))));
+        let admin = self.admin.map(|l| {
+            tokio::spawn(server::admin::serve(
+                l,
+                std::sync::Arc::clone(&self.gateway),
+            ))
+        });
         let hangup = self
             .hangup
             .map(|h| tokio::spawn(h.run(std::sync::Arc::clone(&self.gateway))));

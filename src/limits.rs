@@ -1,10 +1,14 @@
-//! Per-tenant request rate limiting (`server.tenant_rate`, `server.tenant_burst`): a token
+//! Request limits: the head limits every request is held to (`431` beyond them), and
+//!
+//! per-tenant request rate limiting (`server.tenant_rate`, `server.tenant_burst`): a token
 //! bucket per tenant, `429` with `Retry-After` when it is empty.
 //!
 //! Decisions:
-//! - **Who is a tenant**: the value of `jobs.tenant_header` when one is configured and the
-//!   request carries it; otherwise the client's IP address (so a gateway without tenants
-//!   still stops one client from flooding it). Every request counts, including the jobs
+//! - **Who is a tenant**: the tenant under [`crate::tenant`]'s one rule when a tenant
+//!   header is configured and the request carries a valid one; otherwise the client's IP
+//!   address (so a gateway without tenants still stops one client from flooding it). The
+//!   two kinds of key are namespaced (`t:`, `ip:`), so a key that reads like an address
+//!   never shares that address's bucket. Every request counts, including the jobs
 //!   API: polling a job is load too.
 //! - **Bucket**: holds up to `burst` tokens, refills `per_second` tokens a second, one token
 //!   per request. The caller passes the time, so the tests need no clock.
@@ -13,6 +17,11 @@
 //!   if every bucket is in use, the request is let through rather than refused (a table
 //!   flood must not lock real tenants out; the per-connection limits still bound it).
 //! - `Retry-After` is the whole seconds until one token is back (at least 1).
+
+/// Most request header lines the gateway accepts (more → `431`).
+pub const MAX_HEADERS: usize = 100;
+/// Most request header bytes (names + values) the gateway accepts (more → `431`).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

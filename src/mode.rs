@@ -77,37 +77,8 @@ impl Mode {
     }
 }
 
-/// The route's bounds on `wait=N`, in whole seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitLimits {
-    /// `wait` below this is ignored (default 1).
-    pub min_secs: u64,
-    /// `wait` above this is capped to it (default 600).
-    pub max_secs: u64,
-}
-
-impl Default for WaitLimits {
-    fn default() -> Self {
-        WaitLimits {
-            min_secs: 1,
-            max_secs: 600,
-        }
-    }
-}
-
-impl WaitLimits {
-    /// From the config's `min_wait`/`max_wait`: the floor rounds up and the cap rounds
-    /// down, so a whole-second wait never crosses either bound.
-    pub fn from_durations(min_wait: Duration, max_wait: Duration) -> Self {
-        let min_secs = min_wait
-            .as_secs()
-            .saturating_add(u64::from(min_wait.subsec_nanos() > 0));
-        WaitLimits {
-            min_secs,
-            max_secs: max_wait.as_secs(),
-        }
-    }
-}
+/// The route's bounds on `wait=N` (defined with the config it is read from).
+pub use crate::config::types::WaitLimits;
 
 /// The outcome of [`resolve`].
 #[derive(Debug, Clone, PartialEq, Eq)]

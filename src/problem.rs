@@ -95,6 +95,38 @@ pub enum Problem {
     SignatureExpired,
 }
 
+impl From<crate::error::Error> for Problem {
+    /// The edge's answer for an internal error (see [`crate::error`]).
+    fn from(e: crate::error::Error) -> Problem {
+        use crate::error::ErrorKind;
+        match e.kind {
+            ErrorKind::BadTarget | ErrorKind::BodyCut => Problem::BadRequestBody(e.detail),
+            ErrorKind::BodyIdle(d) => Problem::BodyTimeout(d),
+            ErrorKind::Connect | ErrorKind::UpstreamBroken => {
+                Problem::UpstreamUnreachable(e.detail)
+            }
+            ErrorKind::Timeout => Problem::UpstreamTimeout,
+            ErrorKind::Contract => Problem::UpstreamContract {
+                id: None,
+                detail: e.detail,
+            },
+            ErrorKind::Store => Problem::StoreUnavailable,
+        }
+    }
+}
+
+impl From<crate::body::CollectError> for Problem {
+    /// A request body that could not be read whole: too large (`413`), cut off (`400`) or
+    /// idle too long (`408`).
+    fn from(e: crate::body::CollectError) -> Problem {
+        match e {
+            crate::body::CollectError::TooLarge(n) => Problem::BodyTooLarge(n),
+            crate::body::CollectError::Read(e) => Problem::BadRequestBody(e.to_string()),
+            crate::body::CollectError::Idle(d) => Problem::BodyTimeout(d),
+        }
+    }
+}
+
 impl Problem {
     /// HTTP status, `type` slug and title for this cause.
     pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
@@ -263,8 +295,8 @@ impl Problem {
             Problem::BodyTooLarge(limit) => Some(format!("the limit is {limit} bytes")),
             Problem::HeadersTooLarge => Some(format!(
                 "at most {} header lines and {} bytes of headers",
-                crate::gateway::MAX_HEADERS,
-                crate::gateway::MAX_HEADER_BYTES
+                crate::limits::MAX_HEADERS,
+                crate::limits::MAX_HEADER_BYTES
             )),
             Problem::BadRequestBody(d) | Problem::UpstreamUnreachable(d) => Some(d.clone()),
             Problem::UpstreamTimeout => None,

@@ -4,7 +4,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
+
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Whether a client's id can be kept: 1–200 visible ASCII bytes.
 pub(crate) fn sane_request_id(v: &HeaderValue) -> bool {

@@ -49,11 +49,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use prefer_gateway::jobs::memory::MemoryStore;
-use prefer_gateway::jobs::model::{JobError, JobKind, Millis, StoredRequest, StoredResponse};
-use prefer_gateway::jobs::redis::RedisStore;
-use prefer_gateway::jobs::sqlite::SqliteStore;
-use prefer_gateway::jobs::{Created, Job, JobStore, Lookup, NewJob, Outcome};
+use prefer_gateway::store::memory::MemoryStore;
+use prefer_gateway::store::model::{JobError, JobKind, Millis, StoredRequest, StoredResponse};
+use prefer_gateway::store::redis::RedisStore;
+use prefer_gateway::store::sqlite::SqliteStore;
+use prefer_gateway::store::{Created, Job, JobStore, Lookup, NewJob, Outcome};
 
 /// What every case receives.
 pub type Store = Arc<dyn JobStore>;
@@ -85,7 +85,7 @@ pub fn request(n: u32) -> StoredRequest {
 /// A new job for `tenant` on `route`, optionally keyed; `fp` is its fingerprint.
 pub fn new_job(tenant: &str, route: &str, key: Option<&str>, fp: &str) -> NewJob {
     NewJob {
-        id: prefer_gateway::jobs::model::new_id(),
+        id: prefer_gateway::store::model::new_id(),
         tenant: tenant.into(),
         route: route.into(),
         idempotency_key: key.map(Into::into),

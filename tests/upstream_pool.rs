@@ -259,8 +259,8 @@ async fn at_the_connection_cap_requests_queue_instead_of_opening_more() {
         })
     })
     .await;
-    let resolver = prefer_gateway::client::StaticResolver::default();
-    let client = prefer_gateway::client::build_with_cap(resolver, 3);
+    let resolver = prefer_gateway::upstream::client::StaticResolver::default();
+    let client = prefer_gateway::upstream::client::build_with_cap(resolver, 3);
     let url: http::Uri = format!("{}/q", up.url()).parse().unwrap();
     let mut calls = Vec::new();
     for _ in 0..30 {

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use prefer_gateway::config::{self, Config, RouteKind};
-use prefer_gateway::proxy::Upstream;
-use prefer_gateway::router::Router;
+use prefer_gateway::upstream::forward::Upstream;
+use prefer_gateway::routes::router::Router;
 
 const ORIGIN: &str = "fuzz.toml";
 

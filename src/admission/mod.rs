@@ -25,6 +25,7 @@
 //! callbacks, and made once per job when the first attempt succeeds.
 
 pub mod notice;
+pub mod reservation;
 pub mod worker;
 
 use std::time::Duration;

@@ -18,59 +18,73 @@ use tokio::sync::Notify;
 
 use super::notice::{self, Action, Notice};
 use crate::config::AdmissionConfig;
-use crate::jobs::claims::{claim_loop, millis, Round};
-use crate::jobs::engine::Engine;
-use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job};
+use crate::routes::table::{Shared, Table};
+use crate::store::claims::{claim_loop, millis, Round};
+use crate::store::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job};
+use crate::store::JobStore;
 use crate::webhook::schedule;
 
 /// Timeout when the job's route is no longer configured.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Claims due notices and attempts them, until the engine is dropped.
-pub async fn worker(engine: Weak<Engine>, wake: Arc<Notify>) {
-    let round = |e: &Engine| {
+/// What the notice worker reads besides the store.
+#[derive(Clone)]
+pub struct Worker {
+    /// The admission client.
+    pub client: reqwest::Client,
+    /// Retry schedule of settle/release notices (`[webhooks].retry_schedule`).
+    pub schedule: Arc<Vec<Duration>>,
+    /// The route table (a route's admission timeout), as reloads swap it.
+    pub routes: Shared,
+}
+
+/// Claims due notices and attempts them, until the store is dropped.
+pub async fn worker(store: Weak<dyn JobStore>, wake: Arc<Notify>, w: Worker) {
+    let routes = w.routes.clone();
+    let round = move || {
+        let table = routes.load();
         // Look often while a route has an endpoint; once a second otherwise (notices of a
         // route whose endpoint was removed by a reload still go out).
-        let tick = if any_admission(e) { 200 } else { 1000 };
+        let tick = if any_admission(&table) { 200 } else { 1000 };
         Some(Round {
             first_delay_ms: 0,
-            lease_ms: 2 * millis(DEFAULT_TIMEOUT.max(max_timeout(e))),
+            lease_ms: 2 * millis(DEFAULT_TIMEOUT.max(max_timeout(&table))),
             tick: Duration::from_millis(tick),
         })
     };
-    claim_loop(engine, wake, DeliveryKind::Admission, round, attempt_owned).await;
+    let attempt = move |store: Arc<dyn JobStore>, delivery: Delivery, job: Job| {
+        let w = w.clone();
+        async move { attempt_one(&*store, &w, delivery, job).await }
+    };
+    claim_loop(store, wake, DeliveryKind::Admission, round, attempt).await;
 }
 
-async fn attempt_owned(engine: Arc<Engine>, delivery: Delivery, job: Job) {
-    attempt_one(&engine, delivery, job).await;
-}
-
-fn any_admission(engine: &Engine) -> bool {
-    engine.routes().values().any(|r| r.cfg.admission.is_some())
+fn any_admission(table: &Table) -> bool {
+    table.job_routes().any(|r| r.cfg.admission.is_some())
 }
 
 /// The longest admission timeout of the current routes (bounds the claim's lease).
-fn max_timeout(engine: &Engine) -> Duration {
-    engine
-        .routes()
-        .values()
+fn max_timeout(table: &Table) -> Duration {
+    table
+        .job_routes()
         .filter_map(|r| r.cfg.admission.as_ref().map(|a| a.timeout))
         .max()
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
-async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
+async fn attempt_one(store: &dyn JobStore, w: &Worker, delivery: Delivery, job: Job) {
     let Some(url) = url::Url::parse(&delivery.url).ok() else {
         record(
-            engine,
+            store,
             &job,
             give_up("the stored admission URL does not parse"),
         )
         .await;
         return;
     };
-    let timeout = engine
-        .routes()
+    let timeout = w
+        .routes
+        .load()
         .get(&job.route)
         .and_then(|r| r.cfg.admission.as_ref().map(|a| a.timeout))
         .unwrap_or(DEFAULT_TIMEOUT);
@@ -85,18 +99,14 @@ async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
         route: &job.route,
         status,
     };
-    let (got, error, retry_after) = notice::send(&engine.admission, &cfg, &n).await;
+    let (got, error, retry_after) = notice::send(&w.client, &cfg, &n).await;
     let next = match got {
         Some(s) if (200..300).contains(&s) => AttemptNext::Delivered,
         Some(410) => AttemptNext::Stop,
         _ => {
             let done = delivery.attempts + 1;
-            let delay = schedule::next_delay(
-                &engine.notice_schedule,
-                done,
-                retry_after,
-                schedule::jitter_unit(),
-            );
+            let delay =
+                schedule::next_delay(&w.schedule, done, retry_after, schedule::jitter_unit());
             match delay {
                 Some(d) => AttemptNext::Retry(now_millis().saturating_add(millis(d))),
                 None => AttemptNext::GiveUp,
@@ -123,7 +133,7 @@ async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
         error,
         next,
     };
-    record(engine, &job, attempt).await;
+    record(store, &job, attempt).await;
 }
 
 fn give_up(why: &str) -> Attempt {
@@ -134,9 +144,8 @@ fn give_up(why: &str) -> Attempt {
     }
 }
 
-async fn record(engine: &Engine, job: &Job, attempt: Attempt) {
-    let recorded = engine
-        .store
+async fn record(store: &dyn JobStore, job: &Job, attempt: Attempt) {
+    let recorded = store
         .record_attempt(&job.id, DeliveryKind::Admission, attempt, now_millis())
         .await;
     if let Err(err) = recorded {

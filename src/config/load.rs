@@ -133,7 +133,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
             // The certificate pair is read here (not in `load_str`, which stays pure for
             // tests and the fuzzer) so `check` and a reload refuse a pair that won't load.
             if let Some(tls) = &cfg.server.tls {
-                crate::tls::load(tls).map_err(|message| ConfigError {
+                crate::config::tls::load(tls).map_err(|message| ConfigError {
                     origin: origin.clone(),
                     key: "server.tls".into(),
                     line: None,

@@ -13,6 +13,7 @@
 
 pub mod load;
 pub mod table;
+pub mod tls;
 pub mod types;
 
 use std::net::SocketAddr;
@@ -22,7 +23,11 @@ use std::time::{Duration, SystemTime};
 pub use load::{load_file, load_str, ConfigError};
 pub use types::{ByteSize, IdSource, JsonPointer};
 
-use crate::jobs::signed_url::UrlKey;
+use crate::signed_url::UrlKey;
+
+/// Where a tenant reads its webhook signing secret: a built-in endpoint, reserved for it
+/// (a route may not claim the path).
+pub const WEBHOOK_SECRET_PATH: &str = "/webhook-secret";
 
 /// The whole configuration file.
 #[derive(Debug, Clone)]

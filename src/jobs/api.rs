@@ -17,7 +17,7 @@
 //! does not echo the id); past retention → `410`.
 //!
 //! A `GET {id}/result` whose query has a `sig` parameter is a signed result URL (the
-//! status document's `download_url`, see [`super::signed_url`]) and is never authenticated
+//! status document's `download_url`, see [`crate::signed_url`]) and is never authenticated
 //! by the tenant header instead. Its checks run in this order, each answer final:
 //!
 //! 1. malformed, altered, or no key configured → `403 signature-invalid`;
@@ -39,36 +39,40 @@ use http::header::{HeaderValue, ALLOW};
 use http::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 
-use super::document;
 use super::engine::Engine;
-use super::model::{now_millis, Job};
-use super::signed_url::{LinkError, LinkParams};
-use super::store::{Canceled, Lookup, Redeliver};
-use super::submit::tenant;
 use crate::body::Body;
 use crate::config::Defaults;
 use crate::prefer::{Preferences, PREFERENCE_APPLIED};
 use crate::problem::Problem;
+use crate::signed_url::{LinkError, LinkParams};
+use crate::store::document;
+use crate::store::model::Job;
+use crate::store::{Canceled, Lookup, Redeliver};
+use crate::webhook::deliver::Deliverer;
 
-/// `Some(response)` when `path` belongs to the job API.
-pub async fn handle<B>(
-    engine: &Engine,
-    defaults: &Defaults,
-    req: &Request<B>,
-) -> Option<Response<Body>> {
+/// The caller's tenant under the one rule (`401` when the gateway is multi-tenant and the
+/// request names none).
+fn tenant(engine: &Engine, headers: &http::HeaderMap) -> Result<String, Problem> {
+    crate::tenant::required(headers, engine.cfg.tenant_header.as_ref())
+        .map_err(Problem::TenantRequired)
+}
+
+/// Answers a request the router sent to the job API (a path under `[jobs].path`).
+pub async fn handle<B>(engine: &Engine, defaults: &Defaults, req: &Request<B>) -> Response<Body> {
     let rest = req
         .uri()
         .path()
-        .strip_prefix(engine.cfg.path.as_str())?
-        .strip_prefix('/')?;
+        .strip_prefix(engine.cfg.path.as_str())
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or_default();
     let (id, sub) = match rest.split_once('/') {
         None => (rest, Sub::Status),
         Some((id, "result")) => (id, Sub::Result),
         Some((id, "callback")) => (id, Sub::Callback),
-        Some(_) => return Some(Problem::NoRoute.into_response()),
+        Some(_) => return Problem::NoRoute.into_response(),
     };
     if id.is_empty() {
-        return Some(Problem::NoRoute.into_response());
+        return Problem::NoRoute.into_response();
     }
     let allowed = match sub {
         Sub::Status => "DELETE, GET, HEAD",
@@ -88,14 +92,14 @@ pub async fn handle<B>(
         (&Method::POST, Sub::Callback) => redeliver(engine, req, id).await,
         _ => Err(Problem::MethodNotAllowed(HeaderValue::from_static(allowed))),
     };
-    Some(resp.unwrap_or_else(|p| {
+    resp.unwrap_or_else(|p| {
         let mut r = p.into_response();
         if r.status() == StatusCode::METHOD_NOT_ALLOWED {
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allowed));
         }
         r
-    }))
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -105,7 +109,7 @@ enum Sub {
     Callback,
 }
 
-fn store_down(e: super::store::StoreError) -> Problem {
+fn store_down(e: crate::store::StoreError) -> Problem {
     crate::metrics::get().store_errors.inc();
     tracing::error!(error = %e, "job store unavailable");
     Problem::StoreUnavailable
@@ -128,7 +132,7 @@ async fn status<B>(
             let deadline = Instant::now() + Duration::from_secs(n);
             engine.wait_terminal(&tenant, id, deadline).await
         }
-        None => engine.store.get(&tenant, id, now_millis()).await,
+        None => engine.store.get(&tenant, id, engine.now()).await,
     }
     .map_err(store_down)?;
     let mut resp = match found {
@@ -153,7 +157,7 @@ async fn fetch_result<B>(
     let tenant = tenant(engine, req.headers())?;
     match engine
         .store
-        .get(&tenant, id, now_millis())
+        .get(&tenant, id, engine.now())
         .await
         .map_err(store_down)?
     {
@@ -177,7 +181,7 @@ async fn signed_result(
     let link = link.map_err(|_| Problem::SignatureInvalid)?;
     link.verify(key, id)
         .map_err(|_| Problem::SignatureInvalid)?;
-    let now = now_millis();
+    let now = engine.now();
     let job = match engine
         .store
         .get_unscoped(id, now)
@@ -210,7 +214,7 @@ fn result_of(engine: &Engine, job: &Job) -> Result<Response<Body>, Problem> {
 
 async fn cancel<B>(engine: &Engine, req: &Request<B>, id: &str) -> Result<Response<Body>, Problem> {
     let tenant = tenant(engine, req.headers())?;
-    let now = now_millis();
+    let now = engine.now();
     match engine
         .store
         .cancel(&tenant, id, engine.retention_ms(), now)
@@ -240,7 +244,7 @@ async fn redeliver<B>(
     let tenant = tenant(engine, req.headers())?;
     match engine
         .store
-        .redeliver(&tenant, id, now_millis())
+        .redeliver(&tenant, id, engine.now())
         .await
         .map_err(store_down)?
     {
@@ -262,7 +266,11 @@ async fn redeliver<B>(
 }
 
 /// `GET /webhook-secret`: the caller's own signing secret (`{"secret": "whsec_…"}`).
-pub fn webhook_secret<B>(engine: &Engine, req: &Request<B>) -> Response<Body> {
+pub fn webhook_secret<B>(
+    engine: &Engine,
+    deliverer: &Deliverer,
+    req: &Request<B>,
+) -> Response<Body> {
     let answer = || -> Result<Response<Body>, Problem> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(Problem::MethodNotAllowed(HeaderValue::from_static(
@@ -270,8 +278,7 @@ pub fn webhook_secret<B>(engine: &Engine, req: &Request<B>) -> Response<Body> {
             )));
         }
         let tenant = tenant(engine, req.headers())?;
-        let d = engine.deliverer.as_ref().ok_or(Problem::NoRoute)?;
-        let doc = serde_json::json!({"secret": d.tenant_secret(&tenant).render()});
+        let doc = serde_json::json!({"secret": deliverer.tenant_secret(&tenant).render()});
         let mut resp = Response::new(Body::full(serde_json::to_vec(&doc).unwrap_or_default()));
         let h = resp.headers_mut();
         h.insert(

@@ -19,95 +19,78 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::document::Links;
-use super::model::{now_millis, Job};
-use super::store::{JobStore, Lookup, Recovery, StoreError};
-use super::{memory::MemoryStore, run, sqlite::SqliteStore};
-use crate::client::HttpClient;
-use crate::config::{Config, JobsConfig, StoreConfig};
-use crate::webhook::deliver::Deliverer;
+use super::run;
+use crate::clock::Clock;
+use crate::config::{JobsConfig, StoreConfig};
+use crate::routes::table::{Route, Shared};
+use crate::store::claims::Outbox;
+use crate::store::document::Links;
+use crate::store::{Job, JobStore, Lookup, Recovery, StoreError};
+use crate::upstream::client::HttpClient;
 
-mod routes;
-pub use routes::{job_routes, JobRoute, JobRoutes};
-
-/// Store + runners + waiters, shared by the submit path and the job API.
+/// Store + dispatcher + waiters, shared by the submit path and the job API.
+///
+/// The delivery workers (callbacks, admission notices) are not part of it: they are
+/// started beside it with the store and the [`Outbox`] it wakes.
 pub struct Engine {
     /// The durable store.
     pub store: Arc<dyn JobStore>,
     /// `[jobs]`.
-    pub cfg: JobsConfig,
-    /// The routes that run jobs, swapped whole on a config reload (see [`Engine::set_routes`]).
-    routes: ArcSwap<JobRoutes>,
-    pub(crate) client: HttpClient,
-    /// Callback delivery (present when `[webhooks].signing_secret` is set).
-    pub deliverer: Option<Deliverer>,
-    deliveries: Arc<Notify>,
-    /// Wakes the admission notice worker.
-    notices: Arc<Notify>,
-    /// Client for admission endpoints (reserve, settle, release).
-    pub admission: reqwest::Client,
-    /// Retry schedule of settle/release notices (`[webhooks].retry_schedule`).
-    pub(crate) notice_schedule: Vec<std::time::Duration>,
+    pub cfg: Arc<JobsConfig>,
+    /// The route table (the gateway's own; a reload swaps it).
+    routes: Shared,
+    client: HttpClient,
     /// How long a handed-off task operation is watched.
     pub(crate) watch_limit: Duration,
+    /// Wakes the delivery workers when a job finishes or is redelivered.
+    outbox: Outbox,
+    clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     done: Mutex<HashMap<String, Weak<Notify>>>,
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
-/// Opens the configured store (`[jobs].store`; a Redis store uses `[jobs].key_prefix`).
-pub async fn open_store(cfg: &JobsConfig) -> Result<Arc<dyn JobStore>, String> {
-    match &cfg.store {
-        StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreConfig::Sqlite(path) => SqliteStore::open(path)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn JobStore>)
-            .map_err(|e| format!("cannot open {}: {e}", path.display())),
-        StoreConfig::Redis(url) => super::redis::RedisStore::open(url, &cfg.key_prefix)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn JobStore>)
-            .map_err(|e| {
-                // Host and port only: the URL may carry a password.
-                let host = url.host_str().unwrap_or_default();
-                let port = url.port().unwrap_or(6379);
-                format!("cannot open the Redis store at {host}:{port}: {e}")
-            }),
-    }
+/// What the engine is made of.
+pub struct Parts {
+    /// The opened store.
+    pub store: Arc<dyn JobStore>,
+    /// `[jobs]`.
+    pub cfg: Arc<JobsConfig>,
+    /// The route table.
+    pub routes: Shared,
+    /// The upstream client jobs are run with.
+    pub client: HttpClient,
+    /// `[webhooks].watch_limit`.
+    pub watch_limit: Duration,
+    /// The delivery workers' wake signals.
+    pub outbox: Outbox,
+    /// Wall time.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Engine {
-    /// Opens the store, recovers jobs a previous process left running, starts the
-    /// dispatcher and the sweeper. `None` when the config has no `sync` route.
-    pub async fn start(cfg: &Config, client: HttpClient) -> Result<Option<Arc<Engine>>, String> {
-        let routes = job_routes(cfg, None)?;
-        if routes.is_empty() {
-            return Ok(None);
-        }
-        let store = open_store(&cfg.jobs).await?;
+    /// Recovers jobs a previous process left running, starts the dispatcher and the
+    /// sweeper.
+    pub async fn start(p: Parts) -> Result<Arc<Engine>, String> {
+        // A single-process store (memory, SQLite): every job still marked running was
+        // interrupted by the previous process, whatever its lease says. A shared store
+        // (Redis) may hold jobs other live replicas are running: only expired leases count.
+        let single_process = !matches!(p.cfg.store, StoreConfig::Redis(_));
         let engine = Arc::new(Engine {
-            store,
-            cfg: cfg.jobs.clone(),
-            routes: ArcSwap::from_pointee(routes),
-            client,
-            deliverer: Deliverer::new(&cfg.webhooks)?,
-            deliveries: Arc::new(Notify::new()),
-            notices: Arc::new(Notify::new()),
-            admission: crate::admission::client()?,
-            notice_schedule: cfg.webhooks.retry_schedule.clone(),
-            watch_limit: cfg.webhooks.watch_limit,
+            store: p.store,
+            cfg: p.cfg,
+            routes: p.routes,
+            client: p.client,
+            watch_limit: p.watch_limit,
+            outbox: p.outbox,
+            clock: p.clock,
             wake: Arc::new(Notify::new()),
             done: Mutex::default(),
             cancels: Mutex::default(),
         });
-        // A single-process store (memory, SQLite): every job still marked running was
-        // interrupted by the previous process, whatever its lease says. A shared store
-        // (Redis) may hold jobs other live replicas are running: only expired leases count.
-        let single_process = !matches!(cfg.jobs.store, StoreConfig::Redis(_));
         let n = engine
             .recover(single_process)
             .await
@@ -120,48 +103,34 @@ impl Engine {
         if let Some(feed) = engine.store.finished_feed().await {
             tokio::spawn(relay_finished(Arc::downgrade(&engine), feed));
         }
-        // Always: a reload may add an admission endpoint, and notices of jobs a removed
-        // endpoint admitted must still go out.
-        tokio::spawn(crate::admission::worker::worker(
-            Arc::downgrade(&engine),
-            Arc::clone(&engine.notices),
-        ));
-        if engine.deliverer.is_some() {
-            let wake = Arc::clone(&engine.deliveries);
-            tokio::spawn(crate::webhook::deliver::worker(
-                Arc::downgrade(&engine),
-                wake,
-            ));
-        }
-        Ok(Some(engine))
+        Ok(engine)
     }
 
-    /// The routes that run jobs now.
-    pub fn routes(&self) -> Arc<JobRoutes> {
-        self.routes.load_full()
+    /// Now, in milliseconds since the epoch, from the engine's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_millis()
     }
 
-    /// Replaces the job routes (a config reload) and wakes the dispatcher, so a route that
-    /// came back or got more slots starts claiming at once. Jobs already running keep the
-    /// route they were started with; queued jobs run with the new settings.
-    pub fn set_routes(&self, routes: JobRoutes) {
-        self.routes.store(Arc::new(routes));
+    /// The client jobs are run with.
+    pub(crate) fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    /// The route called `name` in the current table.
+    pub fn route(&self, name: &str) -> Option<Arc<Route>> {
+        self.routes.load().get(name).cloned()
+    }
+
+    /// Wakes the dispatcher after a reload, so a route that came back or got more slots
+    /// starts claiming at once. Jobs already running keep the route they were started
+    /// with; queued jobs run with the new settings.
+    pub fn routes_changed(&self) {
         self.wake();
     }
 
-    /// Where `job`'s links point. Its `download_url` is signed only when the key was
-    /// configured at start and the job's route, as configured *now*, has `signed_results`
-    /// (the record keeps the route's name, not its settings).
+    /// Where `job`'s links point (see [`crate::routes::table::Table::links`]).
     pub fn links(&self, job: &Job) -> Links<'_> {
-        let signed = self
-            .routes
-            .load()
-            .get(&job.route)
-            .is_some_and(|r| r.cfg.signed_results);
-        Links {
-            prefix: &self.cfg.path,
-            signer: self.cfg.signing_key.as_ref().filter(|_| signed),
-        }
+        self.routes.load().links(&self.cfg, job)
     }
 
     /// Retention in milliseconds.
@@ -176,14 +145,13 @@ impl Engine {
             _ => Recovery::Fail,
         };
         self.store
-            .recover(now_millis(), ignore_leases, self.retention_ms(), &decide)
+            .recover(self.now(), ignore_leases, self.retention_ms(), &decide)
             .await
     }
 
-    /// Wakes the delivery worker (a delivery became due).
+    /// Wakes the delivery workers (a delivery became due).
     pub fn wake_deliveries(&self) {
-        self.deliveries.notify_one();
-        self.notices.notify_one();
+        self.outbox.wake();
     }
 
     /// Wakes the dispatcher (a job was created).
@@ -204,7 +172,8 @@ impl Engine {
         n
     }
 
-    /// Tells waiters of `id` that it reached a terminal state.
+    /// Tells waiters of `id` that it reached a terminal state, and the delivery workers
+    /// that its deliveries are due.
     pub(crate) fn finished(&self, id: &str) {
         let n = self
             .done
@@ -215,7 +184,7 @@ impl Engine {
         if let Some(n) = n {
             n.notify_waiters();
         }
-        self.deliveries.notify_one();
+        self.outbox.wake();
     }
 
     /// Registers a running job so a cancel can stop it; returns its stop signal.
@@ -259,7 +228,7 @@ impl Engine {
             let notified = signal.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let found = self.store.get(tenant, id, now_millis()).await?;
+            let found = self.store.get(tenant, id, self.now()).await?;
             let terminal = matches!(&found, Lookup::Found(j) if j.status.is_terminal());
             if terminal || !matches!(found, Lookup::Found(_)) || Instant::now() >= deadline {
                 return Ok(found);
@@ -286,16 +255,17 @@ async fn dispatch(engine: Weak<Engine>) {
             }
         }
         let routes = e.routes.load_full();
-        for route in routes.values() {
+        for route in routes.job_routes() {
+            let Some(slots) = &route.jobs else { continue };
             loop {
-                let Ok(permit) = Arc::clone(&route.slots).try_acquire_owned() else {
+                let Ok(permit) = Arc::clone(&slots.semaphore).try_acquire_owned() else {
                     break;
                 };
-                let lease =
-                    now_millis() + i64::try_from(e.cfg.lease.as_millis()).unwrap_or(i64::MAX);
+                let now = e.now();
+                let lease = now + i64::try_from(e.cfg.lease.as_millis()).unwrap_or(i64::MAX);
                 let claimed = e
                     .store
-                    .claim(&route.cfg.name, route.max_running, lease, now_millis())
+                    .claim(&route.cfg.name, slots.max_running, lease, now)
                     .await;
                 match claimed {
                     Ok(Some(job)) => {
@@ -342,7 +312,7 @@ async fn sweep(engine: Weak<Engine>) {
     loop {
         let Some(e) = engine.upgrade() else { return };
         loop {
-            match e.store.sweep(now_millis(), e.retention_ms(), BATCH).await {
+            match e.store.sweep(e.now(), e.retention_ms(), BATCH).await {
                 Ok(n) if n == BATCH => tokio::task::yield_now().await,
                 Ok(_) => break,
                 Err(err) => {
@@ -357,7 +327,5 @@ async fn sweep(engine: Weak<Engine>) {
     }
 }
 
-/// The job's route, if still configured.
-pub(crate) fn route_of(engine: &Engine, job: &Job) -> Option<Arc<JobRoute>> {
-    engine.routes.load().get(&job.route).cloned()
-}
+#[cfg(test)]
+mod tests;

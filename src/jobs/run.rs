@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, Request};
 
-use super::engine::{route_of, Engine};
-use super::idempotency::IDEMPOTENCY_KEY;
-use super::model::{now_millis, Job, JobError, JobKind, Outcome, StoredResponse};
-use super::store::StoreError;
+use super::engine::Engine;
 use crate::body::{self, Body};
-use crate::problem::Problem;
-use crate::proxy;
+use crate::idempotency::IDEMPOTENCY_KEY;
+use crate::routes::table::{Kind, Route};
+use crate::store::model::{Job, JobError, JobKind, Outcome, StoredResponse};
+use crate::store::StoreError;
+use crate::upstream::forward;
 
 /// Runs `job` to its end (or until canceled) and records the outcome.
 pub async fn run(engine: &Engine, job: Job) {
@@ -42,7 +42,7 @@ pub async fn run(engine: &Engine, job: Job) {
             &job.id,
             outcome.clone(),
             engine.retention_ms(),
-            now_millis(),
+            engine.now(),
         );
         // Bounded, so a write stuck on a dead connection is retried on a fresh one.
         let written = tokio::time::timeout(Duration::from_secs(10), write)
@@ -79,8 +79,8 @@ async fn keep_lease(engine: &Engine, id: &str) {
     loop {
         let lease = engine.cfg.lease;
         tokio::time::sleep(lease / 3).await;
-        let until = now_millis() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        match engine.store.renew(id, until, now_millis()).await {
+        let until = engine.now() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        match engine.store.renew(id, until, engine.now()).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -99,7 +99,7 @@ fn failed(code: &str, message: impl Into<String>) -> Outcome {
 }
 
 async fn call(engine: &Engine, job: &Job) -> Outcome {
-    let Some(route) = route_of(engine, job) else {
+    let Some(route) = engine.route(&job.route) else {
         return failed(
             "route_removed",
             format!("route {:?} is no longer configured", job.route),
@@ -113,23 +113,12 @@ async fn call(engine: &Engine, job: &Job) -> Outcome {
         Ok(r) => r,
         Err(why) => return failed("bad_request", why),
     };
-    let resp = match proxy::send(&engine.client, req, settings.upstream_timeout).await {
+    let resp = match forward::send(engine.client(), req, settings.upstream_timeout).await {
         Ok(r) => r,
-        Err(Problem::UpstreamTimeout) => {
-            return failed("upstream_timeout", "the upstream did not answer in time")
-        }
-        Err(p) => {
-            return failed(
-                "upstream_unreachable",
-                p.document()["detail"]
-                    .as_str()
-                    .unwrap_or("unreachable")
-                    .to_owned(),
-            )
-        }
+        Err(e) => return failed(e.job_code(), e.detail),
     };
     let (mut parts, incoming) = resp.into_parts();
-    proxy::strip_hop_by_hop(&mut parts.headers);
+    forward::strip_hop_by_hop(&mut parts.headers);
     let limit = settings.max_body.bytes();
     let read = tokio::time::timeout(settings.upstream_timeout, body::collect(incoming, limit));
     let body = match read.await {
@@ -165,7 +154,7 @@ async fn call(engine: &Engine, job: &Job) -> Outcome {
     })
 }
 
-fn build(route: &super::engine::JobRoute, job: &Job) -> Result<Request<Body>, String> {
+fn build(route: &Route, job: &Job) -> Result<Request<Body>, String> {
     let r = &job.request;
     let method = Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
     let uri = route
@@ -197,9 +186,9 @@ fn build(route: &super::engine::JobRoute, job: &Job) -> Result<Request<Body>, St
 /// A watch: poll the task's status URL every `poll_interval` until it is terminal (the
 /// final status response becomes the job's result), broken, or `watch_limit` has passed
 /// since the job was created.
-async fn watch(engine: &Engine, route: &super::engine::JobRoute, job: &Job) -> Outcome {
-    use crate::task::poller::{poll_once, PollOutcome, Target};
-    let Some(task) = route.cfg.task.as_ref() else {
+async fn watch(engine: &Engine, route: &Route, job: &Job) -> Outcome {
+    use crate::upstream::poller::{poll_once, PollOutcome, Target};
+    let Kind::Task(task) = &route.kind else {
         return failed("route_removed", "the route is no longer a task route");
     };
     let Ok(uri) = job.request.target.parse::<http::Uri>() else {
@@ -228,7 +217,7 @@ async fn watch(engine: &Engine, route: &super::engine::JobRoute, job: &Job) -> O
     let give_up_at = job.created_at.saturating_add(limit_ms);
     loop {
         tokio::time::sleep(settings.poll_interval).await;
-        match poll_once(&engine.client, task, &target).await {
+        match poll_once(engine.client(), &task.cfg, &target).await {
             PollOutcome::Terminal { body, content_type } => {
                 let headers = content_type
                     .map(|ct| {
@@ -247,7 +236,7 @@ async fn watch(engine: &Engine, route: &super::engine::JobRoute, job: &Job) -> O
             PollOutcome::Broken(why) => return failed("upstream_contract", why),
             PollOutcome::Pending | PollOutcome::Transient(_) => {}
         }
-        if now_millis() >= give_up_at {
+        if engine.now() >= give_up_at {
             return failed(
                 "watch_expired",
                 "the task did not finish within the watch limit",

@@ -10,131 +10,88 @@
 //! With a callback (behaviour §6), an answer that ends in the upstream's 202 also hands
 //! the operation to a durable *watch* ([`watch`]) that delivers the final status body.
 
-pub mod admit;
-pub mod operation;
-pub mod poller;
 pub mod watch;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::response::Parts;
 use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
+use crate::admission::reservation::Reservation;
 use crate::body::{self, Body};
-use crate::client::HttpClient;
-use crate::config::TaskConfig;
-use crate::intent::{self, Intent};
+use crate::drain::{self, Drain};
 use crate::jobs::Engine;
 use crate::mode::Mode;
+use crate::prepare::Prepared;
 use crate::problem::Problem;
-use crate::proxy::{self, Upstream};
+use crate::routes::table::{Route, Task};
+use crate::upstream::client::HttpClient;
+use crate::upstream::forward::{self, Origin};
+use crate::upstream::poller::{self, Registry};
 
-pub use operation::StatusUrl;
-pub use poller::Registry;
-
-/// What a task route needs besides its config.
-pub struct TaskRoute<'a> {
-    /// The route's config (its `task` section is present).
-    pub cfg: &'a crate::config::RouteConfig,
-    /// Its upstream.
-    pub upstream: &'a Upstream,
-    /// Its status URL template.
-    pub status: &'a StatusUrl,
-    /// The job engine, for watches (present when the route takes callbacks).
+/// What a `task` request needs besides its route and intent.
+pub struct Call<'a> {
+    /// The upstream client.
+    pub client: &'a HttpClient,
+    /// Polls shared by waiters of one operation.
+    pub polls: &'a Registry,
+    /// The job engine, for watches (present when a route takes callbacks or admits).
     pub jobs: Option<&'a Engine>,
+    /// Who sent the request, over what.
+    pub origin: &'a Origin,
+    /// When the request arrived (a wait's deadline counts from it).
+    pub arrived: Instant,
     /// Becomes `true` when the gateway drains: a wait ends at once with the 202.
-    pub drain: tokio::sync::watch::Receiver<bool>,
+    pub drain: Drain,
 }
 
-/// Handles one request on a `task` route.
+/// Handles one prepared request on a `task` route; the answer, and whether it honours the
+/// client's preference (`Preference-Applied`).
 pub async fn handle(
-    client: &HttpClient,
-    polls: &Registry,
-    route: TaskRoute<'_>,
+    call: Call<'_>,
+    route: &Route,
+    task: &Task,
+    mut prepared: Prepared,
     req: Request<Body>,
-    client_ip: IpAddr,
-    arrived: Instant,
-) -> Response<Body> {
-    let (intent, req) = match intent::read(route.cfg, req).await {
-        Ok(v) => v,
-        Err((problem, extra)) => {
-            let mut resp = problem.into_response();
-            intent::decorate(&extra, resp.headers_mut());
-            return resp;
-        }
-    };
-    let mut admitted = None;
-    let result = match watch::take(&route, req, intent.resolution.mode).await {
-        Ok((callback, req)) => match admit::reserve(&route, &req).await {
-            Ok(admit::Decision::Refused(resp)) => Ok(resp),
-            Ok(decision) => {
-                if let admit::Decision::Admitted(a) = decision {
-                    admitted = Some(a);
-                }
-                let call = Call {
-                    intent: &intent,
-                    callback,
-                    admitted: &mut admitted,
-                    client_ip,
-                    arrived,
-                };
-                run(client, polls, &route, req, call).await
-            }
-            Err(p) => Err(p),
-        },
-        Err(p) => Err(p),
-    };
+) -> Result<(Response<Body>, bool), Problem> {
+    let mut reservation = prepared.reservation.take();
+    let result = run(&call, route, task, &prepared, &mut reservation, req).await;
     // Admitted, but the outcome never became known or handed off: the submit failed.
-    if let Some(a) = admitted.take() {
+    if let Some(r) = reservation.take() {
         let status = match &result {
-            Ok(resp) => resp.status(),
+            Ok((resp, _)) => resp.status(),
             Err(p) => p.parts().0,
         };
-        a.finished(false, status.as_u16().to_string());
+        r.finish(false, status.as_str());
     }
-    let mut resp = result.unwrap_or_else(Problem::into_response);
-    intent.decorate(resp.headers_mut());
-    resp
-}
-
-/// One request's intent and context.
-struct Call<'a, 'r> {
-    intent: &'a Intent,
-    callback: Option<watch::Callback>,
-    /// Taken (settled, released or handed to a watch) once the outcome is known.
-    admitted: &'a mut Option<admit::Admitted<'r>>,
-    client_ip: IpAddr,
-    arrived: Instant,
+    result
 }
 
 async fn run(
-    client: &HttpClient,
-    polls: &Registry,
-    route: &TaskRoute<'_>,
+    call: &Call<'_>,
+    route: &Route,
+    task: &Task,
+    prepared: &Prepared,
+    reservation: &mut Option<Reservation>,
     req: Request<Body>,
-    call: Call<'_, '_>,
-) -> Result<Response<Body>, Problem> {
+) -> Result<(Response<Body>, bool), Problem> {
     let settings = &route.cfg.settings;
-    let up = proxy::upstream_request(route.upstream, req, call.client_ip)?;
+    let up = forward::upstream_request(&route.upstream, req, call.origin)?;
     let poll_headers = poll_headers(up.headers());
-    let submitted = proxy::send(client, up, settings.upstream_timeout).await?;
-    let applied = call.intent.resolution.applied.clone();
-    let wait = match call.intent.resolution.mode {
+    let submitted = forward::send(call.client, up, settings.upstream_timeout).await?;
+    let wait = match prepared.intent.resolution.mode {
         _ if submitted.status() != StatusCode::ACCEPTED => {
-            if let Some(a) = call.admitted.take() {
+            if let Some(r) = reservation.take() {
                 let status = submitted.status();
-                a.finished(status.is_success(), status.as_u16().to_string());
+                r.finish(status.is_success(), status.as_str());
             }
-            return Ok(proxy::into_client_response(submitted));
+            return Ok((forward::into_client_response(submitted), false));
         }
-        Mode::Async if call.callback.is_none() && call.admitted.is_none() => {
-            let mut resp = proxy::into_client_response(submitted);
-            set_applied(&mut resp, applied);
-            return Ok(resp);
+        Mode::Async if prepared.callback.is_none() && reservation.is_none() => {
+            return Ok((forward::into_client_response(submitted), true));
         }
         Mode::Async => None,
         Mode::Wait(secs) => Some(Duration::from_secs(secs)),
@@ -143,10 +100,10 @@ async fn run(
     let accepted_at = Instant::now();
     let submit_took = submitted
         .extensions()
-        .get::<proxy::UpstreamElapsed>()
+        .get::<forward::UpstreamElapsed>()
         .copied();
     let (mut parts, incoming) = submitted.into_parts();
-    proxy::forward_response_headers(&mut parts.headers);
+    forward::forward_response_headers(&mut parts.headers);
     // The 202's body carries the operation id, so it is read whole — within
     // `upstream_timeout`, as a job reads its result: a 202 head whose body never comes
     // must not hold the client past its wait (or forever, for DEFAULT and ASYNC+callback).
@@ -158,34 +115,27 @@ async fn run(
             id: None,
             detail: format!("202 body: {e}"),
         })?;
-    let task = route
-        .cfg
-        .task
-        .as_ref()
-        .ok_or_else(|| Problem::UpstreamContract {
-            id: None,
-            detail: "route has no task settings".into(),
-        })?;
     let (id, target) = operation_of(route, task, &parts, &accepted_body, poll_headers)?;
     let end = match wait {
         None => poller::WaitEnd::Deadline,
         Some(wait) => {
-            let slot = polls.slot(&target);
+            let slot = call.polls.slot(&target);
             let _waiting = crate::metrics::Waiting::start();
             let deadline = call.arrived + wait;
             let interval = settings.poll_interval;
+            let client = call.client;
             tokio::select! {
-                end = poller::wait(client, task, &slot, &target, accepted_at, interval, deadline) => end,
+                end = poller::wait(client, &task.cfg, &slot, &target, accepted_at, interval, deadline) => end,
                 // Shutting down: hand out the operation id rather than be cut mid-wait.
-                () = crate::gateway::drained(route.drain.clone()) => poller::WaitEnd::Deadline,
+                () = drain::drained(call.drain.clone()) => poller::WaitEnd::Deadline,
             }
         }
     };
     let mut resp = match end {
         poller::WaitEnd::Terminal { body, content_type } => {
-            if let Some(a) = call.admitted.take() {
-                let state = poller::read_state(&body, &task.state).unwrap_or_default();
-                a.finished(task.succeeded.contains(&state), state);
+            if let Some(r) = reservation.take() {
+                let state = poller::read_state(&body, &task.cfg.state).unwrap_or_default();
+                r.finish(task.cfg.succeeded.contains(&state), &state);
             }
             let mut resp = Response::new(Body::full(body));
             if let Some(ct) = content_type {
@@ -194,11 +144,15 @@ async fn run(
             resp
         }
         poller::WaitEnd::Deadline => {
-            let admission = call.admitted.take();
-            if call.callback.is_some() || admission.is_some() {
-                if let Some(engine) = route.jobs {
-                    let watched = watch::Watched::new(call.callback, admission);
-                    watch::register(engine, route.cfg, watched, &target, &mut parts.headers).await;
+            let reservation = reservation.take();
+            if prepared.callback.is_some() || reservation.is_some() {
+                if let Some(engine) = call.jobs {
+                    let watched = watch::Watched {
+                        tenant: prepared.tenant.clone().unwrap_or_default(),
+                        callback: prepared.callback.clone(),
+                        reservation,
+                    };
+                    watch::register(engine, &route.cfg, watched, &target, &mut parts.headers).await;
                 }
             }
             Response::from_parts(parts, Body::full(accepted_body))
@@ -210,28 +164,27 @@ async fn run(
             })
         }
     };
-    set_applied(&mut resp, applied);
     // The access log's upstream time is the submit's, also when the answer is a poll's.
     if let Some(took) = submit_took {
         resp.extensions_mut().insert(took);
     }
-    Ok(resp)
+    // DEFAULT carries no preference to confirm; WAIT does on both answers, ASYNC on its 202.
+    Ok((resp, true))
 }
 
 /// The operation id in a 202 and the poll target for it.
 fn operation_of(
-    route: &TaskRoute<'_>,
-    task: &TaskConfig,
+    route: &Route,
+    task: &Task,
     parts: &Parts,
     body: &Bytes,
     headers: HeaderMap,
 ) -> Result<(String, poller::Target), Problem> {
-    let id = operation::extract_id(&task.id, &parts.headers, body)
+    let id = crate::upstream::operation::extract_id(&task.cfg.id, &parts.headers, body)
         .map_err(|detail| Problem::UpstreamContract { id: None, detail })?;
     let uri =
-        route
-            .status
-            .uri(route.upstream, &id)
+        task.status
+            .uri(&route.upstream, &id)
             .map_err(|detail| Problem::UpstreamContract {
                 id: Some(id.clone()),
                 detail,
@@ -244,13 +197,6 @@ fn operation_of(
         max_body: settings.max_body.bytes(),
     };
     Ok((id, target))
-}
-
-fn set_applied(resp: &mut Response<Body>, applied: Option<HeaderValue>) {
-    if let Some(v) = applied {
-        resp.headers_mut()
-            .insert(crate::prefer::PREFERENCE_APPLIED, v);
-    }
 }
 
 /// The headers a status poll carries: the forwarded submit's, minus the body's own.

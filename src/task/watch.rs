@@ -13,78 +13,29 @@
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, LINK};
-use http::Request;
 
-use super::admit::Admitted;
-use super::TaskRoute;
-use crate::body::Body;
+use crate::admission::reservation::Reservation;
 use crate::config::RouteConfig;
-use crate::jobs::model::{new_id, now_millis, JobKind, NewJob, StoredRequest};
-use crate::jobs::{submit, Created, Engine};
-use crate::mode::Mode;
-use crate::problem::Problem;
-use crate::webhook::intake;
-
-/// A checked callback URL and the tenant it belongs to.
-pub struct Callback {
-    url: String,
-    tenant: String,
-}
-
-/// Takes and checks the callback of a task-route request (`401`/`422` on refusal).
-pub async fn take(
-    route: &TaskRoute<'_>,
-    req: Request<Body>,
-    mode: Mode,
-) -> Result<(Option<Callback>, Request<Body>), Problem> {
-    let Some(engine) = route.jobs.filter(|_| route.cfg.callback.is_some()) else {
-        return Ok((None, req));
-    };
-    let (mut parts, body) = req.into_parts();
-    let (url, body) = intake::take(route.cfg, &mut parts, body).await?;
-    let Some(url) = url else {
-        return Ok((None, Request::from_parts(parts, body)));
-    };
-    if mode == Mode::Default {
-        return Err(Problem::CallbackWithoutAsync);
-    }
-    let tenant = submit::tenant(engine, &parts.headers)?;
-    intake::check(engine.deliverer.as_ref(), &url).await?;
-    Ok((
-        Some(Callback { url, tenant }),
-        Request::from_parts(parts, body),
-    ))
-}
+use crate::jobs::Engine;
+use crate::store::model::{new_id, JobKind, NewJob, StoredRequest};
+use crate::store::Created;
 
 /// Why an operation is watched: a callback to deliver, a reservation to settle, or both.
-pub struct Watched<'a> {
-    tenant: String,
-    callback: Option<String>,
-    admitted: Option<Admitted<'a>>,
-}
-
-impl<'a> Watched<'a> {
-    /// From what the request carried (at least one of the two, or nothing is watched).
-    pub fn new(callback: Option<Callback>, admitted: Option<Admitted<'a>>) -> Watched<'a> {
-        let tenant = match (&callback, &admitted) {
-            (Some(cb), _) => cb.tenant.clone(),
-            (None, Some(a)) => a.tenant.clone(),
-            (None, None) => String::new(),
-        };
-        Watched {
-            tenant,
-            callback: callback.map(|cb| cb.url),
-            admitted,
-        }
-    }
+pub struct Watched {
+    /// The tenant the watch job is stored under.
+    pub tenant: String,
+    /// The checked callback URL.
+    pub callback: Option<String>,
+    /// The admission endpoint's grant, settled or released when the operation ends.
+    pub reservation: Option<Reservation>,
 }
 
 /// Stores the watch; adds `Link: <…>; rel="monitor"` to the 202's headers.
 pub async fn register(
     engine: &Engine,
     route: &RouteConfig,
-    watched: Watched<'_>,
-    target: &super::poller::Target,
+    watched: Watched,
+    target: &crate::upstream::poller::Target,
     answer: &mut HeaderMap,
 ) {
     let headers = target
@@ -106,11 +57,14 @@ pub async fn register(
         },
         kind: JobKind::Watch,
         callback: watched.callback,
-        admission: watched.admitted.as_ref().map(Admitted::handed_off),
+        admission: watched.reservation.as_ref().map(Reservation::pending),
     };
     let max = engine.cfg.max_queued_per_tenant;
-    match engine.store.create(job, max, now_millis()).await {
+    match engine.store.create(job, max, engine.now()).await {
         Ok(Created::New(job) | Created::Existing(job)) => {
+            if let Some(r) = watched.reservation {
+                r.handed_off();
+            }
             engine.wake();
             let link = format!("<{}/{}>; rel=\"monitor\"", engine.cfg.path, job.id);
             if let Ok(v) = HeaderValue::from_str(&link) {
@@ -120,14 +74,14 @@ pub async fn register(
         // No watch, no way to learn the outcome: the reservation goes back now.
         Ok(other) => {
             tracing::error!(?other, uri = %target.uri, "watch not stored; no callback");
-            if let Some(a) = watched.admitted {
-                a.finished(false, "not-watched".into());
+            if let Some(r) = watched.reservation {
+                r.release("not-watched");
             }
         }
         Err(e) => {
             tracing::error!(error = %e, uri = %target.uri, "watch not stored; no callback");
-            if let Some(a) = watched.admitted {
-                a.finished(false, "not-watched".into());
+            if let Some(r) = watched.reservation {
+                r.release("not-watched");
             }
         }
     }

@@ -17,12 +17,13 @@ use bytes::Bytes;
 
 use super::guard::{self, GuardPolicy};
 use super::schedule;
-use super::sign::{self, Secret};
-use crate::config::WebhooksConfig;
-use crate::jobs::claims::{self, claim_loop, Round};
-use crate::jobs::document::{self, Links};
-use crate::jobs::engine::Engine;
-use crate::jobs::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job, JobKind};
+use crate::config::{JobsConfig, WebhooksConfig};
+use crate::routes::table::Shared;
+use crate::sign::{self, Secret};
+use crate::store::claims::{self, claim_loop, Round};
+use crate::store::document::{self, Links};
+use crate::store::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job, JobKind};
+use crate::store::JobStore;
 
 /// Most of a receiver's answer the gateway reads.
 pub const MAX_ANSWER: usize = 64 * 1024;
@@ -193,30 +194,39 @@ pub fn payload(links: Links<'_>, job: &Job) -> Bytes {
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }
 
-/// Claims due callback deliveries and attempts them, until the engine is dropped (or has
-/// no deliverer).
-pub async fn worker(engine: Weak<Engine>, wake: Arc<tokio::sync::Notify>) {
-    let round = |e: &Engine| {
-        let d = e.deliverer.as_ref()?;
+/// What the callback worker reads besides the store: the deliverer, the route table (a
+/// route's `signed_results` decides its links) and `[jobs]` (the links' prefix and key).
+#[derive(Clone)]
+pub struct Worker {
+    /// Signs and sends.
+    pub deliverer: Arc<Deliverer>,
+    /// The route table, as reloads swap it.
+    pub routes: Shared,
+    /// `[jobs]`.
+    pub jobs: Arc<JobsConfig>,
+}
+
+/// Claims due callback deliveries and attempts them, until the store is dropped.
+pub async fn worker(store: Weak<dyn JobStore>, wake: Arc<tokio::sync::Notify>, w: Worker) {
+    let d = Arc::clone(&w.deliverer);
+    let round = move || {
         Some(Round {
             first_delay_ms: d.first_delay_ms(),
             lease_ms: claims::millis(d.timeout * 2),
             tick: Duration::from_millis(200),
         })
     };
-    claim_loop(engine, wake, DeliveryKind::Callback, round, attempt_owned).await;
-}
-
-async fn attempt_owned(engine: Arc<Engine>, delivery: Delivery, job: Job) {
-    attempt_one(&engine, delivery, job).await;
-}
-
-async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
-    let Some(deliverer) = engine.deliverer.as_ref() else {
-        return;
+    let attempt = move |store: Arc<dyn JobStore>, delivery: Delivery, job: Job| {
+        let w = w.clone();
+        async move { attempt_one(&*store, &w, delivery, job).await }
     };
-    let body = payload(engine.links(&job), &job);
-    let attempt = deliverer
+    claim_loop(store, wake, DeliveryKind::Callback, round, attempt).await;
+}
+
+async fn attempt_one(store: &dyn JobStore, w: &Worker, delivery: Delivery, job: Job) {
+    let body = payload(w.routes.load().links(&w.jobs, &job), &job);
+    let attempt = w
+        .deliverer
         .attempt(&delivery, body, &job.id, &job.tenant)
         .await;
     crate::metrics::get().webhook_attempt(match attempt.next {
@@ -233,8 +243,7 @@ async fn attempt_one(engine: &Engine, delivery: Delivery, job: Job) {
         next = ?attempt.next,
         "callback attempt"
     );
-    if let Err(err) = engine
-        .store
+    if let Err(err) = store
         .record_attempt(&job.id, DeliveryKind::Callback, attempt, now_millis())
         .await
     {

@@ -33,11 +33,7 @@ pub async fn take(
         Some(FieldSource::Json(ptr)) if crate::intent::is_json(&parts.headers) => {
             let bytes = body::collect(body, route.settings.max_body.bytes())
                 .await
-                .map_err(|e| match e {
-                    body::CollectError::TooLarge(n) => Problem::BodyTooLarge(n),
-                    body::CollectError::Read(e) => Problem::BadRequestBody(e.to_string()),
-                    body::CollectError::Idle(d) => Problem::BodyTimeout(d),
-                })?;
+                .map_err(Problem::from)?;
             let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
                 return Ok((None, Body::full(bytes)));
             };

@@ -12,4 +12,3 @@ pub mod guard;
 pub mod intake;
 pub mod resolve;
 pub mod schedule;
-pub mod sign;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use prefer_gateway::jobs::{Canceled, Created, JobStatus, Outcome};
+use prefer_gateway::store::{Canceled, Created, JobStatus, Outcome};
 
 use crate::{create, failure, found, new_job, request, response, Store, NO_LIMIT, RET, T0};
 
@@ -31,7 +31,7 @@ pub async fn create_then_get_round_trips_every_field(store: Store) {
         .await
         .unwrap();
     let done = found(&store, "acme", &job.id, T0 + 10).await;
-    let expected = prefer_gateway::jobs::Job {
+    let expected = prefer_gateway::store::Job {
         status: JobStatus::Succeeded,
         updated_at: T0 + 9,
         expires_at: Some(T0 + 9 + RET),

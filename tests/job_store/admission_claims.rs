@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use prefer_gateway::jobs::model::{AttemptNext, Delivery, DeliveryKind, DeliveryState};
+use prefer_gateway::store::model::{AttemptNext, Delivery, DeliveryKind, DeliveryState};
 
 use crate::admission_deliveries::{admission_of, admitted, attempt, both, claim, due, ADMIT};
 use crate::{found, hooked_job, run_to_success, Store, HOOK, RET, T0};

@@ -8,10 +8,10 @@
 
 use std::collections::HashSet;
 
-use prefer_gateway::jobs::model::{
+use prefer_gateway::store::model::{
     Admission, Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, Millis, NewAdmission,
 };
-use prefer_gateway::jobs::{Canceled, Created, JobStatus, NewJob, Outcome, Recovery};
+use prefer_gateway::store::{Canceled, Created, JobStatus, NewJob, Outcome, Recovery};
 
 use crate::{
     create, failure, found, hooked_job, new_job, response, run_to_success, Store, HOOK, NO_LIMIT,
@@ -279,7 +279,7 @@ pub async fn sweep_takes_admission_deliveries_with_it(store: Store) {
         .await
         .unwrap();
     // A reused id (tombstones purged) inherits nothing.
-    let purge = T0 + RET + prefer_gateway::jobs::store::TOMBSTONE_FACTOR * RET;
+    let purge = T0 + RET + prefer_gateway::store::TOMBSTONE_FACTOR * RET;
     store.sweep(purge, RET, 10).await.unwrap();
     let mut reused = new_job("t", "a", None, "fp");
     reused.id = fresh.clone();

@@ -5,10 +5,10 @@
 
 use std::collections::HashSet;
 
-use prefer_gateway::jobs::model::{
+use prefer_gateway::store::model::{
     Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, JobKind,
 };
-use prefer_gateway::jobs::{Canceled, Created, JobStatus, NewJob, Outcome, Recovery, Redeliver};
+use prefer_gateway::store::{Canceled, Created, JobStatus, NewJob, Outcome, Recovery, Redeliver};
 
 use crate::{
     create, found, hooked_job, new_job, response, run_to_success, Store, HOOK, NO_LIMIT, RET, T0,
@@ -269,7 +269,7 @@ pub async fn sweep_takes_the_delivery_with_it(store: Store) {
     // The id may come back (tombstones purged) without inheriting anything.
     let mut reused = new_job("t", "r", None, "fp");
     reused.id = id.clone();
-    let purge = T0 + RET + prefer_gateway::jobs::store::TOMBSTONE_FACTOR * RET;
+    let purge = T0 + RET + prefer_gateway::store::TOMBSTONE_FACTOR * RET;
     store.sweep(purge, RET, 10).await.unwrap();
     let job = create(&store, reused, purge).await;
     assert_eq!(found(&store, "t", &job.id, purge).await.callback, None);

@@ -4,10 +4,10 @@
 
 use std::collections::HashSet;
 
-use prefer_gateway::jobs::model::{
+use prefer_gateway::store::model::{
     Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, Millis,
 };
-use prefer_gateway::jobs::{JobStatus, Outcome};
+use prefer_gateway::store::{JobStatus, Outcome};
 
 use crate::{
     create, failure, found, hooked_job, new_job, run_to_success, Store, HOOK, NO_LIMIT, RET, T0,

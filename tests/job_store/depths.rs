@@ -2,8 +2,8 @@
 //! running jobs of every route that has any, sorted by route, and follows every way in and
 //! out of those states. `tests/job_store.rs` runs each against every store.
 
-use prefer_gateway::jobs::store::RouteDepth;
-use prefer_gateway::jobs::{Outcome, Recovery};
+use prefer_gateway::store::RouteDepth;
+use prefer_gateway::store::{Outcome, Recovery};
 
 use crate::{create, new_job, response, Store, NO_LIMIT, RET, T0};
 

@@ -2,7 +2,7 @@
 //! the route are running, and every way out of running (complete, cancel, recover either
 //! way) frees a slot. `tests/job_store.rs` runs each against every store.
 
-use prefer_gateway::jobs::{Canceled, JobStatus, Outcome, Recovery};
+use prefer_gateway::store::{Canceled, JobStatus, Outcome, Recovery};
 
 use crate::{create, found, new_job, response, Store, RET, T0};
 

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use prefer_gateway::jobs::model::{Attempt, AttemptNext};
-use prefer_gateway::jobs::redis::RedisStore;
-use prefer_gateway::jobs::{DeliveryKind, NewAdmission, NewJob};
+use prefer_gateway::store::model::{Attempt, AttemptNext};
+use prefer_gateway::store::redis::RedisStore;
+use prefer_gateway::store::{DeliveryKind, NewAdmission, NewJob};
 
 use crate::redis_server::RedisServer;
 use crate::{hooked_job, run_to_success, Store, RET, T0};

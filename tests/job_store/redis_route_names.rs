@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use prefer_gateway::jobs::redis::RedisStore;
-use prefer_gateway::jobs::store::RouteDepth;
+use prefer_gateway::store::redis::RedisStore;
+use prefer_gateway::store::RouteDepth;
 
 use crate::redis_server::RedisServer;
 use crate::{create, new_job, Store, T0};

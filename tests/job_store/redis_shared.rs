@@ -9,9 +9,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prefer_gateway::jobs::redis::RedisStore;
-use prefer_gateway::jobs::store::RouteDepth;
-use prefer_gateway::jobs::{Created, DeliveryKind, Lookup, Outcome};
+use prefer_gateway::store::redis::RedisStore;
+use prefer_gateway::store::RouteDepth;
+use prefer_gateway::store::{Created, DeliveryKind, Lookup, Outcome};
 
 use crate::redis_server::{RedisServer, DURABLE};
 use crate::{create, found, hooked_job, new_job, response, Store, NO_LIMIT, RET, T0};
@@ -294,7 +294,7 @@ async fn the_running_set_tolerates_data_written_without_it() {
     let ok = Outcome::Answered(response(200));
     assert!(store.complete(&ids[1], ok, RET, T0 + 1).await.unwrap());
     store.cancel("t", &ids[2], RET, T0 + 1).await.unwrap();
-    let retry = |_: &str| prefer_gateway::jobs::Recovery::Retry;
+    let retry = |_: &str| prefer_gateway::store::Recovery::Retry;
     assert_eq!(
         store.recover(T0 + 1_001, false, RET, &retry).await.unwrap(),
         1

@@ -1,8 +1,8 @@
 //! Shared `JobStore` cases — Visibility and retention: tenants, expiry, sweeping in batches, tombstones, freed keys.
 //! `tests/job_store.rs` runs each against every store.
 
-use prefer_gateway::jobs::store::TOMBSTONE_FACTOR;
-use prefer_gateway::jobs::{Canceled, Created, Lookup};
+use prefer_gateway::store::TOMBSTONE_FACTOR;
+use prefer_gateway::store::{Canceled, Created, Lookup};
 
 use crate::{create, finished, found, new_job, Store, RET, T0};
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use prefer_gateway::jobs::{Canceled, Created, JobStatus, Outcome, Recovery};
+use prefer_gateway::store::{Canceled, Created, JobStatus, Outcome, Recovery};
 
 use crate::{create, failure, finished, found, new_job, response, Store, NO_LIMIT, RET, T0};
 

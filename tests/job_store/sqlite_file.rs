@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use prefer_gateway::jobs::model::{Attempt, AttemptNext, DeliveryKind, DeliveryState, JobKind};
-use prefer_gateway::jobs::sqlite::{encode_headers, schema_version, SqliteStore};
-use prefer_gateway::jobs::{Created, JobStatus, Outcome};
+use prefer_gateway::store::model::{Attempt, AttemptNext, DeliveryKind, DeliveryState, JobKind};
+use prefer_gateway::store::sqlite::{encode_headers, schema_version, SqliteStore};
+use prefer_gateway::store::{Created, JobStatus, Outcome};
 
 use crate::{
     create, found, hooked_job, new_job, response, run_to_success, Store, NO_LIMIT, RET, T0,
@@ -46,14 +46,14 @@ async fn a_newer_schema_is_refused_naming_both_versions() {
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("jobs.db");
     drop(SqliteStore::open(&path).await.unwrap());
-    let future = prefer_gateway::jobs::sqlite::schema_version() + 1;
+    let future = prefer_gateway::store::sqlite::schema_version() + 1;
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", future).unwrap();
     drop(conn);
 
     let err = SqliteStore::open(&path).await.unwrap_err().to_string();
     assert!(err.contains(&format!("version {future}")), "{err}");
-    let known = prefer_gateway::jobs::sqlite::schema_version();
+    let known = prefer_gateway::store::sqlite::schema_version();
     assert!(err.contains(&format!("version {known}")), "{err}");
 }
 

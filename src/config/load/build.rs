@@ -142,7 +142,7 @@ fn settings(
     };
     // Compared as the whole seconds `wait=N` is checked against (the floor rounds up, the
     // cap down), so e.g. 1500ms..1900ms — a floor of 2 s above a cap of 1 s — is refused.
-    let limits = crate::mode::WaitLimits::from_durations(merged.min_wait, merged.max_wait);
+    let limits = crate::config::types::WaitLimits::from_durations(merged.min_wait, merged.max_wait);
     if merged.min_wait > merged.max_wait || limits.min_secs > limits.max_secs {
         // Blame the key this table set; `base` itself was already checked.
         let (key, span) = match (&raw.min_wait, &raw.max_wait) {

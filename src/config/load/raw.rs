@@ -19,7 +19,7 @@ use crate::config::{
     AdmissionConfig, AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind,
     RouteKind, StoreConfig, TaskConfig,
 };
-use crate::jobs::signed_url::UrlKey;
+use crate::signed_url::UrlKey;
 
 // The `deserialize_with` functions named in the attributes below.
 mod fields;

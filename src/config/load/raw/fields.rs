@@ -18,7 +18,7 @@ use crate::config::{
     AdmissionConfig, AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind,
     ModeSource, RouteKind, StoreConfig, TaskConfig,
 };
-use crate::jobs::signed_url::UrlKey;
+use crate::signed_url::UrlKey;
 
 /// `fn name(d) -> Result<Option<T>, _>` for each optional plain value.
 macro_rules! optional {

@@ -1,0 +1,202 @@
+//! One path for every request: request id → gateway-wide checks (draining, head limits,
+//! the tenant's rate) → route lookup (configured routes and the built-in endpoints, one
+//! router) → a typed route, one arm per kind → for task and sync routes the shared step
+//! ([`crate::prepare`]) → the handler → the one place that writes the response headers
+//! ([`super::respond`]) → metrics and the access line.
+//!
+//! Every answer carries `X-Request-Id`: the client's own when it sent a sane one (1–200
+//! visible ASCII bytes), otherwise a fresh one; the same id is forwarded upstream and
+//! logged.
+
+use std::sync::atomic::Ordering;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::respond::{self, Intended};
+use super::{access_log, Gateway};
+use crate::body::Body;
+use crate::limits::{MAX_HEADERS, MAX_HEADER_BYTES};
+use crate::metrics::{self, RouteLabel};
+use crate::prefer;
+use crate::prepare::{self, For, Stop};
+use crate::problem::Problem;
+use crate::request_id::{sane_request_id, X_REQUEST_ID};
+use crate::routes::router::Miss;
+use crate::routes::table::{Kind, Route, Target};
+use crate::upstream::forward::{Origin, UpstreamElapsed};
+
+impl Gateway {
+    /// Serves one request from `origin`.
+    pub async fn handle(&self, req: Request<Incoming>, origin: &Origin) -> Response<Body> {
+        let arrived = Instant::now();
+        let (mut parts, body) = req.into_parts();
+        let request_id = match parts.headers.get(&X_REQUEST_ID) {
+            Some(v) if sane_request_id(v) => v.clone(),
+            _ => {
+                let id = self.ids.next();
+                parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
+                id
+            }
+        };
+        // What the access line needs from the request, taken only when it is wanted.
+        let logged = access_log::enabled().then(|| {
+            let tenant = crate::tenant::bytes_of(&parts.headers, self.tenant_header.as_ref());
+            (
+                parts.method.clone(),
+                parts.uri.clone(),
+                tenant.map(<[u8]>::to_vec),
+            )
+        });
+        let req = Request::from_parts(parts, Body::idle_limited(body, self.body_idle));
+        let (mut resp, label) = self.route(req, origin, arrived).await;
+        let elapsed = arrived.elapsed();
+        let status = resp.status().as_u16();
+        let applied = resp.headers().get(&prefer::PREFERENCE_APPLIED);
+        let preference = metrics::preference_label(applied);
+        let upstream = resp.extensions().get::<UpstreamElapsed>().map(|u| u.0);
+        let m = metrics::get();
+        m.request(&label, status, preference, elapsed);
+        if let Some(took) = upstream {
+            m.upstream(&label, took);
+        }
+        if let Some((method, uri, tenant)) = &logged {
+            access_log::write(&access_log::Entry {
+                request_id: &request_id,
+                method,
+                path: uri.path(),
+                route: label.as_str(),
+                status,
+                preference,
+                applied,
+                upstream,
+                elapsed,
+                tenant: tenant.as_deref(),
+            });
+        }
+        respond::request_id(&mut resp, request_id);
+        resp
+    }
+
+    /// The answer, and the route it is counted under.
+    async fn route(
+        &self,
+        req: Request<Body>,
+        origin: &Origin,
+        arrived: Instant,
+    ) -> (Response<Body>, RouteLabel) {
+        let unmatched = |p: Problem| (p.into_response(), RouteLabel::unmatched());
+        if self.draining.load(Ordering::Relaxed) {
+            return unmatched(Problem::Draining);
+        }
+        let h = req.headers();
+        let head_bytes: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        if h.len() > MAX_HEADERS || head_bytes > MAX_HEADER_BYTES {
+            return unmatched(Problem::HeadersTooLarge);
+        }
+        if let Some(limiter) = &self.rate {
+            // Namespaced, so a tenant key that reads like an address shares nobody's bucket.
+            let key = match crate::tenant::bytes_of(h, self.tenant_header.as_ref()) {
+                Some(t) => [&b"t:"[..], t].concat(),
+                None => format!("ip:{}", origin.ip).into_bytes(),
+            };
+            if let Err(retry) = limiter.check(&key, Instant::now()) {
+                return unmatched(Problem::RateLimited(retry.as_secs()));
+            }
+        }
+        let table = self.table.load();
+        let target = match table.router.lookup(req.method(), req.uri().path()) {
+            Ok(t) => t.clone(),
+            Err(Miss::NotFound) => return unmatched(Problem::NoRoute),
+            Err(Miss::MethodNotAllowed(allow)) => {
+                return unmatched(Problem::MethodNotAllowed(allow))
+            }
+        };
+        let route = match target {
+            Target::Route(route) => route,
+            Target::Jobs => {
+                let defaults = table.defaults;
+                drop(table);
+                let resp = match &self.jobs {
+                    Some(engine) => crate::jobs::api::handle(engine, &defaults, &req).await,
+                    None => Problem::NoRoute.into_response(),
+                };
+                return (resp, RouteLabel::jobs_api());
+            }
+            Target::WebhookSecret => {
+                let resp = match (&self.jobs, &self.deliverer) {
+                    (Some(engine), Some(d)) => crate::jobs::api::webhook_secret(engine, d, &req),
+                    _ => Problem::NoRoute.into_response(),
+                };
+                return (resp, RouteLabel::jobs_api());
+            }
+        };
+        drop(table);
+        let resp = self.serve(&route, req, origin, arrived).await;
+        (resp, route.label.clone())
+    }
+
+    /// A configured route's answer: one arm per route kind.
+    async fn serve(
+        &self,
+        route: &Route,
+        req: Request<Body>,
+        origin: &Origin,
+        arrived: Instant,
+    ) -> Response<Body> {
+        let (step, task) = match &route.kind {
+            Kind::Proxy => return crate::proxy::handle(&self.client, route, req, origin).await,
+            Kind::Task(task) => (For::Task, Some(task)),
+            Kind::Sync => (For::Sync, None),
+        };
+        let ctx = prepare::Context {
+            tenant_header: self.tenant_header.as_ref(),
+            admission: &self.admission,
+            deliverer: self.deliverer.as_deref(),
+        };
+        let (prepared, req) = match prepare::prepare(ctx, &route.cfg, step, req).await {
+            Ok(v) => v,
+            Err(Stop::Refused(resp)) => return resp,
+            Err(Stop::Problem(p, extra)) => {
+                let mut resp = p.into_response();
+                respond::intent_headers(&mut resp, Intended::Partial(&extra));
+                return resp;
+            }
+        };
+        let intent = prepared.intent.clone();
+        let answered = match task {
+            Some(task) => {
+                let call = crate::task::Call {
+                    client: &self.client,
+                    polls: &self.polls,
+                    jobs: self.jobs.as_deref(),
+                    origin,
+                    arrived,
+                    drain: self.drain.subscribe(),
+                };
+                crate::task::handle(call, route, task, prepared, req).await
+            }
+            None => match &self.jobs {
+                Some(engine) => {
+                    let call = crate::jobs::submit::Call {
+                        engine,
+                        client: &self.client,
+                        origin,
+                        arrived,
+                        drain: self.drain.subscribe(),
+                    };
+                    crate::jobs::submit::handle(call, route, prepared, req).await
+                }
+                None => Err(Problem::StoreUnavailable),
+            },
+        };
+        let (mut resp, honoured) = answered.unwrap_or_else(|p| (p.into_response(), false));
+        let intended = Intended::Read {
+            intent: &intent,
+            honoured,
+        };
+        respond::intent_headers(&mut resp, intended);
+        resp
+    }
+}

@@ -1,0 +1,198 @@
+//! The client-facing listener: accept loop, HTTP/1.1 + h2c (or TLS), graceful drain.
+//!
+//! hyper-util's auto builder sniffs the connection preface, so one port serves HTTP/1.1 and
+//! cleartext HTTP/2 (prior knowledge); with `[server].tls` each connection first completes a
+//! rustls handshake (see [`crate::config::tls`]) and the same sniffing runs inside it. The HTTP/1 header read timeout protects against
+//! slow-loris clients; a connection that sends no request at all within that time is closed
+//! too. On shutdown the listener closes at once, idle keep-alive connections
+//! are closed, busy ones finish their in-flight requests (HTTP/2 gets `GOAWAY`), and after
+//! `drain_timeout` whatever is left is dropped. An `accept` error (e.g. out of file
+//! descriptors) is logged and retried after a short pause instead of ending the server.
+//!
+//! Shutdown order: `/readyz` turns unready, requests are still served for `drain_delay`,
+//! then the listener closes, new requests get `503`, requests waiting on a task or job are
+//! answered at once with their `202` handle, and in-flight work has `drain_timeout`.
+//!
+//! Limits: at `max_connections` open connections the loop stops accepting until one closes
+//! — back-pressure through the kernel's listen backlog, never a crash or an fd-exhaustion
+//! storm; HTTP/2 connections allow `h2_max_concurrent_streams` streams each (more are
+//! refused with `REFUSED_STREAM`, which clients retry).
+
+pub mod admin;
+pub mod reload;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::ServerConfig;
+use crate::pipeline::Gateway;
+use crate::upstream::forward::Origin;
+
+/// Serves `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    cfg: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout)
+        .keep_alive(true)
+        // hyper's own limits sit above the gateway's (see `limits::MAX_HEADERS`), so an
+        // oversized head is answered by the gateway as a 431 problem, not a bare 431.
+        .max_headers(crate::limits::MAX_HEADERS * 4)
+        .max_buf_size(crate::limits::MAX_HEADER_BYTES * 4);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(Some(cfg.h2_max_concurrent_streams));
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    // Shutdown starts with `/readyz` unready while traffic is still served for
+    // `drain_delay` (load balancers stop sending first); then the listener closes.
+    let unready_then_close = {
+        let gateway = Arc::clone(&gateway);
+        let delay = cfg.drain_delay;
+        async move {
+            shutdown.await;
+            gateway.set_unready();
+            if !delay.is_zero() {
+                tracing::info!(?delay, "unready; serving until the drain delay ends");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    let shutdown = unready_then_close;
+    tokio::pin!(shutdown);
+    // What `X-Forwarded-Port`/`-Proto` and `Forwarded` say: this listener, TLS or not.
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; pausing 50ms");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let tls = gateway.tls();
+        let conn = Conn {
+            builder: Arc::clone(&builder),
+            graceful: graceful.watcher(),
+            gateway: Arc::clone(&gateway),
+            remote,
+            origin: Arc::new(Origin::new(remote.ip(), tls.is_some(), port)),
+            first_within: cfg.header_read_timeout,
+        };
+        match tls {
+            None => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    conn.serve(stream).await;
+                });
+            }
+            Some(tls) => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    // A stalled handshake is slow-loris too: the header timeout bounds it.
+                    let handshake =
+                        tokio::time::timeout(conn.first_within, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls_stream)) => conn.serve(tls_stream).await,
+                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    gateway.start_draining();
+    tracing::info!(connections = graceful.count(), "draining");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained"),
+        () = tokio::time::sleep(cfg.drain_timeout) => {
+            tracing::warn!(timeout = ?cfg.drain_timeout, "drain timeout; dropping connections")
+        }
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Conn {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Watcher,
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+    origin: Arc<Origin>,
+    first_within: Duration,
+}
+
+impl Conn {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` (a TCP stream, or TLS over one) until it closes.
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            builder,
+            graceful,
+            gateway,
+            remote,
+            origin,
+            first_within,
+        } = self;
+        let first_request = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&first_request);
+        let svc = service_fn(move |req| {
+            seen.store(true, Ordering::Relaxed);
+            let gw = Arc::clone(&gateway);
+            let origin = Arc::clone(&origin);
+            async move { Ok::<_, Infallible>(gw.handle(req, &origin).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::pin!(conn);
+        // hyper's header timeout starts only once HTTP/1 is detected; a client that
+        // sends nothing (or stops inside the HTTP/2 preface) is cut here instead.
+        let result = tokio::select! {
+            r = &mut conn => r,
+            () = tokio::time::sleep(first_within) => {
+                if !first_request.load(Ordering::Relaxed) {
+                    tracing::debug!(%remote, "no request within the header timeout; closing");
+                    return;
+                }
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%remote, error = %e, "connection ended with an error");
+        }
+    }
+}

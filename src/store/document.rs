@@ -1,0 +1,125 @@
+//! What clients see of a job: the status document, the `202` handle, the replayed result.
+//!
+//! The status document is the same JSON for `GET {jobs}/{id}`, `DELETE`, a `wait` that ran
+//! out, and the webhook payload (minus its `callback` section):
+//! `{"job_id","status","created_at","updated_at","expires_at","result_url"?,
+//! "download_url"?,"error"?}`.
+//! `expires_at` is `null` until the job finishes (retention counts from the end);
+//! `result_url` is present once there is an upstream response to replay; `download_url`
+//! (a signed link to the same result that needs no tenant header, see
+//! [`crate::signed_url`]) is added when the job succeeded or failed with a stored response
+//! and its route has `signed_results` — read from the routes in force when the document is
+//! rendered, so a reload that turns it off stops handing links out at once. `error` carries
+//! `code`, `message` and, for `upstream_status`, the upstream's `status`. A job with a
+//! callback adds `callback: {state, attempts, last_status, last_error, next_attempt_at}`
+//! (the URL itself is not echoed: it may carry a token).
+
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::model::{rfc3339, DeliveryState, Job, JobStatus, StoredResponse};
+use crate::body::Body;
+use crate::signed_url::{self, UrlKey};
+
+/// Where a job's links point: the job API prefix, and the key that signs its
+/// `download_url` when its route has `signed_results` (see `Engine::links`).
+#[derive(Debug, Clone, Copy)]
+pub struct Links<'a> {
+    /// `[jobs].path`.
+    pub prefix: &'a str,
+    /// `Some` when this job's status document carries a signed `download_url`.
+    pub signer: Option<&'a UrlKey>,
+}
+
+/// The status URL of job `id` under the job API prefix.
+pub fn status_url(prefix: &str, id: &str) -> String {
+    format!("{prefix}/{id}")
+}
+
+/// The status document.
+pub fn status_doc(links: Links<'_>, job: &Job) -> Value {
+    let prefix = links.prefix;
+    let mut doc = json!({
+        "job_id": job.id,
+        "status": job.status.as_str(),
+        "created_at": rfc3339(job.created_at),
+        "updated_at": rfc3339(job.updated_at),
+        "expires_at": job.expires_at.map(rfc3339),
+    });
+    if job.response.is_some() {
+        doc["result_url"] = json!(format!("{}/result", status_url(prefix, &job.id)));
+    }
+    // Succeeded or failed with a stored answer: there is something to download. A
+    // canceled job, or one that failed without an upstream answer, gets no link (it
+    // could only ever answer 409).
+    let downloadable = matches!(job.status, JobStatus::Succeeded | JobStatus::Failed);
+    if let (Some(key), Some(expires_at), Some(_), true) =
+        (links.signer, job.expires_at, &job.response, downloadable)
+    {
+        let url = signed_url::download_url(prefix, &job.id, expires_at, key);
+        doc["download_url"] = json!(url);
+    }
+    if let Some(e) = &job.error {
+        let mut err = json!({"code": e.code, "message": e.message});
+        if let (Some(r), "upstream_status") = (&job.response, e.code.as_str()) {
+            err["status"] = json!(r.status);
+        }
+        doc["error"] = err;
+    }
+    if let Some(cb) = &job.callback {
+        doc["callback"] = json!({
+            "state": cb.state.as_str(),
+            "attempts": cb.attempts,
+            "last_status": cb.last_status,
+            "last_error": cb.last_error,
+            "next_attempt_at": cb.next_attempt_at.filter(|_| cb.state == DeliveryState::Pending).map(rfc3339),
+        });
+    }
+    doc
+}
+
+/// A JSON response with `status`; `Retry-After: 1` while the job is not terminal.
+pub fn status_response(links: Links<'_>, job: &Job, status: StatusCode) -> Response<Body> {
+    let body = serde_json::to_vec(&status_doc(links, job)).unwrap_or_default();
+    let mut resp = Response::new(Body::full(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if !job.status.is_terminal() {
+        h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// The `202 Accepted` handle: `{"job_id","status","status_url"}` with `Location` and
+/// `Retry-After: 1`.
+pub fn accepted(prefix: &str, job: &Job) -> Response<Body> {
+    let url = status_url(prefix, &job.id);
+    let doc = json!({"job_id": job.id, "status": job.status.as_str(), "status_url": url});
+    let mut resp = Response::new(Body::full(serde_json::to_vec(&doc).unwrap_or_default()));
+    *resp.status_mut() = StatusCode::ACCEPTED;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Ok(v) = HeaderValue::from_str(&url) {
+        h.insert(LOCATION, v);
+    }
+    resp
+}
+
+/// The stored upstream response, byte for byte (headers that no longer parse are dropped).
+pub fn replay(stored: &StoredResponse) -> Response<Body> {
+    let mut resp = Response::new(Body::full(stored.body.clone()));
+    *resp.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = resp.headers_mut();
+    for (name, value) in &stored.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            h.append(n, v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,101 @@
+//! The running index of the [`MemoryStore`](super::MemoryStore): which jobs are running
+//! and how many per route, on the locked [`State`]. The per-route count is what `claim`
+//! checks against the route's limit, so every transition into or out of running goes
+//! through these two helpers and the set and the counts cannot disagree. The same counts,
+//! with the pending queues' sizes, are the store's `depths`; and `recover` moves running
+//! jobs whose runner is gone back to pending or to failed.
+
+use super::State;
+use crate::store::model::{Job, JobError, JobStatus, Millis};
+use crate::store::{Recovery, RouteDepth};
+
+impl State {
+    /// Job `id` of `route` entered running.
+    pub(super) fn start_run(&mut self, id: String, route: &str) {
+        if self.running.insert(id) {
+            *self.running_per_route.entry(route.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Job `id` of `route` left running (finished, or back to pending).
+    pub(super) fn end_run(&mut self, id: &str, route: &str) {
+        if !self.running.remove(id) {
+            return;
+        }
+        if let Some(n) = self.running_per_route.get_mut(route) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.running_per_route.remove(route);
+            }
+        }
+    }
+
+    /// Whether a job is running with its lease over (or leases are ignored).
+    pub(super) fn is_stale(job: &Job, now: Millis, ignore_leases: bool) -> bool {
+        job.status == JobStatus::Running
+            && (ignore_leases || job.lease_until.is_none_or(|lease| lease < now))
+    }
+
+    /// Pending and running jobs per route: the queues' sizes and the running counts (both
+    /// drop a route at zero, so every entry is a route with work).
+    pub(super) fn depths(&self) -> Vec<RouteDepth> {
+        let pending = self.pending.iter().map(|(route, queue)| {
+            (
+                route.clone(),
+                u64::try_from(queue.len()).unwrap_or(u64::MAX),
+                0,
+            )
+        });
+        let running = self
+            .running_per_route
+            .iter()
+            .map(|(route, n)| (route.clone(), 0, u64::from(*n)));
+        RouteDepth::tally(pending.chain(running))
+    }
+
+    /// Running jobs whose runner is gone (every one when `ignore_leases`, else those whose
+    /// lease ended): back to pending or failed as `interrupted`, as `decide` says per route.
+    /// Returns how many were recovered.
+    pub(super) fn recover(
+        &mut self,
+        now: Millis,
+        ignore_leases: bool,
+        retention_ms: i64,
+        decide: &(dyn for<'r> Fn(&'r str) -> Recovery + Send + Sync),
+    ) -> usize {
+        let stale: Vec<(String, String)> = self
+            .running
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|job| Self::is_stale(job, now, ignore_leases))
+            .map(|job| (job.id.clone(), job.route.clone()))
+            .collect();
+        for (id, route) in &stale {
+            match decide(route) {
+                Recovery::Retry => {
+                    let Some(job) = self.jobs.get_mut(id) else {
+                        continue;
+                    };
+                    job.status = JobStatus::Pending;
+                    job.lease_until = None;
+                    job.updated_at = now;
+                    let created_at = job.created_at;
+                    self.end_run(id, route);
+                    self.pending
+                        .entry(route.clone())
+                        .or_default()
+                        .insert((created_at, id.clone()));
+                }
+                Recovery::Fail => {
+                    let error = JobError {
+                        code: "interrupted".into(),
+                        message: "the gateway stopped while this job was running".into(),
+                    };
+                    let expires_at = now.saturating_add(retention_ms);
+                    self.finish(id, JobStatus::Failed, None, Some(error), expires_at, now);
+                }
+            }
+        }
+        stale.len()
+    }
+}

@@ -1,0 +1,402 @@
+//! Forwarding one request to an upstream: URI rewrite, header hygiene, timeout, errors.
+//!
+//! Bodies stream in both directions (the client's `Incoming` becomes the upstream request
+//! body and vice versa), so a 100 MiB upload costs a few buffers, not 100 MiB.
+//!
+//! Header decisions (nginx's defaults are the bar):
+//! - hop-by-hop headers (RFC 9110 §7.6.1) and every header named in `Connection` are removed
+//!   in both directions; so is `Expect` (the gateway answers `100-continue` itself);
+//! - `Host` is set from the upstream URL (as nginx's `proxy_set_header Host $proxy_host`);
+//!   the client's host goes to `X-Forwarded-Host`;
+//! - `X-Forwarded-For` is appended to (the chain is kept); `X-Forwarded-Proto`,
+//!   `X-Forwarded-Port` and `X-Forwarded-Host` are overwritten with what this hop saw (a
+//!   client cannot spoof them): `https` and the TLS listener's port behind TLS, as nginx's
+//!   `$scheme`/`$server_port` and Envoy's `x-forwarded-proto`;
+//! - `Forwarded` (RFC 7239) gets this hop's element appended — `for=` (IPv6 quoted and
+//!   bracketed), `host=` (quoted; left out when the client sent none or one that cannot be
+//!   quoted) and `proto=` — after whatever earlier hops wrote, as `X-Forwarded-For` is
+//!   (a client's own elements come first and are the upstream's to distrust, the same as
+//!   with `X-Forwarded-For`);
+//! - `Via` is appended to on the request and on the response.
+//!
+//! `upstream_timeout` bounds the time until the upstream's response head arrives; a body that
+//! then streams for longer is not cut (large downloads are legitimate).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri, Version};
+
+use crate::body::{Body, BodyError};
+use crate::error::{Error, ErrorKind};
+use crate::upstream::client::HttpClient;
+
+/// `X-Forwarded-For`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-Port`.
+pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
+/// The client side of a request as this hop saw it: who connected, over what, to which
+/// port. Made once per connection by the server.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The peer's address.
+    pub ip: IpAddr,
+    /// Whether the connection was TLS.
+    pub https: bool,
+    /// The listener's port, as header text.
+    pub port: HeaderValue,
+}
+
+impl Origin {
+    /// A connection from `ip` to the listener on `port`.
+    pub fn new(ip: IpAddr, https: bool, port: u16) -> Origin {
+        Origin {
+            ip,
+            https,
+            port: HeaderValue::from(port),
+        }
+    }
+
+    fn proto(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// How many names [`HOP_BY_HOP`] lists (`Upgrade` is handled beside them).
+const HOPS: usize = 8;
+static HOP_BY_HOP: [HeaderName; HOPS] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Where a route's requests go: scheme, authority and an optional path prefix.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    scheme: Scheme,
+    authority: Authority,
+    prefix: String,
+    /// `Host` sent upstream (no port when it is 80).
+    host: HeaderValue,
+}
+
+impl Upstream {
+    /// From a validated `http://host[:port][/prefix]` URL.
+    pub fn from_url(url: &url::Url) -> Result<Self, String> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("upstream {url} has no host"))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let authority = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let host = if port == 80 {
+            authority.trim_end_matches(":80")
+        } else {
+            &authority
+        };
+        Ok(Upstream {
+            scheme: Scheme::HTTP,
+            host: HeaderValue::from_str(host)
+                .map_err(|e| format!("upstream {url}: bad host: {e}"))?,
+            authority: authority
+                .parse()
+                .map_err(|e| format!("upstream {url}: bad authority: {e}"))?,
+            prefix: url.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Host and port to resolve at start.
+    pub fn host_port(&self) -> (String, u16) {
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        (host.to_owned(), self.authority.port_u16().unwrap_or(80))
+    }
+
+    /// The absolute upstream URI for a request path (+ query), under the prefix.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, Error> {
+        let pq = if self.prefix.is_empty() {
+            PathAndQuery::try_from(path_and_query)
+        } else {
+            PathAndQuery::try_from(format!("{}{path_and_query}", self.prefix))
+        }
+        .map_err(|e| Error::new(ErrorKind::BadTarget, format!("request target: {e}")))?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| Error::new(ErrorKind::BadTarget, format!("request target: {e}")))
+    }
+}
+
+/// Removes hop-by-hop headers, including every header the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Hot path: most messages carry no hop-by-hop header but `Connection`/`Keep-Alive`, so
+    // one scan over the names decides which removals are needed (each `remove` hashes).
+    let mut present = [false; HOPS + 1];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+            any = true;
+        } else if name == header::UPGRADE {
+            present[HOPS] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
+    if present[0] {
+        // Every `Connection` line counts: a header it names on any line is hop-by-hop.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+            .filter(|n| !matches!(n.as_str(), "close" | "keep-alive"))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present[i] {
+            headers.remove(name);
+        }
+    }
+    if present[HOPS] {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// `ip` as header text; IPv4 is written by hand (this runs once per proxied request and
+/// `Display` goes through `core::fmt`).
+fn ip_header_text(ip: IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(_) => out.extend_from_slice(ip.to_string().as_bytes()),
+    }
+}
+
+fn via_value(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_2 => "2 prefer-gateway",
+        Version::HTTP_10 => "1.0 prefer-gateway",
+        _ => "1.1 prefer-gateway",
+    }
+}
+
+/// Appends `value` to a list header, folding every existing line into one (so a chain
+/// spread over several `X-Forwarded-For` or `Via` lines is kept whole).
+fn append_comma(headers: &mut HeaderMap, name: &HeaderName, value: Vec<u8>) {
+    let mut joined: Vec<u8> = Vec::new();
+    for old in headers.get_all(name).iter().filter(|v| !v.is_empty()) {
+        joined.extend_from_slice(old.as_bytes());
+        joined.extend_from_slice(b", ");
+    }
+    let whole = if joined.is_empty() {
+        // The common case: no earlier hop; the value's buffer becomes the header, uncopied.
+        value
+    } else {
+        joined.extend_from_slice(&value);
+        joined
+    };
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(whole)) {
+        headers.insert(name.clone(), v);
+    }
+}
+
+/// [`append_comma`] for a `'static` value: no copy when there is no earlier hop.
+fn append_comma_static(headers: &mut HeaderMap, name: &HeaderName, value: &'static str) {
+    if headers.contains_key(name) {
+        append_comma(headers, name, value.as_bytes().to_vec());
+    } else {
+        headers.insert(name.clone(), HeaderValue::from_static(value));
+    }
+}
+
+/// Rewrites request headers for the upstream hop (see the module doc for the rules).
+pub fn forward_request_headers(
+    headers: &mut HeaderMap,
+    version: Version,
+    origin: &Origin,
+    original_host: Option<HeaderValue>,
+) {
+    strip_hop_by_hop(headers);
+    headers.remove(header::HOST);
+    headers.remove(header::EXPECT);
+    let mut ip = Vec::with_capacity(16);
+    ip_header_text(origin.ip, &mut ip);
+    let forwarded = forwarded_element(&ip, origin, original_host.as_ref());
+    append_comma(headers, &X_FORWARDED_FOR, ip);
+    append_comma(headers, &header::FORWARDED, forwarded);
+    let proto = HeaderValue::from_static(origin.proto());
+    headers.insert(X_FORWARDED_PROTO.clone(), proto);
+    headers.insert(X_FORWARDED_PORT.clone(), origin.port.clone());
+    match original_host {
+        Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h),
+        None => headers.remove(&X_FORWARDED_HOST),
+    };
+    append_comma_static(headers, &header::VIA, via_value(version));
+}
+
+/// This hop's `Forwarded` element: `for=…;host="…";proto=…` (see the module doc).
+fn forwarded_element(ip: &[u8], origin: &Origin, host: Option<&HeaderValue>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"for=");
+    if origin.ip.is_ipv6() {
+        out.extend_from_slice(b"\"[");
+        out.extend_from_slice(ip);
+        out.extend_from_slice(b"]\"");
+    } else {
+        out.extend_from_slice(ip);
+    }
+    // A quoted-string may not hold `"` or `\` unescaped; a host with either is left out.
+    if let Some(h) = host.filter(|h| !h.as_bytes().iter().any(|b| matches!(b, b'"' | b'\\'))) {
+        out.extend_from_slice(b";host=\"");
+        out.extend_from_slice(h.as_bytes());
+        out.push(b'"');
+    }
+    out.extend_from_slice(b";proto=");
+    out.extend_from_slice(origin.proto().as_bytes());
+    out
+}
+
+/// Rewrites upstream response headers for the client hop.
+pub fn forward_response_headers(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    append_comma_static(headers, &header::VIA, "1.1 prefer-gateway");
+}
+
+/// The client's host: `Host`, or the `:authority` of an HTTP/2 request.
+pub fn original_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    req.headers().get(header::HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// How long the upstream call behind a response took to its head (a response extension,
+/// read by the gateway for the access log and the upstream latency histogram).
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamElapsed(pub Duration);
+
+/// Sends a prepared request. Fails with [`ErrorKind::Connect`] when no connection could be
+/// made, [`ErrorKind::Timeout`] for a slow head, and — when the client's body failed while
+/// streaming upstream — [`ErrorKind::BodyIdle`] or [`ErrorKind::BodyCut`] (the client's
+/// fault, not the upstream's).
+pub async fn send(
+    client: &HttpClient,
+    mut req: Request<Body>,
+    timeout: Duration,
+) -> Result<Response<Body>, Error> {
+    *req.version_mut() = Version::HTTP_11;
+    let started = tokio::time::Instant::now();
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            "the upstream did not answer in time",
+        )),
+        Ok(Ok(mut resp)) => {
+            resp.extensions_mut()
+                .insert(UpstreamElapsed(started.elapsed()));
+            Ok(resp)
+        }
+        Ok(Err(e)) if e.is_connect() => Err(Error::new(ErrorKind::Connect, e.to_string())),
+        // The client's body being streamed upstream failed: idle too long (408), or cut
+        // off before its declared end (400) — the client's fault, not a 502.
+        Ok(Err(e)) => match crate::body::BodyError::find_in(&e) {
+            Some(BodyError::Idle(d)) => Err(Error::new(
+                ErrorKind::BodyIdle(*d),
+                format!("request body idle for {d:?}"),
+            )),
+            Some(BodyError::Hyper(h)) => {
+                Err(Error::new(ErrorKind::BodyCut, format!("request body: {h}")))
+            }
+            None => Err(Error::new(
+                ErrorKind::UpstreamBroken,
+                format!("upstream connection failed: {e}"),
+            )),
+        },
+    }
+}
+
+/// Turns a client request into the upstream request for `upstream` (same method, path and
+/// query, headers rewritten, body streamed).
+pub fn upstream_request(
+    upstream: &Upstream,
+    req: Request<Body>,
+    origin: &Origin,
+) -> Result<Request<Body>, Error> {
+    let host = original_host(&req);
+    let (mut parts, body) = req.into_parts();
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(PathAndQuery::as_str)
+        .unwrap_or("/");
+    parts.uri = upstream.uri(pq)?;
+    forward_request_headers(&mut parts.headers, parts.version, origin, host);
+    // `Host` as nginx's `proxy_set_header Host $proxy_host` (computed once per route).
+    parts.headers.insert(header::HOST, upstream.host.clone());
+    Ok(Request::from_parts(parts, body))
+}
+
+/// A whole `proxy` route: forward, stream the answer back.
+pub async fn forward(
+    client: &HttpClient,
+    upstream: &Upstream,
+    req: Request<Body>,
+    origin: &Origin,
+    timeout: Duration,
+) -> Result<Response<Body>, Error> {
+    let up = upstream_request(upstream, req, origin)?;
+    let resp = send(client, up, timeout).await?;
+    Ok(into_client_response(resp))
+}
+
+/// An upstream response ready for the client: hop-by-hop gone, `Via` added, body streamed.
+pub fn into_client_response(mut resp: Response<Body>) -> Response<Body> {
+    forward_response_headers(resp.headers_mut());
+    resp
+}
+
+#[cfg(test)]
+mod tests;
