@@ -90,8 +90,9 @@
 //! (also in the whole seconds they round to); a route with `callback` needs
 //! `webhooks.signing_secret` and one with `signed_results = true` needs
 //! `jobs.signing_secret` (the error names the route's key);
-//! and while any `sync` route exists (so the job API is mounted) no route path may equal
-//! `jobs.path` or lie under it.
+//! and while any route runs jobs (a `sync` route, or a `task` route with `callback` or
+//! `admission` — the gateway then serves its own endpoints before the route table) no route
+//! path may equal `jobs.path` or lie under it, nor be `/webhook-secret`.
 
 mod build;
 mod raw;

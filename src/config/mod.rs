@@ -29,6 +29,10 @@ use crate::signed_url::UrlKey;
 /// (a route may not claim the path).
 pub const WEBHOOK_SECRET_PATH: &str = "/webhook-secret";
 
+/// Where a tenant reads its webhook signing secret: one of the gateway's own endpoints, so
+/// no route may use it while the gateway serves it (see [`RouteConfig::runs_jobs`]).
+pub const WEBHOOK_SECRET_PATH: &str = "/webhook-secret";
+
 /// The whole configuration file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -221,6 +225,18 @@ pub struct RouteConfig {
     pub task: Option<TaskConfig>,
     /// The admission endpoint asked before work is accepted (see [`crate::admission`]).
     pub admission: Option<AdmissionConfig>,
+}
+
+impl RouteConfig {
+    /// Whether requests on this route can become gateway jobs: every `sync` route, and a
+    /// `task` route that watches operations for a callback or holds admission
+    /// reservations. While any route does, the gateway serves its own endpoints (the job
+    /// API under `jobs.path`, [`WEBHOOK_SECRET_PATH`]), so loading reserves those paths.
+    pub fn runs_jobs(&self) -> bool {
+        self.kind == RouteKind::Sync
+            || (self.kind == RouteKind::Task
+                && (self.callback.is_some() || self.admission.is_some()))
+    }
 }
 
 /// `admission = { url, timeout }` on a route.

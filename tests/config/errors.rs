@@ -139,6 +139,37 @@ fn route_under_jobs_path_while_a_sync_route_exists() {
     load(&[&proxy("j", "/jobs/x")]).unwrap();
 }
 
+#[test]
+fn route_on_a_reserved_path_while_a_route_runs_jobs() {
+    // The gateway answers GET /webhook-secret itself while the job engine runs.
+    let sync = route("s", "sync", r#"["POST"]"#, "/render");
+    let err = fails(
+        &[&sync, &proxy("w", "/webhook-secret")],
+        "11:8 routes[1].path",
+    );
+    says(&err, "/webhook-secret is the gateway's own endpoint");
+    // A task route with a callback runs jobs (it watches the operation): the job API is
+    // mounted, so jobs.path is reserved too — not only while a sync route exists.
+    let secret = "[webhooks]\nsigning_secret = \"s\"";
+    let watched = route("t", "task", r#"["POST"]"#, "/edit");
+    let cb = "callback = { json = \"/cb\" }";
+    let err = fails(
+        &[secret, &watched, cb, TASK, &proxy("j", "/jobs/x")],
+        "17:8 routes[1].path",
+    );
+    says(&err, "falls under jobs.path \"/jobs\"");
+    says(&err, "here \"t\", routes[0]");
+    // So does one with admission; the jobs path itself is reserved, not only below it.
+    let admitted = "admission = { url = \"http://127.0.0.1:9/admission\" }";
+    fails(
+        &[&watched, admitted, TASK, &proxy("j", "/jobs")],
+        "15:8 routes[1].path",
+    );
+    // Without any route that runs jobs, nothing is mounted and nothing is reserved.
+    load(&[&proxy("w", "/webhook-secret"), &proxy("j", "/jobs/x")]).unwrap();
+    load(&[&watched, TASK, &proxy("j", "/jobs/x")]).unwrap();
+}
+
 // === single values ===
 
 #[test]

@@ -16,7 +16,7 @@ use super::raw::{RawConfig, RawJobs, RawRoute, RawServer, RawSettings, RawWebhoo
 use super::{ConfigError, Source, DEFAULT_SETTINGS};
 use crate::config::{
     Config, Defaults, JobsConfig, RouteConfig, RouteKind, ServerConfig, StoreConfig, TenantRate,
-    TlsFiles, WebhooksConfig,
+    TlsFiles, WebhooksConfig, WEBHOOK_SECRET_PATH,
 };
 
 /// Applies defaults and runs every cross-check.
@@ -29,7 +29,7 @@ pub(super) fn build(raw: RawConfig, src: &Source<'_>) -> Result<Config, ConfigEr
     }
     unique_names(&raw.routes, src)?;
     routable_paths(&raw.routes, src)?;
-    outside_jobs_path(&raw.routes, &jobs.path, src)?;
+    outside_reserved_paths(&raw.routes, &routes, &jobs.path, src)?;
     let webhooks = webhooks(raw.webhooks);
     // Callbacks are always signed, so a route that takes one needs the master secret.
     if webhooks.signing_secret.is_none() {
@@ -297,26 +297,44 @@ fn routable_paths(routes: &[RawRoute], src: &Source<'_>) -> Result<(), ConfigErr
     Ok(())
 }
 
-/// The job API (`{jobs.path}/{id}`, `…/result`) exists while any `sync` route does; no route
-/// may live at or under its prefix then, or one of the two would silently win.
-fn outside_jobs_path(
-    routes: &[RawRoute],
+/// The gateway's own endpoints — the job API (`{jobs.path}/{id}`, `…/result`, …) and
+/// `GET /webhook-secret` — are answered before the route table is consulted, while any route
+/// runs jobs (see [`RouteConfig::runs_jobs`]). A route at or under `jobs.path`, or on
+/// `/webhook-secret`, would then never be reached: refused here instead of silently shadowed.
+///
+/// Only literal paths are compared: a pattern that can merely match a reserved path (`/{x}`,
+/// `/{*rest}`) is a fallback, and the gateway's endpoint winning there is what it says.
+fn outside_reserved_paths(
+    raw: &[RawRoute],
+    routes: &[RouteConfig],
     jobs_path: &str,
     src: &Source<'_>,
 ) -> Result<(), ConfigError> {
-    if !routes.iter().any(|r| *r.kind.get_ref() == RouteKind::Sync) {
+    let Some((j, owner)) = routes.iter().enumerate().find(|(_, r)| r.runs_jobs()) else {
         return Ok(());
-    }
+    };
+    let why = format!(
+        "while any route runs jobs (a sync route, or a task route with callback or admission: \
+         here {:?}, routes[{j}])",
+        owner.name
+    );
     let prefix = format!("{jobs_path}/");
-    for (i, r) in routes.iter().enumerate() {
+    for (i, r) in raw.iter().enumerate() {
         let path = r.path.get_ref();
-        if path == jobs_path || path.starts_with(&prefix) {
-            let msg = format!(
-                "{path} falls under jobs.path {jobs_path:?}, which the job API owns while a \
-                 sync route exists; move the route or change [jobs].path"
-            );
-            return Err(src.error(format!("routes[{i}].path"), Some(r.path.span()), msg));
-        }
+        let msg = if path == jobs_path || path.starts_with(&prefix) {
+            format!(
+                "{path} falls under jobs.path {jobs_path:?}, which the job API owns {why}; \
+                 move the route or change [jobs].path"
+            )
+        } else if path == WEBHOOK_SECRET_PATH {
+            format!(
+                "{path} is the gateway's own endpoint (each tenant's webhook signing secret) \
+                 {why}; move the route"
+            )
+        } else {
+            continue;
+        };
+        return Err(src.error(format!("routes[{i}].path"), Some(r.path.span()), msg));
     }
     Ok(())
 }
