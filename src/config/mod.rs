@@ -25,10 +25,6 @@ pub use types::{ByteSize, IdSource, JsonPointer};
 
 use crate::signed_url::UrlKey;
 
-/// Where a tenant reads its webhook signing secret: a built-in endpoint, reserved for it
-/// (a route may not claim the path).
-pub const WEBHOOK_SECRET_PATH: &str = "/webhook-secret";
-
 /// Where a tenant reads its webhook signing secret: one of the gateway's own endpoints, so
 /// no route may use it while the gateway serves it (see [`RouteConfig::runs_jobs`]).
 pub const WEBHOOK_SECRET_PATH: &str = "/webhook-secret";

@@ -115,7 +115,7 @@ impl Gateway {
                 }
             }
             None => {
-                if let Some(r) = cfg.routes.iter().find(|r| table::route_runs_jobs(r)) {
+                if let Some(r) = cfg.routes.iter().find(|r| r.runs_jobs()) {
                     return Err(format!(
                         "route {:?} runs jobs, but the gateway started without any such \
                          route, so it has no job store open: restart to add it",

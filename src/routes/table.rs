@@ -118,6 +118,7 @@ impl Table {
         let mut routes = Vec::with_capacity(cfg.routes.len() + 2);
         let mut by_name = HashMap::with_capacity(cfg.routes.len());
         for rc in &cfg.routes {
+            check_reserved(rc, builtins)?;
             let route = Arc::new(build_route(rc, old)?);
             by_name.insert(rc.name.clone(), Arc::clone(&route));
             routes.push((rc.path.clone(), rc.methods.clone(), Target::Route(route)));
@@ -175,19 +176,27 @@ impl Table {
     }
 }
 
-/// Whether a route runs jobs: `sync` routes run calls; `task` routes with a callback or an
-/// admission endpoint run watches of handed-off operations.
-pub fn route_runs_jobs(rc: &RouteConfig) -> bool {
-    match rc.kind {
-        RouteKind::Sync => true,
-        RouteKind::Task => rc.callback.is_some() || rc.admission.is_some(),
-        RouteKind::Proxy => false,
-    }
-}
-
 /// Whether any route of `cfg` runs jobs (a gateway without one opens no store).
 pub fn runs_jobs(cfg: &Config) -> bool {
-    cfg.routes.iter().any(route_runs_jobs)
+    cfg.routes.iter().any(RouteConfig::runs_jobs)
+}
+
+/// A route may not sit on a built-in endpoint the table serves. Config loading refuses
+/// that while the config runs jobs; this also covers a reload that removed every job
+/// route of a gateway whose job API stays mounted (its jobs are still readable).
+fn check_reserved(rc: &RouteConfig, builtins: Builtins<'_>) -> Result<(), String> {
+    let path = rc.path.as_str();
+    let under_jobs = builtins
+        .jobs
+        .is_some_and(|p| path == p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')));
+    if under_jobs || (builtins.webhook_secret && path == WEBHOOK_SECRET_PATH) {
+        return Err(format!(
+            "route {:?}: {path} is one of the gateway's own endpoints (the job API or \
+             /webhook-secret), which this gateway serves; move the route",
+            rc.name
+        ));
+    }
+    Ok(())
 }
 
 fn build_route(rc: &RouteConfig, old: Option<&Table>) -> Result<Route, String> {
@@ -204,7 +213,7 @@ fn build_route(rc: &RouteConfig, old: Option<&Table>) -> Result<Route, String> {
         }
     };
     let max_running = match rc.kind {
-        _ if !route_runs_jobs(rc) => None,
+        _ if !rc.runs_jobs() => None,
         RouteKind::Sync => Some(rc.max_in_flight),
         _ => Some(MAX_WATCHES),
     };
