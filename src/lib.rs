@@ -12,6 +12,7 @@
 //!   boolean opt-in field) and the `async_requires` rules.
 //! - [`intent`]: reads the intent off a real request (query / JSON body) and rewrites it.
 //! - [`server`]: accept loop, HTTP/1.1 + h2c, header timeout, graceful drain.
+//! - [`linger`]: lingering close — drain, bounded, a body still arriving after the answer.
 //! - [`gateway`]: the per-request entry point; request ids; dispatch by route kind.
 //! - [`router`]: matchit path patterns + methods → route; `404` / `405` + `Allow`.
 //! - [`table`]: the route table built from a config, swapped whole on reload.
@@ -43,6 +44,7 @@ pub mod gateway;
 pub mod intent;
 pub mod jobs;
 pub mod limits;
+pub mod linger;
 pub mod metrics;
 pub mod mode;
 pub mod prefer;

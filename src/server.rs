@@ -17,14 +17,19 @@
 //! — back-pressure through the kernel's listen backlog, never a crash or an fd-exhaustion
 //! storm; HTTP/2 connections allow `h2_max_concurrent_streams` streams each (more are
 //! refused with `REFUSED_STREAM`, which clients retry).
+//!
+//! Closing: every accepted socket is wrapped in [`crate::linger::Linger`] (under TLS), so an
+//! HTTP/1.1 connection that hyper closes while the client may still be sending a body —
+//! a `413` or a `400`/`408` answered mid-body — lingers, bounded, instead of resetting the
+//! client before it can read the answer. The service tells it about each exchange.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body::Body as _;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -34,6 +39,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
+use crate::linger::{Hints, Linger};
 
 /// Serves `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
@@ -95,12 +101,15 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let hints = Arc::new(Hints::default());
+        let stream = Linger::new(stream, Arc::clone(&hints), remote);
         let conn = Conn {
             builder: Arc::clone(&builder),
             graceful: graceful.watcher(),
             gateway: Arc::clone(&gateway),
             remote,
             first_within: cfg.header_read_timeout,
+            hints,
         };
         match gateway.tls() {
             None => {
@@ -143,6 +152,14 @@ struct Conn {
     gateway: Arc<Gateway>,
     remote: SocketAddr,
     first_within: Duration,
+    /// Shared with the connection's [`Linger`]: what its requests were and how they ended.
+    hints: Arc<Hints>,
+}
+
+/// What one connection's service needs per request, behind one `Arc` (one clone each).
+struct Shared {
+    gateway: Arc<Gateway>,
+    hints: Arc<Hints>,
 }
 
 impl Conn {
@@ -157,13 +174,21 @@ impl Conn {
             gateway,
             remote,
             first_within,
+            hints,
         } = self;
-        let first_request = Arc::new(AtomicBool::new(false));
-        let seen = Arc::clone(&first_request);
-        let svc = service_fn(move |req| {
-            seen.store(true, Ordering::Relaxed);
-            let gw = Arc::clone(&gateway);
-            async move { Ok::<_, Infallible>(gw.handle(req, remote).await) }
+        let shared = Arc::new(Shared {
+            gateway,
+            hints: Arc::clone(&hints),
+        });
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            shared.hints.request(req.version());
+            let had_body = !req.body().is_end_stream();
+            let shared = Arc::clone(&shared);
+            async move {
+                let resp = shared.gateway.handle(req, remote).await;
+                shared.hints.answered(had_body, resp.status());
+                Ok::<_, Infallible>(resp)
+            }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
         let conn = graceful.watch(conn.into_owned());
@@ -173,7 +198,7 @@ impl Conn {
         let result = tokio::select! {
             r = &mut conn => r,
             () = tokio::time::sleep(first_within) => {
-                if !first_request.load(Ordering::Relaxed) {
+                if !hints.any_request() {
                     tracing::debug!(%remote, "no request within the header timeout; closing");
                     return;
                 }
