@@ -26,7 +26,7 @@
 //!    share), [`proxy`], [`task`], [`jobs`].
 //! 7. **[`pipeline`]** and **[`server`]** — one path for every request (route lookup →
 //!    typed route → shared step → handler → one response-header writer); the accept loop,
-//!    TLS, admin listener, reload.
+//!    TLS, lingering close, admin listener, reload.
 //! 8. **[`demo`]**, `main.rs` — the embedded demo upstreams, the CLI.
 
 pub mod admission;

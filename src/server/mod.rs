@@ -17,17 +17,23 @@
 //! — back-pressure through the kernel's listen backlog, never a crash or an fd-exhaustion
 //! storm; HTTP/2 connections allow `h2_max_concurrent_streams` streams each (more are
 //! refused with `REFUSED_STREAM`, which clients retry).
+//!
+//! Closing: every accepted socket is wrapped in [`linger::Linger`] (under TLS), so an
+//! HTTP/1.1 connection that hyper closes while the client may still be sending a body —
+//! a `413` or a `400`/`408` answered mid-body — lingers, bounded, instead of resetting the
+//! client before it can read the answer. The service tells it about each exchange.
 
 pub mod admin;
+pub mod linger;
 pub mod reload;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body::Body as _;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -38,6 +44,8 @@ use tokio::sync::Semaphore;
 use crate::config::ServerConfig;
 use crate::pipeline::Gateway;
 use crate::upstream::forward::Origin;
+
+use linger::{Hints, Linger};
 
 /// Serves `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
@@ -102,13 +110,16 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let tls = gateway.tls();
+        let hints = Arc::new(Hints::default());
+        let stream = Linger::new(stream, Arc::clone(&hints), remote);
         let conn = Conn {
             builder: Arc::clone(&builder),
             graceful: graceful.watcher(),
             gateway: Arc::clone(&gateway),
             remote,
-            origin: Arc::new(Origin::new(remote.ip(), tls.is_some(), port)),
+            origin: Origin::new(remote.ip(), tls.is_some(), port),
             first_within: cfg.header_read_timeout,
+            hints,
         };
         match tls {
             None => {
@@ -150,8 +161,18 @@ struct Conn {
     graceful: Watcher,
     gateway: Arc<Gateway>,
     remote: SocketAddr,
-    origin: Arc<Origin>,
+    origin: Origin,
     first_within: Duration,
+    /// Shared with the connection's [`Linger`]: what its requests were and how they ended.
+    hints: Arc<Hints>,
+}
+
+/// What one connection's service needs per request, behind one `Arc` (one clone each).
+struct Shared {
+    gateway: Arc<Gateway>,
+    /// Who is on the other end, over what (for `X-Forwarded-*` and `Forwarded`).
+    origin: Origin,
+    hints: Arc<Hints>,
 }
 
 impl Conn {
@@ -167,14 +188,22 @@ impl Conn {
             remote,
             origin,
             first_within,
+            hints,
         } = self;
-        let first_request = Arc::new(AtomicBool::new(false));
-        let seen = Arc::clone(&first_request);
-        let svc = service_fn(move |req| {
-            seen.store(true, Ordering::Relaxed);
-            let gw = Arc::clone(&gateway);
-            let origin = Arc::clone(&origin);
-            async move { Ok::<_, Infallible>(gw.handle(req, &origin).await) }
+        let shared = Arc::new(Shared {
+            gateway,
+            origin,
+            hints: Arc::clone(&hints),
+        });
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            shared.hints.request(req.version());
+            let had_body = !req.body().is_end_stream();
+            let shared = Arc::clone(&shared);
+            async move {
+                let resp = shared.gateway.handle(req, &shared.origin).await;
+                shared.hints.answered(had_body, resp.status());
+                Ok::<_, Infallible>(resp)
+            }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
         let conn = graceful.watch(conn.into_owned());
@@ -184,7 +213,7 @@ impl Conn {
         let result = tokio::select! {
             r = &mut conn => r,
             () = tokio::time::sleep(first_within) => {
-                if !first_request.load(Ordering::Relaxed) {
+                if !hints.any_request() {
                     tracing::debug!(%remote, "no request within the header timeout; closing");
                     return;
                 }
