@@ -6,6 +6,12 @@
 //! [`crate::problem::Problem`] (`impl From<Error> for Problem`), and the job runner into
 //! a job's `error {code, message}` ([`Error::job_code`]). Inside, code matches on
 //! [`ErrorKind`] instead of reading text back out of a rendered response.
+//!
+//! Where the errors live: forwarding and upstream calls ([`crate::upstream`]) fail with an
+//! [`Error`], the store with its `StoreError`. The modules that *judge a client's request*
+//! — reading its intent, its callback, its body, asking its admission endpoint — answer
+//! with the `Problem` the client is owed, because that verdict is their whole output; they
+//! run only inside the shared request step, which is the edge of the pipeline.
 
 use std::time::Duration;
 

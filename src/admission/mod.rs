@@ -107,7 +107,7 @@ pub async fn reserve(
         .await;
     let resp = match sent {
         Ok(r) => r,
-        Err(e) => return Err(unavailable(describe(&e))),
+        Err(e) => return Err(unavailable(crate::error::describe(&e))),
     };
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -168,17 +168,6 @@ pub(crate) async fn read_capped(mut resp: reqwest::Response, limit: Duration) ->
             Ok(Ok(None)) => return Some(Bytes::from(out)),
             _ => return None,
         }
-    }
-}
-
-/// What went wrong, without the URL (it may carry a token in its query).
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "no answer in time".into()
-    } else if e.is_connect() {
-        "connect failed".into()
-    } else {
-        "request failed".into()
     }
 }
 

@@ -97,7 +97,7 @@ pub async fn send(
         .await;
     let resp = match sent {
         Ok(r) => r,
-        Err(e) => return (None, Some(super::describe(&e)), None),
+        Err(e) => return (None, Some(crate::error::describe(&e)), None),
     };
     let status = resp.status().as_u16();
     let retry_after = resp

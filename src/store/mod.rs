@@ -31,6 +31,7 @@
 
 pub mod claims;
 pub mod document;
+pub mod headers;
 pub mod memory;
 pub mod model;
 pub mod open;

@@ -63,7 +63,6 @@ use rusqlite::Connection;
 use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
 use super::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError};
 
-pub use codec::{decode_headers, encode_headers};
 pub use migrations::latest as schema_version;
 
 /// Unfinished jobs per route; see the module notes for the shape.

@@ -136,7 +136,7 @@ impl Deliverer {
         }
         let mut resp = match req.body(payload).send().await {
             Ok(r) => r,
-            Err(e) => return (None, Some(describe(&e)), None),
+            Err(e) => return (None, Some(crate::error::describe(&e)), None),
         };
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -155,29 +155,6 @@ impl Deliverer {
         }
         (Some(status), None, retry_after)
     }
-}
-
-/// What went wrong, without the URL: reqwest's own message names the callback URL, whose
-/// query string may carry a receiver's token, and this text is logged and stored.
-fn describe(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connect failed"
-    } else if e.is_redirect() {
-        "redirect refused"
-    } else if e.is_body() || e.is_decode() {
-        "reading the answer failed"
-    } else {
-        "request failed"
-    }
-    .to_owned();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }
 
 /// The callback body for a finished job (see the module doc).

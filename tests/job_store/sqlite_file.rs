@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use prefer_gateway::store::headers::encode_headers;
 use prefer_gateway::store::model::{Attempt, AttemptNext, DeliveryKind, DeliveryState, JobKind};
-use prefer_gateway::store::sqlite::{encode_headers, schema_version, SqliteStore};
+use prefer_gateway::store::sqlite::{schema_version, SqliteStore};
 use prefer_gateway::store::{Created, JobStatus, Outcome};
 
 use crate::{

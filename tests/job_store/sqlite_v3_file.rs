@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use prefer_gateway::store::headers::encode_headers;
 use prefer_gateway::store::model::{Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState};
-use prefer_gateway::store::sqlite::{encode_headers, schema_version, SqliteStore};
+use prefer_gateway::store::sqlite::{schema_version, SqliteStore};
 use prefer_gateway::store::{JobStatus, NewAdmission, NewJob, Outcome};
 
 use crate::sqlite_file::SHIPPED_V1;

@@ -33,8 +33,8 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
+use crate::store::headers::{decode_headers, encode_headers};
 use crate::store::model::{Job, JobError, JobKind, JobStatus, StoredRequest, StoredResponse};
-use crate::store::sqlite::{decode_headers, encode_headers};
 use crate::store::StoreError;
 
 /// Hash fields as `(name, value)` pairs, ready to become `HSET` arguments.

@@ -12,8 +12,9 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::codec::{encode_headers, job_columns, job_from, job_from_row};
+use super::codec::{job_columns, job_from, job_from_row};
 use super::deliveries::{insert_deliveries, schedule_deliveries};
+use crate::store::headers::encode_headers;
 use crate::store::model::{Job, Millis, NewJob, Outcome};
 use crate::store::{Canceled, Created, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
 
