@@ -1,7 +1,7 @@
 //! Signed result URLs: `{jobs.path}/{id}/result?expires=<unix seconds>&sig=<signature>`,
 //! a link to a finished job's stored result that works without the tenant header until the
 //! job's retention ends. Pure: the caller supplies the key, the job id and the times; the
-//! job API ([`super::api`]) does the lookups and [`super::document`] renders the link.
+//! job API ([`crate::jobs::api`]) does the lookups and [`crate::store::document`] renders the link.
 //!
 //! Decisions:
 //!

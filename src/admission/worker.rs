@@ -2,7 +2,7 @@
 //! one attempt each, on the callbacks' retry schedule.
 //!
 //! The store makes a job's admission delivery due in the same atomic step that makes the
-//! job terminal (see [`crate::jobs::store`]), so a notice survives a crash between the two
+//! job terminal (see [`crate::store`]), so a notice survives a crash between the two
 //! and is never forgotten; claims carry a lease, so with several replicas each attempt is
 //! made by one of them. The URL is the one stored with the job (a reload that changes the
 //! route's endpoint does not redirect notices for work the old endpoint admitted); the

@@ -1,5 +1,5 @@
 //! The gateway as a value: the route table, the upstream client, the job engine and its
-//! workers, and the one path every request takes ([`Gateway::handle`], in [`request`]).
+//! workers, and the one path every request takes ([`Gateway::handle`], in `request.rs`).
 //!
 //! Start-up order: the route table is built (each upstream URL parsed once) and its hosts
 //! resolved; when a route runs jobs, the store is opened, the engine started on it and the

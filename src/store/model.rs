@@ -259,7 +259,7 @@ impl NewJob {
     }
 }
 
-/// How a run ended, as handed to [`crate::jobs::JobStore::complete`].
+/// How a run ended, as handed to [`crate::store::JobStore::complete`].
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// The upstream answered: 2xx → succeeded, else failed with `upstream_status`.

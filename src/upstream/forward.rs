@@ -43,7 +43,8 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
 /// The client side of a request as this hop saw it: who connected, over what, to which
-/// port. Made once per connection by the server.
+/// port. Made once per connection by the server, with the header text every request on
+/// the connection repeats already rendered (the hot path then only clones it).
 #[derive(Debug, Clone)]
 pub struct Origin {
     /// The peer's address.
@@ -51,16 +52,35 @@ pub struct Origin {
     /// Whether the connection was TLS.
     pub https: bool,
     /// The listener's port, as header text.
-    pub port: HeaderValue,
+    port: HeaderValue,
+    /// The peer's address as `X-Forwarded-For` text.
+    ip_text: HeaderValue,
+    /// `for=…` of this hop's `Forwarded` element.
+    forwarded_for: Vec<u8>,
+    /// This hop's whole `Forwarded` element when the request names no host.
+    forwarded_hostless: HeaderValue,
 }
 
 impl Origin {
     /// A connection from `ip` to the listener on `port`.
     pub fn new(ip: IpAddr, https: bool, port: u16) -> Origin {
+        let mut text = Vec::with_capacity(45);
+        ip_header_text(ip, &mut text);
+        let forwarded_for = if ip.is_ipv6() {
+            [&b"for=\"["[..], &text, b"]\""].concat()
+        } else {
+            [&b"for="[..], &text].concat()
+        };
+        let proto: &[u8] = if https { b";proto=https" } else { b";proto=http" };
+        let hostless = [&forwarded_for[..], proto].concat();
         Origin {
             ip,
             https,
             port: HeaderValue::from(port),
+            ip_text: HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("unknown")),
+            forwarded_for,
+            forwarded_hostless: HeaderValue::from_bytes(&hostless)
+                .unwrap_or(HeaderValue::from_static("for=unknown")),
         }
     }
 
@@ -70,6 +90,26 @@ impl Origin {
         } else {
             "http"
         }
+    }
+
+    /// This hop's `Forwarded` element for a request to `host`: `for=…;host="…";proto=…`
+    /// (see the module doc), built at its exact size.
+    fn forwarded(&self, host: Option<&HeaderValue>) -> HeaderValue {
+        // A quoted-string may not hold `"` or `\` unescaped; a host with either is left out.
+        let Some(h) = host.filter(|h| !h.as_bytes().iter().any(|b| matches!(b, b'"' | b'\\')))
+        else {
+            return self.forwarded_hostless.clone();
+        };
+        let proto = self.proto().as_bytes();
+        let mut out = Vec::with_capacity(self.forwarded_for.len() + h.len() + proto.len() + 15);
+        out.extend_from_slice(&self.forwarded_for);
+        out.extend_from_slice(b";host=\"");
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(b"\";proto=");
+        out.extend_from_slice(proto);
+        // Exactly sized, so the buffer becomes the value without a copy.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+            .unwrap_or_else(|_| self.forwarded_hostless.clone())
     }
 }
 
@@ -192,8 +232,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// `ip` as header text; IPv4 is written by hand (this runs once per proxied request and
-/// `Display` goes through `core::fmt`).
+/// `ip` as header text; IPv4 is written by hand (`Display` goes through `core::fmt`).
 fn ip_header_text(ip: IpAddr, out: &mut Vec<u8>) {
     match ip {
         IpAddr::V4(v4) => {
@@ -224,20 +263,19 @@ fn via_value(version: Version) -> &'static str {
 
 /// Appends `value` to a list header, folding every existing line into one (so a chain
 /// spread over several `X-Forwarded-For` or `Via` lines is kept whole).
-fn append_comma(headers: &mut HeaderMap, name: &HeaderName, value: Vec<u8>) {
+fn append_comma(headers: &mut HeaderMap, name: &HeaderName, value: HeaderValue) {
     let mut joined: Vec<u8> = Vec::new();
     for old in headers.get_all(name).iter().filter(|v| !v.is_empty()) {
         joined.extend_from_slice(old.as_bytes());
         joined.extend_from_slice(b", ");
     }
-    let whole = if joined.is_empty() {
-        // The common case: no earlier hop; the value's buffer becomes the header, uncopied.
-        value
-    } else {
-        joined.extend_from_slice(&value);
-        joined
-    };
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(whole)) {
+    if joined.is_empty() {
+        // The common case: no earlier hop; the value goes in as it is.
+        headers.insert(name.clone(), value);
+        return;
+    }
+    joined.extend_from_slice(value.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
         headers.insert(name.clone(), v);
     }
 }
@@ -245,7 +283,7 @@ fn append_comma(headers: &mut HeaderMap, name: &HeaderName, value: Vec<u8>) {
 /// [`append_comma`] for a `'static` value: no copy when there is no earlier hop.
 fn append_comma_static(headers: &mut HeaderMap, name: &HeaderName, value: &'static str) {
     if headers.contains_key(name) {
-        append_comma(headers, name, value.as_bytes().to_vec());
+        append_comma(headers, name, HeaderValue::from_static(value));
     } else {
         headers.insert(name.clone(), HeaderValue::from_static(value));
     }
@@ -261,10 +299,8 @@ pub fn forward_request_headers(
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
     headers.remove(header::EXPECT);
-    let mut ip = Vec::with_capacity(16);
-    ip_header_text(origin.ip, &mut ip);
-    let forwarded = forwarded_element(&ip, origin, original_host.as_ref());
-    append_comma(headers, &X_FORWARDED_FOR, ip);
+    append_comma(headers, &X_FORWARDED_FOR, origin.ip_text.clone());
+    let forwarded = origin.forwarded(original_host.as_ref());
     append_comma(headers, &header::FORWARDED, forwarded);
     let proto = HeaderValue::from_static(origin.proto());
     headers.insert(X_FORWARDED_PROTO.clone(), proto);
@@ -274,28 +310,6 @@ pub fn forward_request_headers(
         None => headers.remove(&X_FORWARDED_HOST),
     };
     append_comma_static(headers, &header::VIA, via_value(version));
-}
-
-/// This hop's `Forwarded` element: `for=…;host="…";proto=…` (see the module doc).
-fn forwarded_element(ip: &[u8], origin: &Origin, host: Option<&HeaderValue>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(b"for=");
-    if origin.ip.is_ipv6() {
-        out.extend_from_slice(b"\"[");
-        out.extend_from_slice(ip);
-        out.extend_from_slice(b"]\"");
-    } else {
-        out.extend_from_slice(ip);
-    }
-    // A quoted-string may not hold `"` or `\` unescaped; a host with either is left out.
-    if let Some(h) = host.filter(|h| !h.as_bytes().iter().any(|b| matches!(b, b'"' | b'\\'))) {
-        out.extend_from_slice(b";host=\"");
-        out.extend_from_slice(h.as_bytes());
-        out.push(b'"');
-    }
-    out.extend_from_slice(b";proto=");
-    out.extend_from_slice(origin.proto().as_bytes());
-    out
 }
 
 /// Rewrites upstream response headers for the client hop.

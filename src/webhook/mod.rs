@@ -2,7 +2,8 @@
 //!
 //! - [`guard`]: which callback URLs and addresses are allowed (pure);
 //! - [`resolve`]: the DNS resolver and HTTP client that connect only to checked addresses;
-//! - [`sign`]: Standard Webhooks and `X-Signature` signatures, per-tenant secrets (pure);
+//! - [`crate::sign`] (a foundation, shared with signed result links): Standard Webhooks and
+//!   `X-Signature` signatures, per-tenant secrets;
 //! - [`schedule`]: when the next attempt is due (pure);
 //! - [`deliver`]: one delivery attempt and the worker that claims due deliveries;
 //! - [`intake`]: taking the callback URL off a request and checking it at submit.
