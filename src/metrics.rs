@@ -24,12 +24,17 @@
 //! - `route` is the route's configured `name`; requests that matched no route are
 //!   `route="-"`, the jobs API is `route="jobs-api"`. `preference` is what the answer's
 //!   `Preference-Applied` says: `respond-async`, `wait`, or `none`.
+//! - **Per-route handles** ([`RouteMetrics`]): a route's latency histograms and its
+//!   `status="200",preference="none"` counter are looked up in their families once, on the
+//!   route's first request, and reused — a family lookup hashes the labels and probes a
+//!   map under a lock, three times per request otherwise (callgrind: ~1,000 instructions
+//!   per proxied request).
 //! - Latency buckets run from 0.5 ms to ~600 s (a `wait` may last ten minutes), factor 2.5.
 //! - The store gauges are read when scraped (one cheap query), so they are right across
 //!   replicas and restarts; a failing query leaves them out and counts a store error.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -232,6 +237,16 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
+    /// The handles of route `label` (resolved on first use, see [`RouteMetrics`]).
+    pub fn route(label: RouteLabel) -> Arc<RouteMetrics> {
+        Arc::new(RouteMetrics {
+            label,
+            request_seconds: OnceLock::new(),
+            upstream_seconds: OnceLock::new(),
+            ok: OnceLock::new(),
+        })
+    }
+
     /// Counts one answered request.
     pub fn request(
         &self,
@@ -354,5 +369,80 @@ pub fn preference_label(applied: Option<&http::HeaderValue>) -> &'static str {
         "respond-async"
     } else {
         "none"
+    }
+}
+
+/// One route's metric handles (see the module doc): what the pipeline counts a request
+/// under. Requests that matched no route and the job API have their own.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    label: RouteLabel,
+    request_seconds: OnceLock<Histogram>,
+    upstream_seconds: OnceLock<Histogram>,
+    /// `requests_total{status="200",preference="none"}`, the most common answer by far.
+    ok: OnceLock<Counter>,
+}
+
+impl RouteMetrics {
+    /// Requests that matched no route (`route="-"`).
+    pub fn unmatched() -> Arc<RouteMetrics> {
+        static M: LazyLock<Arc<RouteMetrics>> =
+            LazyLock::new(|| Metrics::route(RouteLabel::unmatched()));
+        Arc::clone(&M)
+    }
+
+    /// The job API (`route="jobs-api"`).
+    pub fn jobs_api() -> Arc<RouteMetrics> {
+        static M: LazyLock<Arc<RouteMetrics>> =
+            LazyLock::new(|| Metrics::route(RouteLabel::jobs_api()));
+        Arc::clone(&M)
+    }
+
+    /// The route's label.
+    pub fn label(&self) -> &RouteLabel {
+        &self.label
+    }
+
+    /// Counts one answered request (as [`Metrics::request`]).
+    pub fn request(&self, status: u16, preference: &'static str, took: Duration) {
+        let m = get();
+        if status == 200 && preference == "none" {
+            self.ok
+                .get_or_init(|| {
+                    let labels = RequestLabels {
+                        route: self.label.clone(),
+                        status,
+                        preference,
+                    };
+                    m.requests.get_or_create(&labels).clone()
+                })
+                .inc();
+        } else {
+            m.requests
+                .get_or_create(&RequestLabels {
+                    route: self.label.clone(),
+                    status,
+                    preference,
+                })
+                .inc();
+        }
+        let seconds = self.request_seconds.get_or_init(|| {
+            let labels = RouteLabels {
+                route: self.label.clone(),
+            };
+            m.request_seconds.get_or_create(&labels).clone()
+        });
+        seconds.observe(took.as_secs_f64());
+    }
+
+    /// Records one upstream call's time to its response head (as [`Metrics::upstream`]).
+    pub fn upstream(&self, took: Duration) {
+        let seconds = self.upstream_seconds.get_or_init(|| {
+            let labels = RouteLabels {
+                route: self.label.clone(),
+            };
+            get().upstream_seconds.get_or_create(&labels).clone()
+        });
+        seconds.observe(took.as_secs_f64());
     }
 }

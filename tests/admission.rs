@@ -7,6 +7,9 @@
 
 mod support;
 
+#[path = "admission/abandoned.rs"]
+mod abandoned;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

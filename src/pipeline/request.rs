@@ -9,6 +9,7 @@
 //! logged.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -18,7 +19,7 @@ use super::respond::{self, Intended};
 use super::{access_log, Gateway};
 use crate::body::Body;
 use crate::limits::{MAX_HEADERS, MAX_HEADER_BYTES};
-use crate::metrics::{self, RouteLabel};
+use crate::metrics::{self, RouteMetrics};
 use crate::prefer;
 use crate::prepare::{self, For, Stop};
 use crate::problem::Problem;
@@ -50,23 +51,22 @@ impl Gateway {
             )
         });
         let req = Request::from_parts(parts, Body::idle_limited(body, self.body_idle));
-        let (mut resp, label) = self.route(req, origin, arrived).await;
+        let (mut resp, counted) = self.route(req, origin, arrived).await;
         let elapsed = arrived.elapsed();
         let status = resp.status().as_u16();
         let applied = resp.headers().get(&prefer::PREFERENCE_APPLIED);
         let preference = metrics::preference_label(applied);
         let upstream = resp.extensions().get::<UpstreamElapsed>().map(|u| u.0);
-        let m = metrics::get();
-        m.request(&label, status, preference, elapsed);
+        counted.request(status, preference, elapsed);
         if let Some(took) = upstream {
-            m.upstream(&label, took);
+            counted.upstream(took);
         }
         if let Some((method, uri, tenant)) = &logged {
             access_log::write(&access_log::Entry {
                 request_id: &request_id,
                 method,
                 path: uri.path(),
-                route: label.as_str(),
+                route: counted.label().as_str(),
                 status,
                 preference,
                 applied,
@@ -79,14 +79,14 @@ impl Gateway {
         resp
     }
 
-    /// The answer, and the route it is counted under.
+    /// The answer, and what it is counted under.
     async fn route(
         &self,
         req: Request<Body>,
         origin: &Origin,
         arrived: Instant,
-    ) -> (Response<Body>, RouteLabel) {
-        let unmatched = |p: Problem| (p.into_response(), RouteLabel::unmatched());
+    ) -> (Response<Body>, Arc<RouteMetrics>) {
+        let unmatched = |p: Problem| (p.into_response(), RouteMetrics::unmatched());
         if self.draining.load(Ordering::Relaxed) {
             return unmatched(Problem::Draining);
         }
@@ -122,19 +122,19 @@ impl Gateway {
                     Some(engine) => crate::jobs::api::handle(engine, &defaults, &req).await,
                     None => Problem::NoRoute.into_response(),
                 };
-                return (resp, RouteLabel::jobs_api());
+                return (resp, RouteMetrics::jobs_api());
             }
             Target::WebhookSecret => {
                 let resp = match (&self.jobs, &self.deliverer) {
                     (Some(engine), Some(d)) => crate::jobs::api::webhook_secret(engine, d, &req),
                     _ => Problem::NoRoute.into_response(),
                 };
-                return (resp, RouteLabel::jobs_api());
+                return (resp, RouteMetrics::jobs_api());
             }
         };
         drop(table);
         let resp = self.serve(&route, req, origin, arrived).await;
-        (resp, route.label.clone())
+        (resp, Arc::clone(&route.metrics))
     }
 
     /// A configured route's answer: one arm per route kind.

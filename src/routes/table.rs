@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::router::Router;
 use crate::config::{Config, Defaults, JobsConfig, RouteConfig, RouteKind, TaskConfig};
-use crate::metrics::RouteLabel;
+use crate::metrics::{Metrics, RouteLabel, RouteMetrics};
 use crate::store::document::Links;
 use crate::store::Job;
 use crate::upstream::forward::Upstream;
@@ -40,8 +40,8 @@ pub struct Route {
     pub upstream: Upstream,
     /// What a request on it does.
     pub kind: Kind,
-    /// Its name as a metrics label.
-    pub label: RouteLabel,
+    /// What its requests are counted under.
+    pub metrics: Arc<RouteMetrics>,
     /// Its job slots, when it runs jobs (`sync` routes; `task` routes whose operations the
     /// gateway watches for a callback or an admission endpoint).
     pub jobs: Option<Slots>,
@@ -234,7 +234,7 @@ fn build_route(rc: &RouteConfig, old: Option<&Table>) -> Result<Route, String> {
         cfg: rc.clone(),
         upstream: Upstream::from_url(&rc.upstream)?,
         kind,
-        label: RouteLabel::new(&rc.name),
+        metrics: Metrics::route(RouteLabel::new(&rc.name)),
         jobs,
     })
 }

@@ -71,7 +71,11 @@ impl Origin {
         } else {
             [&b"for="[..], &text].concat()
         };
-        let proto: &[u8] = if https { b";proto=https" } else { b";proto=http" };
+        let proto: &[u8] = if https {
+            b";proto=https"
+        } else {
+            b";proto=http"
+        };
         let hostless = [&forwarded_for[..], proto].concat();
         Origin {
             ip,
