@@ -105,7 +105,7 @@ fn header_rewrite(c: &mut Criterion) {
                 || template.clone(),
                 |mut h| {
                     let host = h.get("host").cloned();
-                    forward::forward_request_headers(&mut h, Version::HTTP_11, &origin, host);
+                    forward::forward_request_headers(&mut h, Version::HTTP_11, &origin, host, None);
                     h
                 },
                 BatchSize::SmallInput,

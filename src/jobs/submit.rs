@@ -108,7 +108,7 @@ async fn submit(
     let body = body.unwrap_or_default();
     let host = forward::original_host(&req);
     let (mut parts, _) = req.into_parts();
-    forward::forward_request_headers(&mut parts.headers, parts.version, call.origin, host);
+    forward::forward_request_headers(&mut parts.headers, parts.version, call.origin, host, None);
     parts.headers.remove(&IDEMPOTENCY_KEY);
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.remove(HOST);

@@ -197,10 +197,18 @@ impl Upstream {
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    strip(headers, false);
+}
+
+/// [`strip_hop_by_hop`], and `Expect` too when `expect` (requests: the gateway answers
+/// `100-continue` itself) — found in the same scan, so a request without one costs no
+/// lookup for it.
+fn strip(headers: &mut HeaderMap, expect: bool) {
     // Hot path: most messages carry no hop-by-hop header but `Connection`/`Keep-Alive`, so
     // one scan over the names decides which removals are needed (each `remove` hashes).
     let mut present = [false; HOPS + 1];
     let mut any = false;
+    let mut has_expect = false;
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             present[i] = true;
@@ -208,7 +216,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         } else if name == header::UPGRADE {
             present[HOPS] = true;
             any = true;
+        } else if expect && name == header::EXPECT {
+            has_expect = true;
         }
+    }
+    if has_expect {
+        headers.remove(header::EXPECT);
     }
     if !any {
         return;
@@ -267,42 +280,48 @@ fn via_value(version: Version) -> &'static str {
 
 /// Appends `value` to a list header, folding every existing line into one (so a chain
 /// spread over several `X-Forwarded-For` or `Via` lines is kept whole).
+/// One map lookup: the common case (no earlier hop) inserts `value` as it is.
 fn append_comma(headers: &mut HeaderMap, name: &HeaderName, value: HeaderValue) {
-    let mut joined: Vec<u8> = Vec::new();
-    for old in headers.get_all(name).iter().filter(|v| !v.is_empty()) {
-        joined.extend_from_slice(old.as_bytes());
-        joined.extend_from_slice(b", ");
-    }
-    if joined.is_empty() {
-        // The common case: no earlier hop; the value goes in as it is.
-        headers.insert(name.clone(), value);
-        return;
-    }
-    joined.extend_from_slice(value.as_bytes());
-    if let Ok(v) = HeaderValue::from_bytes(&joined) {
-        headers.insert(name.clone(), v);
+    match headers.entry(name) {
+        header::Entry::Vacant(slot) => {
+            slot.insert(value);
+        }
+        header::Entry::Occupied(mut lines) => {
+            let mut joined: Vec<u8> = Vec::new();
+            for old in lines.iter().filter(|v| !v.is_empty()) {
+                joined.extend_from_slice(old.as_bytes());
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(value.as_bytes());
+            match HeaderValue::from_bytes(&joined) {
+                Ok(v) => lines.insert(v),
+                Err(_) => lines.insert(value),
+            };
+        }
     }
 }
 
-/// [`append_comma`] for a `'static` value: no copy when there is no earlier hop.
+/// [`append_comma`] for a `'static` value (no copy when there is no earlier hop).
 fn append_comma_static(headers: &mut HeaderMap, name: &HeaderName, value: &'static str) {
-    if headers.contains_key(name) {
-        append_comma(headers, name, HeaderValue::from_static(value));
-    } else {
-        headers.insert(name.clone(), HeaderValue::from_static(value));
-    }
+    append_comma(headers, name, HeaderValue::from_static(value));
 }
 
 /// Rewrites request headers for the upstream hop (see the module doc for the rules).
+/// `Host` becomes `upstream_host`, or is removed when that is `None` (a job sets its own
+/// when it runs).
 pub fn forward_request_headers(
     headers: &mut HeaderMap,
     version: Version,
     origin: &Origin,
     original_host: Option<HeaderValue>,
+    upstream_host: Option<HeaderValue>,
 ) {
-    strip_hop_by_hop(headers);
-    headers.remove(header::HOST);
-    headers.remove(header::EXPECT);
+    strip(headers, true);
+    match upstream_host {
+        // One lookup: overwrites the client's `Host`.
+        Some(h) => headers.insert(header::HOST, h),
+        None => headers.remove(header::HOST),
+    };
     append_comma(headers, &X_FORWARDED_FOR, origin.ip_text.clone());
     let forwarded = origin.forwarded(original_host.as_ref());
     append_comma(headers, &header::FORWARDED, forwarded);
@@ -391,9 +410,15 @@ pub fn upstream_request(
         .map(PathAndQuery::as_str)
         .unwrap_or("/");
     parts.uri = upstream.uri(pq)?;
-    forward_request_headers(&mut parts.headers, parts.version, origin, host);
     // `Host` as nginx's `proxy_set_header Host $proxy_host` (computed once per route).
-    parts.headers.insert(header::HOST, upstream.host.clone());
+    let upstream_host = Some(upstream.host.clone());
+    forward_request_headers(
+        &mut parts.headers,
+        parts.version,
+        origin,
+        host,
+        upstream_host,
+    );
     Ok(Request::from_parts(parts, body))
 }
 

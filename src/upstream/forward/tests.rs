@@ -43,6 +43,7 @@ fn forwarded_headers_append_and_overwrite() {
         Version::HTTP_11,
         &origin,
         Some(HeaderValue::from_static("api.example")),
+        None,
     );
     assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 127.0.0.1");
     assert_eq!(h[&X_FORWARDED_PROTO], "http");
@@ -65,7 +66,7 @@ fn behind_tls_the_hop_says_https() {
         true,
         8443,
     );
-    forward_request_headers(&mut h, Version::HTTP_2, &origin, None);
+    forward_request_headers(&mut h, Version::HTTP_2, &origin, None, None);
     assert_eq!(h[&X_FORWARDED_PROTO], "https");
     assert_eq!(h[&X_FORWARDED_PORT], "8443");
     assert_eq!(h[header::FORWARDED], "for=\"[2001:db8::7]\";proto=https");
