@@ -108,7 +108,12 @@ fn the_openapi_document_lists_every_problem_type_with_its_title_and_status() {
     let mut documented: Vec<(String, String, String)> = listed
         .iter()
         .map(|t| {
-            let status = t["description"].as_str().unwrap().split(':').next().unwrap();
+            let status = t["description"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap();
             (
                 t["const"].as_str().unwrap().to_owned(),
                 t["title"].as_str().unwrap().to_owned(),

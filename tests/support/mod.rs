@@ -4,10 +4,12 @@
 //! `{up}` replaced by the upstream's address), binds port 0 and serves in the test's
 //! runtime; [`Upstream::start`] serves any async closure over HTTP/1.1 and counts requests
 //! per path so tests can assert how often the gateway called it.
-//! [`wire`] speaks raw bytes over TCP where reqwest would normalise the request.
+//! [`wire`] speaks raw bytes over TCP where reqwest would normalise the request;
+//! [`python`] provides the virtualenv that real Python clients run in.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod process;
+pub mod python;
 pub mod redis;
 pub mod wire;
 
