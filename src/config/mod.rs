@@ -69,6 +69,12 @@ pub struct ServerConfig {
     pub tenant_rate: Option<TenantRate>,
     /// Serve TLS (HTTPS, ALPN `h2` and `http/1.1`) instead of cleartext; `None` = cleartext.
     pub tls: Option<TlsFiles>,
+    /// The base of every URL the gateway hands out (`https://api.example.com`, a path
+    /// prefix allowed, no trailing `/`); `None` = the request's own scheme and host.
+    pub public_url: Option<String>,
+    /// Peers whose `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` are believed when
+    /// building those URLs (and passed on upstream). Default: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[server].tls`: PEM files, read at start and again on every reload (certificate

@@ -47,6 +47,8 @@ pub struct Call<'a> {
     pub arrived: Instant,
     /// `true` once the gateway drains: a wait answers its 202 at once.
     pub drain: Drain,
+    /// The public base of the URLs in the answer (see `pipeline::public`).
+    pub base: String,
 }
 
 /// Handles one prepared request on a `sync` route; the answer, and whether it honours the
@@ -172,18 +174,18 @@ async fn submit(
             return Err(Problem::QueueFull(max));
         }
     };
-    let prefix = &engine.cfg.path;
+    let links = engine.links(&job, &call.base);
     Ok(match deadline {
-        None => document::accepted(prefix, &job),
+        None => document::accepted(&links, &job),
         Some(deadline) => {
             match waiting(engine, &tenant, &job.id, deadline, call.drain.clone()).await {
                 Ok(Lookup::Found(done)) if done.status.is_terminal() => match &done.response {
                     Some(stored) => document::replay(stored),
-                    None => document::status_response(engine.links(&done), &done, StatusCode::OK),
+                    None => document::status_response(&links, &done, StatusCode::OK),
                 },
-                Ok(Lookup::Found(pending)) => document::accepted(prefix, &pending),
+                Ok(Lookup::Found(pending)) => document::accepted(&links, &pending),
                 // Swept or unreadable meanwhile: the handle is still the truthful answer.
-                Ok(_) | Err(_) => document::accepted(prefix, &job),
+                Ok(_) | Err(_) => document::accepted(&links, &job),
             }
         }
     })

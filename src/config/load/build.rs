@@ -88,6 +88,8 @@ fn server(raw: RawServer) -> ServerConfig {
             cert: t.cert,
             key: t.key,
         }),
+        public_url: raw.public_url,
+        trusted_proxies: raw.trusted_proxies.unwrap_or_default(),
     }
 }
 

@@ -63,6 +63,10 @@ pub(super) struct RawServer {
     #[serde(deserialize_with = "opt_at_least_one")]
     pub tenant_burst: Option<u64>,
     pub tls: Option<RawTls>,
+    #[serde(deserialize_with = "opt_public_url")]
+    pub public_url: Option<String>,
+    #[serde(deserialize_with = "opt_networks")]
+    pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
 }
 
 /// `[server].tls`.
