@@ -8,7 +8,8 @@ JOBS_JSON maps a state name to a job id; LINK_JSON is {"job": name, "expires": â
 for a genuine signed result URL. Schemathesis' own fuzzing picks ids at random, so it may
 never ask for the result of a running job; this asks every operation about every job once
 (reads first, then DELETE and POST, which change state), validates each answer with
-schemathesis' checks, and prints one JSON line per request:
+schemathesis' checks (and that its URLs name the job on this gateway), and prints one
+JSON line per request:
 {"operation", "job", "status", "failures"}.
 """
 
@@ -34,6 +35,24 @@ def operations():
     return sorted(ops, key=lambda op: (op.method.upper() in WRITES, op.method.upper() == "DELETE", op.path))
 
 
+def urls(op, job_id, response):
+    """What the schema cannot say: the URLs name this job, absolutely, on this gateway."""
+    status_url = f"{base_url}/jobs/{job_id}"
+    wrong = []
+
+    def header(name):  # schemathesis keeps every value of a header, in a list
+        return (response.headers.get(name) or [None])[0]
+
+    if op.path.endswith("/result") and response.status_code == 202:
+        if header("location") != status_url + "/result":
+            wrong.append(f"Location {header('location')!r}, not {status_url}/result")
+    if header("content-type") == "application/json" and op.method.upper() != "HEAD":
+        doc = response.json()
+        if "job_id" in doc and doc.get("status_url") != status_url:
+            wrong.append(f"status_url {doc.get('status_url')!r}, not {status_url}")
+    return wrong
+
+
 def ask(op, job, **case):
     case = op.Case(**case)
     record = {"operation": op.label, "job": job}
@@ -41,7 +60,7 @@ def ask(op, job, **case):
     record["status"] = response.status_code
     try:
         case.validate_response(response)
-        record["failures"] = []
+        record["failures"] = urls(op, case.path_parameters["id"], response)
     except FailureGroup as group:
         record["failures"] = [str(group)]
     print(json.dumps(record), flush=True)
