@@ -227,6 +227,10 @@ pub struct RouteConfig {
     pub task: Option<TaskConfig>,
     /// The admission endpoint asked before work is accepted (see [`crate::admission`]).
     pub admission: Option<AdmissionConfig>,
+    /// `default = "job"` on a `sync` route: a request without `Prefer` runs as a job too,
+    /// answered like `wait = sync_wait` without `Preference-Applied` (the `202` handle
+    /// instead of a `504`). `false` (`"proxy"`, the default): it streams through.
+    pub default_job: bool,
 }
 
 impl RouteConfig {

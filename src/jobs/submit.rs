@@ -1,5 +1,11 @@
 //! Requests on `sync` routes, after the shared step ([`crate::prepare`]): DEFAULT streams
-//! through; ASYNC and WAIT become jobs.
+//! through (or, on a `default = "job"` route, is a job answered like `wait = sync_wait`
+//! without `Preference-Applied`); ASYNC and WAIT become jobs.
+//!
+//! Every answer that came from a job — the `202` handle, a `wait`'s replayed `200`, a
+//! status document — names it: `Operation-Location` and `X-Job-Id`. A client that
+//! disconnects while waiting does not cancel the job; the same `Idempotency-Key` sent
+//! again attaches to it.
 //!
 //! ASYNC stores the job (its body was read whole by the shared step), and only then
 //! answers the `202` handle — a job id is never handed out before the job is durable.
@@ -60,14 +66,21 @@ pub async fn handle(
     req: Request<Body>,
 ) -> Result<(Response<Body>, bool), Problem> {
     let mode = prepared.intent.resolution.mode;
-    if mode == Mode::Default {
-        return Ok((forward(&call, route, prepared, req).await?, false));
-    }
     let deadline = match mode {
+        Mode::Default if !route.cfg.default_job => {
+            return Ok((forward(&call, route, prepared, req).await?, false));
+        }
+        Mode::Default => Some(call.arrived + route.cfg.settings.sync_wait),
         Mode::Wait(secs) => Some(call.arrived + Duration::from_secs(secs)),
-        _ => None,
+        Mode::Async => None,
     };
-    Ok((submit(&call, route, prepared, req, deadline).await?, true))
+    // DEFAULT carries no preference to confirm (a `default = "job"` route's answer says so
+    // by `Operation-Location`, not by `Preference-Applied`).
+    let honoured = mode != Mode::Default;
+    Ok((
+        submit(&call, route, prepared, req, deadline).await?,
+        honoured,
+    ))
 }
 
 /// DEFAULT: a streaming forward, settled or released by the upstream's status.
@@ -175,7 +188,7 @@ async fn submit(
         }
     };
     let links = engine.links(&job, &call.base);
-    Ok(match deadline {
+    let mut resp = match deadline {
         None => document::accepted(&links, &job),
         Some(deadline) => {
             match waiting(engine, &tenant, &job.id, deadline, call.drain.clone()).await {
@@ -188,7 +201,9 @@ async fn submit(
                 Ok(_) | Err(_) => document::accepted(&links, &job),
             }
         }
-    })
+    };
+    document::name_job(&mut resp, &links, &job.id);
+    Ok(resp)
 }
 
 fn header_list(headers: &HeaderMap) -> Vec<(String, Bytes)> {

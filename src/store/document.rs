@@ -134,6 +134,21 @@ pub fn accepted(links: &Links<'_>, job: &Job) -> Response<Body> {
     resp
 }
 
+/// `X-Job-Id`: names the job behind an answer that came from one.
+pub static X_JOB_ID: HeaderName = HeaderName::from_static("x-job-id");
+
+/// Names the job an answer came from — `Operation-Location` (its status monitor) and
+/// `X-Job-Id` — so a client can always find its work again, whatever the answer was.
+pub fn name_job(resp: &mut Response<Body>, links: &Links<'_>, id: &str) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&status_url(&links.prefix, id)) {
+        h.insert(OPERATION_LOCATION.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(id) {
+        h.insert(X_JOB_ID.clone(), v);
+    }
+}
+
 /// `GET {id}/result` while the job runs: `202` with the status document, `Location` (this
 /// result URL: the OData/Azure "Location" monitor polls it until it answers the result)
 /// and `Retry-After: 1`.

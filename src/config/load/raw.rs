@@ -187,6 +187,9 @@ pub(super) struct RawRoute {
     pub task: Option<Spanned<TaskConfig>>,
     #[serde(default, deserialize_with = "opt_admission")]
     pub admission: Option<Spanned<AdmissionConfig>>,
+    /// `"proxy"` (the default) or `"job"`: what a `sync` route does without `Prefer`.
+    #[serde(default)]
+    pub default: Option<Spanned<String>>,
 }
 
 impl RawRoute {
