@@ -68,15 +68,7 @@ async fn submit(gw: &Gateway, doc: &Value, tenant: &str, path: &str, body: Value
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    let accepted = &doc["components"]["responses"]["JobAccepted"];
-    for (name, header) in accepted["headers"].as_object().unwrap() {
-        if header["required"] == true {
-            assert!(
-                resp.headers().contains_key(name.as_str()),
-                "202 without {name}"
-            );
-        }
-    }
+    required_headers(doc, "JobAccepted", &resp);
     let handle: Value = resp.json().await.unwrap();
     let required = doc["components"]["schemas"]["JobHandle"]["required"].as_array();
     for member in required.unwrap() {
@@ -84,6 +76,39 @@ async fn submit(gw: &Gateway, doc: &Value, tenant: &str, path: &str, body: Value
         assert!(handle.get(member).is_some(), "202 body without {member}");
     }
     handle["job_id"].as_str().unwrap().to_owned()
+}
+
+/// Asserts `resp` has every header the response component `name` requires (the
+/// components' headers are `$ref`s into `components.headers`).
+fn required_headers(doc: &Value, name: &str, resp: &reqwest::Response) {
+    let headers = doc["components"]["responses"][name]["headers"].as_object();
+    for (header, spec) in headers.unwrap() {
+        let spec = match spec["$ref"].as_str() {
+            Some(r) => &doc["components"]["headers"][r.rsplit('/').next().unwrap()],
+            None => spec,
+        };
+        if spec["required"] == true {
+            assert!(
+                resp.headers().contains_key(header.as_str()),
+                "{name} without {header}"
+            );
+        }
+    }
+}
+
+/// A job that finishes within `Prefer: wait=5`: the upstream's answer, named as the
+/// `JobAnswered` component says.
+async fn answered_in_time(gw: &Gateway, doc: &Value) {
+    let resp = client()
+        .post(gw.url("/v1/render"))
+        .header("x-api-key", TENANT)
+        .header("prefer", "wait=5")
+        .json(&json!({"do": "ok"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    required_headers(doc, "JobAnswered", &resp);
 }
 
 /// Long-polls the job until its status is `want`; returns the status document.
@@ -292,6 +317,7 @@ async fn the_gateway_answers_as_its_openapi_document_says() {
         submit(&gw, &doc, TENANT, slow, json!({})).await,
         submit(&gw, &doc, "tenant-b", render, json!({"do": "ok"})).await,
     ];
+    answered_in_time(&gw, &doc).await;
     let fuzzed_running = submit(&gw, &doc, TENANT, "/v1/slow-fuzzed", json!({})).await;
     let fuzzed_pending = submit(&gw, &doc, TENANT, "/v1/slow-fuzzed", json!({})).await;
     let cancel = client().delete(gw.url(&format!("/jobs/{}", ids[6])));
