@@ -9,7 +9,7 @@
 //! `max_in_flight`, `retry_interrupted` by gateway jobs, `[webhooks]` and `callback` by
 //! signed callbacks, `[jobs].signing_secret` and `signed_results` by signed result URLs,
 //! `mode` (with its `kind`) and `async_requires` by [`crate::intent`].
-//! `server.admin_listen` serves `/healthz` and `/readyz`.
+//! `server.admin_listen` serves `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
 
 pub mod load;
 pub mod table;
@@ -49,7 +49,7 @@ pub struct Config {
 pub struct ServerConfig {
     /// Client-facing listener (HTTP/1.1 and h2c). Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// Admin listener (`/healthz`, `/readyz`, `/metrics`); `None` disables it.
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`); `None` disables it.
     pub admin_listen: Option<SocketAddr>,
     /// Longest time a client may take to send the request head. Default 10 s.
     pub header_read_timeout: Duration,
