@@ -325,7 +325,7 @@ pub fn tour(gw: SocketAddr, hooks: SocketAddr) -> String {
     ));
     out.push_str(&format!(
         "# a gateway job: submit, wait, then read its status document and replay its result → 200\n\
-         url=$({} -s -H 'Prefer: respond-async' | {}); sleep 2; curl -si \"http://{gw}$url\"; curl -si \"http://{gw}$url/result\"\n",
+         url=$({} -s -H 'Prefer: respond-async' | {}); sleep 2; curl -si \"$url\"; curl -si \"$url/result\"\n",
         post("", "/v1/render", 1).replace("curl -si", "curl"),
         id_of("status_url"),
     ));
@@ -341,7 +341,7 @@ pub fn tour(gw: SocketAddr, hooks: SocketAddr) -> String {
         "\n# a signed download link: a finished job's status document carries download_url, \
          which replays the result with no credentials until the job expires → 200\n\
          url=$({} -s -H 'Prefer: respond-async' | {}); sleep 2; \
-         dl=$(curl -s \"http://{gw}$url\" | {}); curl -si \"http://{gw}$dl\"\n",
+         dl=$(curl -s \"$url\" | {}); curl -si \"$dl\"\n",
         post("", "/v1/render", 1).replace("curl -si", "curl"),
         id_of("status_url"),
         id_of("download_url"),

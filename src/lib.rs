@@ -106,7 +106,12 @@ impl Running {
             ),
             None => None,
         };
-        let gateway = pipeline::Gateway::new(cfg).await?;
+        // The address actually bound (port 0 picks one): callback URLs name it.
+        let mut bound = cfg.clone();
+        if let Ok(addr) = listener.local_addr() {
+            bound.server.listen = addr;
+        }
+        let gateway = pipeline::Gateway::new(&bound).await?;
         Ok(Running {
             listener,
             admin,

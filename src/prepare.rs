@@ -9,7 +9,8 @@
 //!    will leave a job behind — a `sync` ASYNC/WAIT, a callback, a task route's admission
 //!    (its operation may be watched) — optional otherwise.
 //! 4. The callback URL checked by the address guard (`422`).
-//! 5. For a `sync` job: the `Idempotency-Key` header (`400`), the body read whole within
+//! 5. For a `sync` job (ASYNC, WAIT, or DEFAULT on a `default = "job"` route): the
+//!    `Idempotency-Key` header (`400`), the body read whole within
 //!    `max_body` (`413`), and the key from the JSON body when the route says so.
 //! 6. The admission endpoint asked ([`crate::admission`]); its refusal goes back verbatim.
 //!    What it grants is held as a [`Reservation`] guard: settled, released or handed to a
@@ -103,7 +104,8 @@ pub async fn prepare(
     if callback.is_some() && mode == Mode::Default {
         return Err(with(Problem::CallbackWithoutAsync));
     }
-    let job = kind == For::Sync && mode != Mode::Default;
+    // A sync route with `default = "job"` makes a job of a request without `Prefer` too.
+    let job = kind == For::Sync && (mode != Mode::Default || route.default_job);
     let leaves_a_job =
         job || callback.is_some() || (kind == For::Task && route.admission.is_some());
     let tenant = if leaves_a_job {

@@ -1,4 +1,5 @@
-//! The admin listener: liveness and readiness apart from client traffic.
+//! The admin listener: liveness and readiness apart from client traffic, and the OpenAPI
+//! document of the gateway's own API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -41,4 +42,38 @@ async fn without_admin_listen_there_is_no_admin_port() {
     let up = sync_upstream(std::time::Duration::ZERO).await;
     let gw = Gateway::start(&sync_config("memory", "", ""), &up.url()).await;
     assert!(gw.admin.is_none());
+}
+
+#[tokio::test]
+async fn openapi_json_is_the_repository_document_byte_for_byte() {
+    let up = sync_upstream(std::time::Duration::ZERO).await;
+    let cfg = format!(
+        "[server]\nadmin_listen = \"127.0.0.1:0\"\n{}",
+        sync_config("memory", "", "")
+    );
+    let gw = Gateway::start(&cfg, &up.url()).await;
+    let admin = gw.admin.expect("admin listener bound");
+    let resp = client()
+        .get(format!("http://{admin}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let served = resp.bytes().await.unwrap();
+    let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/gateway.json")).unwrap();
+    assert_eq!(&served[..], &file[..]);
+    let doc: serde_json::Value = serde_json::from_slice(&served).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/jobs/{id}"]["get"].is_object());
+    // Not on the client listener, and only GET/HEAD on the admin one.
+    let client_port = client().get(gw.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(client_port.status(), 404);
+    let post = client()
+        .post(format!("http://{admin}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
 }

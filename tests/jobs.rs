@@ -105,12 +105,17 @@ async fn async_submit_answers_a_durable_202_handle(kind: &str) {
     let id = doc["job_id"].as_str().unwrap().to_owned();
     assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
     assert_eq!(doc["status"], "pending");
-    assert_eq!(doc["status_url"], format!("/jobs/{id}"));
-    assert_eq!(h["location"], format!("/jobs/{id}").as_str());
+    // Absolute, for standard clients; `Operation-Location` is the same monitor.
+    let status_url = gw.url(&format!("/jobs/{id}"));
+    assert_eq!(doc["status_url"], status_url);
+    assert_eq!(doc["id"], id.as_str());
+    assert_eq!(h["location"], status_url.as_str());
+    assert_eq!(h["operation-location"], status_url.as_str());
     let done = until_terminal(&gw, &format!("/jobs/{id}"), &[]).await;
     assert_eq!(done["status"], "succeeded");
     assert_eq!(done["job_id"], id.as_str());
-    assert_eq!(done["result_url"], format!("/jobs/{id}/result"));
+    assert_eq!(done["result_url"], gw.url(&format!("/jobs/{id}/result")));
+    assert_eq!(done["resourceLocation"], done["result_url"]);
     for field in ["created_at", "updated_at", "expires_at"] {
         assert!(
             done[field].as_str().unwrap().ends_with('Z'),

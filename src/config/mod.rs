@@ -9,7 +9,7 @@
 //! `max_in_flight`, `retry_interrupted` by gateway jobs, `[webhooks]` and `callback` by
 //! signed callbacks, `[jobs].signing_secret` and `signed_results` by signed result URLs,
 //! `mode` (with its `kind`) and `async_requires` by [`crate::intent`].
-//! `server.admin_listen` serves `/healthz` and `/readyz`.
+//! `server.admin_listen` serves `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
 
 pub mod load;
 pub mod table;
@@ -49,7 +49,7 @@ pub struct Config {
 pub struct ServerConfig {
     /// Client-facing listener (HTTP/1.1 and h2c). Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// Admin listener (`/healthz`, `/readyz`, `/metrics`); `None` disables it.
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`); `None` disables it.
     pub admin_listen: Option<SocketAddr>,
     /// Longest time a client may take to send the request head. Default 10 s.
     pub header_read_timeout: Duration,
@@ -69,6 +69,12 @@ pub struct ServerConfig {
     pub tenant_rate: Option<TenantRate>,
     /// Serve TLS (HTTPS, ALPN `h2` and `http/1.1`) instead of cleartext; `None` = cleartext.
     pub tls: Option<TlsFiles>,
+    /// The base of every URL the gateway hands out (`https://api.example.com`, a path
+    /// prefix allowed, no trailing `/`); `None` = the request's own scheme and host.
+    pub public_url: Option<String>,
+    /// Peers whose `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` are believed when
+    /// building those URLs (and passed on upstream). Default: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[server].tls`: PEM files, read at start and again on every reload (certificate
@@ -221,6 +227,10 @@ pub struct RouteConfig {
     pub task: Option<TaskConfig>,
     /// The admission endpoint asked before work is accepted (see [`crate::admission`]).
     pub admission: Option<AdmissionConfig>,
+    /// `default = "job"` on a `sync` route: a request without `Prefer` runs as a job too,
+    /// answered like `wait = sync_wait` without `Preference-Applied` (the `202` handle
+    /// instead of a `504`). `false` (`"proxy"`, the default): it streams through.
+    pub default_job: bool,
 }
 
 impl RouteConfig {

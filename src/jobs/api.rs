@@ -58,7 +58,13 @@ fn tenant(engine: &Engine, headers: &http::HeaderMap) -> Result<String, Problem>
 }
 
 /// Answers a request the router sent to the job API (a path under `[jobs].path`).
-pub async fn handle<B>(engine: &Engine, defaults: &Defaults, req: &Request<B>) -> Response<Body> {
+/// `base` is the public base of the URLs in the answers (see `pipeline::public`).
+pub async fn handle<B>(
+    engine: &Engine,
+    defaults: &Defaults,
+    req: &Request<B>,
+    base: &str,
+) -> Response<Body> {
     let rest = req
         .uri()
         .path()
@@ -81,15 +87,17 @@ pub async fn handle<B>(engine: &Engine, defaults: &Defaults, req: &Request<B>) -
     };
     let method = req.method();
     let resp = match (method, sub) {
-        (&Method::GET | &Method::HEAD, Sub::Status) => status(engine, defaults, req, id).await,
+        (&Method::GET | &Method::HEAD, Sub::Status) => {
+            status(engine, defaults, req, id, base).await
+        }
         (&Method::GET | &Method::HEAD, Sub::Result) => {
             match LinkParams::from_query(req.uri().query()) {
-                Some(link) => signed_result(engine, link, id).await,
-                None => fetch_result(engine, req, id).await,
+                Some(link) => signed_result(engine, link, id, base).await,
+                None => fetch_result(engine, req, id, base).await,
             }
         }
-        (&Method::DELETE, Sub::Status) => cancel(engine, req, id).await,
-        (&Method::POST, Sub::Callback) => redeliver(engine, req, id).await,
+        (&Method::DELETE, Sub::Status) => cancel(engine, req, id, base).await,
+        (&Method::POST, Sub::Callback) => redeliver(engine, req, id, base).await,
         _ => Err(Problem::MethodNotAllowed(HeaderValue::from_static(allowed))),
     };
     resp.unwrap_or_else(|p| {
@@ -120,6 +128,7 @@ async fn status<B>(
     defaults: &Defaults,
     req: &Request<B>,
     id: &str,
+    base: &str,
 ) -> Result<Response<Body>, Problem> {
     let tenant = tenant(engine, req.headers())?;
     let prefs = Preferences::from_headers(req.headers());
@@ -136,7 +145,9 @@ async fn status<B>(
     }
     .map_err(store_down)?;
     let mut resp = match found {
-        Lookup::Found(job) => document::status_response(engine.links(&job), &job, StatusCode::OK),
+        Lookup::Found(job) => {
+            document::status_response(&engine.links(&job, base), &job, StatusCode::OK)
+        }
         Lookup::Expired => return Err(Problem::JobExpired),
         Lookup::Missing => return Err(Problem::JobNotFound),
     };
@@ -153,6 +164,7 @@ async fn fetch_result<B>(
     engine: &Engine,
     req: &Request<B>,
     id: &str,
+    base: &str,
 ) -> Result<Response<Body>, Problem> {
     let tenant = tenant(engine, req.headers())?;
     match engine
@@ -161,7 +173,7 @@ async fn fetch_result<B>(
         .await
         .map_err(store_down)?
     {
-        Lookup::Found(job) => result_of(engine, &job),
+        Lookup::Found(job) => result_of(engine, &job, base),
         Lookup::Expired => Err(Problem::JobExpired),
         Lookup::Missing => Err(Problem::JobNotFound),
     }
@@ -172,6 +184,7 @@ async fn signed_result(
     engine: &Engine,
     link: Result<LinkParams, LinkError>,
     id: &str,
+    base: &str,
 ) -> Result<Response<Body>, Problem> {
     let key = engine
         .cfg
@@ -191,20 +204,19 @@ async fn signed_result(
         Lookup::Found(job) => job,
         Lookup::Expired | Lookup::Missing => return Err(Problem::JobExpired),
     };
-    if engine.links(&job).signer.is_none() {
+    if engine.links(&job, base).signer.is_none() {
         return Err(Problem::SignatureInvalid);
     }
     link.check_expiry(now)
         .map_err(|_| Problem::SignatureExpired)?;
-    result_of(engine, &job)
+    result_of(engine, &job, base)
 }
 
 /// The result of a job the caller may read: the stored response replayed verbatim; `202`
 /// with the status document while unfinished; `409` when it ended without a response.
-fn result_of(engine: &Engine, job: &Job) -> Result<Response<Body>, Problem> {
+fn result_of(engine: &Engine, job: &Job, base: &str) -> Result<Response<Body>, Problem> {
     if !job.status.is_terminal() {
-        let links = engine.links(job);
-        return Ok(document::status_response(links, job, StatusCode::ACCEPTED));
+        return Ok(document::result_pending(&engine.links(job, base), job));
     }
     match &job.response {
         Some(stored) => Ok(document::replay(stored)),
@@ -212,7 +224,12 @@ fn result_of(engine: &Engine, job: &Job) -> Result<Response<Body>, Problem> {
     }
 }
 
-async fn cancel<B>(engine: &Engine, req: &Request<B>, id: &str) -> Result<Response<Body>, Problem> {
+async fn cancel<B>(
+    engine: &Engine,
+    req: &Request<B>,
+    id: &str,
+    base: &str,
+) -> Result<Response<Body>, Problem> {
     let tenant = tenant(engine, req.headers())?;
     let now = engine.now();
     match engine
@@ -225,7 +242,7 @@ async fn cancel<B>(engine: &Engine, req: &Request<B>, id: &str) -> Result<Respon
             engine.abort_run(id);
             engine.finished(id);
             Ok(document::status_response(
-                engine.links(&job),
+                &engine.links(&job, base),
                 &job,
                 StatusCode::OK,
             ))
@@ -240,6 +257,7 @@ async fn redeliver<B>(
     engine: &Engine,
     req: &Request<B>,
     id: &str,
+    base: &str,
 ) -> Result<Response<Body>, Problem> {
     let tenant = tenant(engine, req.headers())?;
     match engine
@@ -251,7 +269,7 @@ async fn redeliver<B>(
         Redeliver::Scheduled(job) => {
             engine.wake_deliveries();
             Ok(document::status_response(
-                engine.links(&job),
+                &engine.links(&job, base),
                 &job,
                 StatusCode::ACCEPTED,
             ))

@@ -128,9 +128,10 @@ impl Engine {
         self.wake();
     }
 
-    /// Where `job`'s links point (see [`crate::routes::table::Table::links`]).
-    pub fn links(&self, job: &Job) -> Links<'_> {
-        self.routes.load().links(&self.cfg, job)
+    /// Where `job`'s links point, under the public `base` (see
+    /// [`crate::routes::table::Table::links`]).
+    pub fn links(&self, job: &Job, base: &str) -> Links<'_> {
+        self.routes.load().links(&self.cfg, job, base)
     }
 
     /// Retention in milliseconds.

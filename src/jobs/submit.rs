@@ -1,5 +1,11 @@
 //! Requests on `sync` routes, after the shared step ([`crate::prepare`]): DEFAULT streams
-//! through; ASYNC and WAIT become jobs.
+//! through (or, on a `default = "job"` route, is a job answered like `wait = sync_wait`
+//! without `Preference-Applied`); ASYNC and WAIT become jobs.
+//!
+//! Every answer that came from a job — the `202` handle, a `wait`'s replayed `200`, a
+//! status document — names it: `Operation-Location` and `X-Job-Id`. A client that
+//! disconnects while waiting does not cancel the job; the same `Idempotency-Key` sent
+//! again attaches to it.
 //!
 //! ASYNC stores the job (its body was read whole by the shared step), and only then
 //! answers the `202` handle — a job id is never handed out before the job is durable.
@@ -47,6 +53,8 @@ pub struct Call<'a> {
     pub arrived: Instant,
     /// `true` once the gateway drains: a wait answers its 202 at once.
     pub drain: Drain,
+    /// The public base of the URLs in the answer (see `pipeline::public`).
+    pub base: String,
 }
 
 /// Handles one prepared request on a `sync` route; the answer, and whether it honours the
@@ -58,14 +66,21 @@ pub async fn handle(
     req: Request<Body>,
 ) -> Result<(Response<Body>, bool), Problem> {
     let mode = prepared.intent.resolution.mode;
-    if mode == Mode::Default {
-        return Ok((forward(&call, route, prepared, req).await?, false));
-    }
     let deadline = match mode {
+        Mode::Default if !route.cfg.default_job => {
+            return Ok((forward(&call, route, prepared, req).await?, false));
+        }
+        Mode::Default => Some(call.arrived + route.cfg.settings.sync_wait),
         Mode::Wait(secs) => Some(call.arrived + Duration::from_secs(secs)),
-        _ => None,
+        Mode::Async => None,
     };
-    Ok((submit(&call, route, prepared, req, deadline).await?, true))
+    // DEFAULT carries no preference to confirm (a `default = "job"` route's answer says so
+    // by `Operation-Location`, not by `Preference-Applied`).
+    let honoured = mode != Mode::Default;
+    Ok((
+        submit(&call, route, prepared, req, deadline).await?,
+        honoured,
+    ))
 }
 
 /// DEFAULT: a streaming forward, settled or released by the upstream's status.
@@ -172,21 +187,23 @@ async fn submit(
             return Err(Problem::QueueFull(max));
         }
     };
-    let prefix = &engine.cfg.path;
-    Ok(match deadline {
-        None => document::accepted(prefix, &job),
+    let links = engine.links(&job, &call.base);
+    let mut resp = match deadline {
+        None => document::accepted(&links, &job),
         Some(deadline) => {
             match waiting(engine, &tenant, &job.id, deadline, call.drain.clone()).await {
                 Ok(Lookup::Found(done)) if done.status.is_terminal() => match &done.response {
                     Some(stored) => document::replay(stored),
-                    None => document::status_response(engine.links(&done), &done, StatusCode::OK),
+                    None => document::status_response(&links, &done, StatusCode::OK),
                 },
-                Ok(Lookup::Found(pending)) => document::accepted(prefix, &pending),
+                Ok(Lookup::Found(pending)) => document::accepted(&links, &pending),
                 // Swept or unreadable meanwhile: the handle is still the truthful answer.
-                Ok(_) | Err(_) => document::accepted(prefix, &job),
+                Ok(_) | Err(_) => document::accepted(&links, &job),
             }
         }
-    })
+    };
+    document::name_job(&mut resp, &links, &job.id);
+    Ok(resp)
 }
 
 fn header_list(headers: &HeaderMap) -> Vec<(String, Bytes)> {

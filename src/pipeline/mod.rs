@@ -7,6 +7,7 @@
 //! store, the route table and the engine's wake signals, never the engine itself.
 
 pub mod access_log;
+mod public;
 mod request;
 mod respond;
 
@@ -23,6 +24,7 @@ use crate::metrics;
 use crate::request_id::RequestIds;
 use crate::routes::table::{self, Builtins, Shared, Table};
 use crate::store::claims::Outbox;
+
 use crate::upstream::client::{self, HttpClient, StaticResolver};
 use crate::upstream::poller::Registry;
 use crate::webhook::deliver::Deliverer;
@@ -50,6 +52,8 @@ pub struct Gateway {
     tenant_header: Option<HeaderName>,
     body_idle: std::time::Duration,
     rate: Option<RateLimiter>,
+    /// `[server]` (the public base of handed-out URLs is read from it).
+    server: crate::config::ServerConfig,
 }
 
 impl Gateway {
@@ -92,6 +96,7 @@ impl Gateway {
             tenant_header: cfg.jobs.tenant_header.clone(),
             body_idle: cfg.server.body_idle_timeout,
             rate: cfg.server.tenant_rate.map(RateLimiter::new),
+            server: cfg.server.clone(),
         }))
     }
 
@@ -248,6 +253,7 @@ async fn start_jobs(
             deliverer: Arc::clone(deliverer),
             routes: Arc::clone(table),
             jobs: jobs_cfg,
+            base: public::for_callbacks(&cfg.server),
         };
         tokio::spawn(crate::webhook::deliver::worker(
             weak,

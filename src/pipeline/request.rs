@@ -119,7 +119,10 @@ impl Gateway {
                 let defaults = table.defaults;
                 drop(table);
                 let resp = match &self.jobs {
-                    Some(engine) => crate::jobs::api::handle(engine, &defaults, &req).await,
+                    Some(engine) => {
+                        let base = self.public_base(&req, origin);
+                        crate::jobs::api::handle(engine, &defaults, &req, &base).await
+                    }
                     None => Problem::NoRoute.into_response(),
                 };
                 return (resp, RouteMetrics::jobs_api());
@@ -165,6 +168,7 @@ impl Gateway {
             }
         };
         let intent = prepared.intent.clone();
+        let base = self.public_base(&req, origin);
         let answered = match task {
             Some(task) => {
                 let call = crate::task::Call {
@@ -174,6 +178,7 @@ impl Gateway {
                     origin,
                     arrived,
                     drain: self.drain.subscribe(),
+                    base,
                 };
                 crate::task::handle(call, route, task, prepared, req).await
             }
@@ -185,6 +190,7 @@ impl Gateway {
                         origin,
                         arrived,
                         drain: self.drain.subscribe(),
+                        base,
                     };
                     crate::jobs::submit::handle(call, route, prepared, req).await
                 }
@@ -198,5 +204,10 @@ impl Gateway {
         };
         respond::intent_headers(&mut resp, intended);
         resp
+    }
+
+    /// The public base of the URLs in this request's answer (see [`super::public`]).
+    fn public_base<B>(&self, req: &Request<B>, origin: &Origin) -> String {
+        super::public::for_request(&self.server, origin, req.uri(), req.headers())
     }
 }

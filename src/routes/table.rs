@@ -167,10 +167,11 @@ impl Table {
     /// Where `job`'s links point. Its `download_url` is signed only when the key is
     /// configured and the job's route, as configured *now*, has `signed_results` (the
     /// record keeps the route's name, not its settings).
-    pub fn links<'a>(&self, jobs: &'a JobsConfig, job: &Job) -> Links<'a> {
+    /// `base` is the public base URL the links start with (see `pipeline::public`).
+    pub fn links<'a>(&self, jobs: &'a JobsConfig, job: &Job, base: &str) -> Links<'a> {
         let signed = self.get(&job.route).is_some_and(|r| r.cfg.signed_results);
         Links {
-            prefix: &jobs.path,
+            prefix: format!("{base}{}", jobs.path),
             signer: jobs.signing_key.as_ref().filter(|_| signed),
         }
     }

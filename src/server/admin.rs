@@ -1,5 +1,6 @@
 //! The admin listener (`server.admin_listen`): `/healthz` and `/readyz`, apart from client
 //! traffic so a load balancer's probes never queue behind (or get counted as) real requests.
+//! It answers `GET` and `HEAD` only (`405` with `Allow` otherwise), `404` problem elsewhere.
 //!
 //! - `/healthz` → `200` while the process serves at all (liveness).
 //! - `/readyz` → `200` when the gateway takes new work: not draining, and the job store (if
@@ -7,6 +8,8 @@
 //!   e.g. Redis unreachable, so the balancer sends clients to another replica).
 //! - `/metrics` → the Prometheus exposition (see [`crate::metrics`]); the job-store gauges
 //!   are read from the store first (bounded to a second).
+//! - `/openapi.json` → the OpenAPI 3.1 document of the gateway's own API
+//!   (`openapi/gateway.json`, embedded at build time and served byte for byte).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,6 +25,9 @@ use tokio::net::TcpListener;
 use crate::body::Body;
 use crate::pipeline::Gateway;
 use crate::problem::Problem;
+
+/// The OpenAPI document of the gateway's own API, as kept in the repository.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi/gateway.json");
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
@@ -65,6 +71,12 @@ async fn answer(gw: &Gateway, req: Request<Incoming>) -> Response<Body> {
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 ),
             );
+            resp
+        }
+        "/openapi.json" => {
+            let mut resp = Response::new(Body::full(OPENAPI_JSON));
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp
         }
         _ => Problem::NoRoute.into_response(),

@@ -88,7 +88,9 @@ pub async fn serve(
     let shutdown = unready_then_close;
     tokio::pin!(shutdown);
     // What `X-Forwarded-Port`/`-Proto` and `Forwarded` say: this listener, TLS or not.
-    let port = listener.local_addr().map_or(0, |a| a.port());
+    let listening = listener
+        .local_addr()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
     loop {
         let slot = tokio::select! {
             slot = Arc::clone(&slots).acquire_owned() => match slot {
@@ -109,6 +111,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // The address the client reached (a wildcard listener's concrete address).
+        let local = stream.local_addr().unwrap_or(listening);
         let tls = gateway.tls();
         let hints = Arc::new(Hints::default());
         let stream = Linger::new(stream, Arc::clone(&hints), remote);
@@ -117,7 +121,7 @@ pub async fn serve(
             graceful: graceful.watcher(),
             gateway: Arc::clone(&gateway),
             remote,
-            origin: Origin::new(remote.ip(), tls.is_some(), port),
+            origin: Origin::new(remote.ip(), tls.is_some(), local),
             first_within: cfg.header_read_timeout,
             hints,
         };

@@ -2,8 +2,16 @@
 //!
 //! The status document is the same JSON for `GET {jobs}/{id}`, `DELETE`, a `wait` that ran
 //! out, and the webhook payload (minus its `callback` section):
-//! `{"job_id","status","created_at","updated_at","expires_at","result_url"?,
-//! "download_url"?,"error"?}`.
+//! `{"id","job_id","status","created_at","updated_at","expires_at","status_url",
+//! "result_url"?,"resourceLocation"?,"download_url"?,"error"?}`.
+//!
+//! Every URL in it is absolute: [`Links::prefix`] is the jobs API as the client reaches it
+//! (`https://api.example.com/jobs`, see `pipeline::public`). Beside our own fields it has
+//! the Microsoft REST API guidelines' long-running-operation shape, which stock clients
+//! (azure-core's `LROBasePolling`) follow: `id`, `status` (lower-case; the guidelines
+//! compare case-insensitively), `resourceLocation` (the result URL, once succeeded) and
+//! `error {code, message}`. The `202` handle carries `Location` and `Operation-Location`
+//! (both the status monitor) and `Retry-After`.
 //! `expires_at` is `null` until the job finishes (retention counts from the end);
 //! `result_url` is present once there is an upstream response to replay; `download_url`
 //! (a signed link to the same result that needs no tenant header, see
@@ -15,6 +23,10 @@
 //! (the URL itself is not echoed: it may carry a token).
 
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+
+/// `Operation-Location`: the status monitor of a long-running operation (Microsoft REST API
+/// guidelines).
+pub static OPERATION_LOCATION: HeaderName = HeaderName::from_static("operation-location");
 use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -22,12 +34,12 @@ use super::model::{rfc3339, DeliveryState, Job, JobStatus, StoredResponse};
 use crate::body::Body;
 use crate::signed_url::{self, UrlKey};
 
-/// Where a job's links point: the job API prefix, and the key that signs its
-/// `download_url` when its route has `signed_results` (see `Engine::links`).
-#[derive(Debug, Clone, Copy)]
+/// Where a job's links point: the job API as the client reaches it, and the key that signs
+/// its `download_url` when its route has `signed_results` (see `Table::links`).
+#[derive(Debug, Clone)]
 pub struct Links<'a> {
-    /// `[jobs].path`.
-    pub prefix: &'a str,
+    /// The absolute job API prefix: the public base + `[jobs].path`.
+    pub prefix: String,
     /// `Some` when this job's status document carries a signed `download_url`.
     pub signer: Option<&'a UrlKey>,
 }
@@ -38,17 +50,25 @@ pub fn status_url(prefix: &str, id: &str) -> String {
 }
 
 /// The status document.
-pub fn status_doc(links: Links<'_>, job: &Job) -> Value {
-    let prefix = links.prefix;
+pub fn status_doc(links: &Links<'_>, job: &Job) -> Value {
+    let prefix = links.prefix.as_str();
+    let status = status_url(prefix, &job.id);
+    let result = format!("{status}/result");
     let mut doc = json!({
+        "id": job.id,
         "job_id": job.id,
         "status": job.status.as_str(),
         "created_at": rfc3339(job.created_at),
         "updated_at": rfc3339(job.updated_at),
         "expires_at": job.expires_at.map(rfc3339),
+        "status_url": status,
     });
     if job.response.is_some() {
-        doc["result_url"] = json!(format!("{}/result", status_url(prefix, &job.id)));
+        if job.status == JobStatus::Succeeded {
+            // Where a standard LRO client fetches the final result.
+            doc["resourceLocation"] = json!(result);
+        }
+        doc["result_url"] = json!(result);
     }
     // Succeeded or failed with a stored answer: there is something to download. A
     // canceled job, or one that failed without an upstream answer, gets no link (it
@@ -80,7 +100,7 @@ pub fn status_doc(links: Links<'_>, job: &Job) -> Value {
 }
 
 /// A JSON response with `status`; `Retry-After: 1` while the job is not terminal.
-pub fn status_response(links: Links<'_>, job: &Job, status: StatusCode) -> Response<Body> {
+pub fn status_response(links: &Links<'_>, job: &Job, status: StatusCode) -> Response<Body> {
     let body = serde_json::to_vec(&status_doc(links, job)).unwrap_or_default();
     let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;
@@ -92,19 +112,54 @@ pub fn status_response(links: Links<'_>, job: &Job, status: StatusCode) -> Respo
     resp
 }
 
-/// The `202 Accepted` handle: `{"job_id","status","status_url"}` with `Location` and
-/// `Retry-After: 1`.
-pub fn accepted(prefix: &str, job: &Job) -> Response<Body> {
-    let url = status_url(prefix, &job.id);
-    let doc = json!({"job_id": job.id, "status": job.status.as_str(), "status_url": url});
+/// The `202 Accepted` handle: `{"id","job_id","status","status_url"}` with `Location` and
+/// `Operation-Location` (the status monitor) and `Retry-After: 1`.
+pub fn accepted(links: &Links<'_>, job: &Job) -> Response<Body> {
+    let url = status_url(&links.prefix, &job.id);
+    let doc = json!({
+        "id": job.id,
+        "job_id": job.id,
+        "status": job.status.as_str(),
+        "status_url": url,
+    });
     let mut resp = Response::new(Body::full(serde_json::to_vec(&doc).unwrap_or_default()));
     *resp.status_mut() = StatusCode::ACCEPTED;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     if let Ok(v) = HeaderValue::from_str(&url) {
+        h.insert(OPERATION_LOCATION.clone(), v.clone());
         h.insert(LOCATION, v);
     }
+    resp
+}
+
+/// `X-Job-Id`: names the job behind an answer that came from one.
+pub static X_JOB_ID: HeaderName = HeaderName::from_static("x-job-id");
+
+/// Names the job an answer came from — `Operation-Location` (its status monitor) and
+/// `X-Job-Id` — so a client can always find its work again, whatever the answer was.
+pub fn name_job(resp: &mut Response<Body>, links: &Links<'_>, id: &str) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&status_url(&links.prefix, id)) {
+        h.insert(OPERATION_LOCATION.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(id) {
+        h.insert(X_JOB_ID.clone(), v);
+    }
+}
+
+/// `GET {id}/result` while the job runs: `202` with the status document, `Location` (this
+/// result URL: the OData/Azure "Location" monitor polls it until it answers the result)
+/// and `Retry-After: 1`.
+pub fn result_pending(links: &Links<'_>, job: &Job) -> Response<Body> {
+    let mut resp = status_response(links, job, StatusCode::ACCEPTED);
+    let url = format!("{}/result", status_url(&links.prefix, &job.id));
+    if let Ok(v) = HeaderValue::from_str(&url) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     resp
 }
 

@@ -46,6 +46,8 @@ pub struct Call<'a> {
     pub arrived: Instant,
     /// Becomes `true` when the gateway drains: a wait ends at once with the 202.
     pub drain: Drain,
+    /// The public base of the URLs in the answer (see `pipeline::public`).
+    pub base: String,
 }
 
 /// Handles one prepared request on a `task` route; the answer, and whether it honours the
@@ -152,7 +154,9 @@ async fn run(
                         callback: prepared.callback.clone(),
                         reservation,
                     };
-                    watch::register(engine, &route.cfg, watched, &target, &mut parts.headers).await;
+                    let headers = &mut parts.headers;
+                    watch::register(engine, &route.cfg, watched, &target, headers, &call.base)
+                        .await;
                 }
             }
             Response::from_parts(parts, Body::full(accepted_body))

@@ -12,11 +12,12 @@
 //! exists upstream and must not be submitted twice) and the failure is logged.
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, LINK};
+use http::header::{HeaderMap, HeaderValue, LINK, RETRY_AFTER};
 
 use crate::admission::reservation::Reservation;
 use crate::config::RouteConfig;
 use crate::jobs::Engine;
+use crate::store::document::{status_url, OPERATION_LOCATION};
 use crate::store::model::{new_id, JobKind, NewJob, StoredRequest};
 use crate::store::Created;
 
@@ -37,6 +38,7 @@ pub async fn register(
     watched: Watched,
     target: &crate::upstream::poller::Target,
     answer: &mut HeaderMap,
+    base: &str,
 ) {
     let headers = target
         .headers
@@ -66,9 +68,15 @@ pub async fn register(
                 r.handed_off();
             }
             engine.wake();
-            let link = format!("<{}/{}>; rel=\"monitor\"", engine.cfg.path, job.id);
-            if let Ok(v) = HeaderValue::from_str(&link) {
+            let url = status_url(&format!("{base}{}", engine.cfg.path), &job.id);
+            if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"monitor\"")) {
                 answer.append(LINK, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&url) {
+                answer.insert(OPERATION_LOCATION.clone(), v);
+            }
+            if !answer.contains_key(RETRY_AFTER) {
+                answer.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
         }
         // No watch, no way to learn the outcome: the reservation goes back now.

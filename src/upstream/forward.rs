@@ -51,6 +51,8 @@ pub struct Origin {
     pub ip: IpAddr,
     /// Whether the connection was TLS.
     pub https: bool,
+    /// The gateway's own address on this connection (what the client connected to).
+    pub local: std::net::SocketAddr,
     /// The listener's port, as header text.
     port: HeaderValue,
     /// The peer's address as `X-Forwarded-For` text.
@@ -62,8 +64,9 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// A connection from `ip` to the listener on `port`.
-    pub fn new(ip: IpAddr, https: bool, port: u16) -> Origin {
+    /// A connection from `ip` to the gateway's `local` address.
+    pub fn new(ip: IpAddr, https: bool, local: std::net::SocketAddr) -> Origin {
+        let port = local.port();
         let mut text = Vec::with_capacity(45);
         ip_header_text(ip, &mut text);
         let forwarded_for = if ip.is_ipv6() {
@@ -80,6 +83,7 @@ impl Origin {
         Origin {
             ip,
             https,
+            local,
             port: HeaderValue::from(port),
             ip_text: HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("unknown")),
             forwarded_for,

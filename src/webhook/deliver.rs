@@ -158,7 +158,7 @@ impl Deliverer {
 }
 
 /// The callback body for a finished job (see the module doc).
-pub fn payload(links: Links<'_>, job: &Job) -> Bytes {
+pub fn payload(links: &Links<'_>, job: &Job) -> Bytes {
     if job.kind == JobKind::Watch {
         if let Some(resp) = &job.response {
             return resp.body.clone();
@@ -181,6 +181,8 @@ pub struct Worker {
     pub routes: Shared,
     /// `[jobs]`.
     pub jobs: Arc<JobsConfig>,
+    /// The public base of the URLs in payloads (see `pipeline::public::for_callbacks`).
+    pub base: String,
 }
 
 /// Claims due callback deliveries and attempts them, until the store is dropped.
@@ -201,7 +203,7 @@ pub async fn worker(store: Weak<dyn JobStore>, wake: Arc<tokio::sync::Notify>, w
 }
 
 async fn attempt_one(store: &dyn JobStore, w: &Worker, delivery: Delivery, job: Job) {
-    let body = payload(w.routes.load().links(&w.jobs, &job), &job);
+    let body = payload(&w.routes.load().links(&w.jobs, &job, &w.base), &job);
     let attempt = w
         .deliverer
         .attempt(&delivery, body, &job.id, &job.tenant)

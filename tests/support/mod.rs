@@ -164,7 +164,11 @@ impl Gateway {
         }
     }
 
+    /// `path` on this gateway; an absolute URL (as the gateway hands them out) as it is.
     pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_owned();
+        }
         format!("http://{}{path}", self.addr)
     }
 

@@ -88,6 +88,8 @@ fn server(raw: RawServer) -> ServerConfig {
             cert: t.cert,
             key: t.key,
         }),
+        public_url: raw.public_url,
+        trusted_proxies: raw.trusted_proxies.unwrap_or_default(),
     }
 }
 
@@ -221,6 +223,23 @@ fn route(
             "`signed_results` needs jobs: a task route makes one only with `callback`".to_owned();
         return Err(src.error(format!("{at}.signed_results"), Some(on.span()), msg));
     }
+    let default_job = match &r.default {
+        None => false,
+        Some(d) if kind != RouteKind::Sync => {
+            let msg = "`default` is only for kind = \"sync\" (what a request without Prefer \
+                       does there)"
+                .to_owned();
+            return Err(src.error(format!("{at}.default"), Some(d.span()), msg));
+        }
+        Some(d) => match d.get_ref().as_str() {
+            "proxy" => false,
+            "job" => true,
+            other => {
+                let msg = format!("expected \"proxy\" or \"job\", found {other:?}");
+                return Err(src.error(format!("{at}.default"), Some(d.span()), msg));
+            }
+        },
+    };
     Ok(RouteConfig {
         name: r.name.get_ref().clone(),
         kind,
@@ -241,6 +260,7 @@ fn route(
         signed_results: on.is_some(),
         task: r.task.as_ref().map(|t| t.get_ref().clone()),
         admission: r.admission.as_ref().map(|a| a.get_ref().clone()),
+        default_job,
     })
 }
 

@@ -63,6 +63,10 @@ pub(super) struct RawServer {
     #[serde(deserialize_with = "opt_at_least_one")]
     pub tenant_burst: Option<u64>,
     pub tls: Option<RawTls>,
+    #[serde(deserialize_with = "opt_public_url")]
+    pub public_url: Option<String>,
+    #[serde(deserialize_with = "opt_networks")]
+    pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
 }
 
 /// `[server].tls`.
@@ -183,6 +187,9 @@ pub(super) struct RawRoute {
     pub task: Option<Spanned<TaskConfig>>,
     #[serde(default, deserialize_with = "opt_admission")]
     pub admission: Option<Spanned<AdmissionConfig>>,
+    /// `"proxy"` (the default) or `"job"`: what a `sync` route does without `Prefer`.
+    #[serde(default)]
+    pub default: Option<Spanned<String>>,
 }
 
 impl RawRoute {

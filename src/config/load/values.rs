@@ -184,6 +184,30 @@ pub(super) fn upstream(s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// `[server].public_url`: the absolute `http`/`https` base every URL the gateway hands
+/// out starts with — no credentials, query or fragment; a path prefix is kept, without its
+/// trailing `/`.
+pub(super) fn public_url(s: &str) -> Result<String, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("invalid public_url {s:?} ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "public_url {s:?} must be an http:// or https:// URL"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("public_url {s:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("public_url {s:?} must not contain user:password@"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "public_url {s:?} must not have a query or fragment"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 /// An admission endpoint: an absolute `http` or `https` URL without credentials (the
 /// endpoint is the operator's own service; secrets belong in headers it checks, not URLs
 /// that end up in logs).

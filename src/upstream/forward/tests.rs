@@ -37,7 +37,7 @@ fn forwarded_headers_append_and_overwrite() {
         header::FORWARDED,
         HeaderValue::from_static("for=203.0.113.9"),
     );
-    let origin = Origin::new([127, 0, 0, 1].into(), false, 8080);
+    let origin = Origin::new([127, 0, 0, 1].into(), false, ([127, 0, 0, 1], 8080).into());
     forward_request_headers(
         &mut h,
         Version::HTTP_11,
@@ -64,7 +64,7 @@ fn behind_tls_the_hop_says_https() {
     let origin = Origin::new(
         "2001:db8::7".parse().unwrap_or(IpAddr::from([0; 4])),
         true,
-        8443,
+        ([127, 0, 0, 1], 8443).into(),
     );
     forward_request_headers(&mut h, Version::HTTP_2, &origin, None, None);
     assert_eq!(h[&X_FORWARDED_PROTO], "https");

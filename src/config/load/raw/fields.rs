@@ -100,6 +100,12 @@ pub(super) fn opt_schedule<'de, D: Deserializer<'de>>(
     non_empty(d, p("a duration such as \"2m\"", v::duration), false).map(Some)
 }
 
+pub(super) fn opt_public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    v::public_url(&String::deserialize(d)?)
+        .map(Some)
+        .map_err(de::Error::custom)
+}
+
 pub(super) fn opt_networks<'de, D>(d: D) -> Result<Option<Vec<ipnet::IpNet>>, D::Error>
 where
     D: Deserializer<'de>,
