@@ -106,6 +106,20 @@ async fn the_result_url_is_a_location_monitor_and_the_status_document_has_the_lr
     };
     assert_eq!(done["id"], id.as_str());
     assert_eq!(done["resourceLocation"], result.as_str());
+    // A `Prefer: wait` answered in time is final: it names its job without a monitor that
+    // a standard LRO client would go on polling.
+    let waited = client()
+        .post(gw.url("/v1/render"))
+        .header("prefer", "wait=5")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(waited.status(), 200);
+    let job = waited.headers()["x-job-id"].to_str().unwrap().to_owned();
+    let content = gw.url(&format!("/jobs/{job}/result"));
+    assert_eq!(waited.headers()["content-location"], content.as_str());
+    assert!(waited.headers().get("operation-location").is_none());
     let final_answer = client().get(&result).send().await.unwrap();
     assert_eq!(final_answer.status(), 200);
     assert_eq!(final_answer.text().await.unwrap(), r#"{"rendered":{}}"#);

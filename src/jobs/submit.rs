@@ -2,8 +2,10 @@
 //! through (or, on a `default = "job"` route, is a job answered like `wait = sync_wait`
 //! without `Preference-Applied`); ASYNC and WAIT become jobs.
 //!
-//! Every answer that came from a job — the `202` handle, a `wait`'s replayed `200`, a
-//! status document — names it: `Operation-Location` and `X-Job-Id`. A client that
+//! Every answer that came from a job names it: `X-Job-Id` always, `Content-Location` on a
+//! final answer, `Operation-Location` on the `202` handle and on a `default = "job"`
+//! route's final answer — not on a `Prefer: wait` answered in time, which a standard LRO
+//! client would otherwise poll (see `document::name_job`). A client that
 //! disconnects while waiting does not cancel the job; the same `Idempotency-Key` sent
 //! again attaches to it.
 //!
@@ -35,7 +37,7 @@ use crate::mode::Mode;
 use crate::prepare::Prepared;
 use crate::problem::Problem;
 use crate::routes::table::Route;
-use crate::store::document;
+use crate::store::document::{self, Shown};
 use crate::store::model::{new_id, JobKind, NewJob, StoredRequest};
 use crate::store::{Created, Lookup, StoreError};
 use crate::upstream::client::HttpClient;
@@ -77,10 +79,11 @@ pub async fn handle(
     // DEFAULT carries no preference to confirm (a `default = "job"` route's answer says so
     // by `Operation-Location`, not by `Preference-Applied`).
     let honoured = mode != Mode::Default;
-    Ok((
-        submit(&call, route, prepared, req, deadline).await?,
-        honoured,
-    ))
+    // A final answer to a plain call (`default = "job"`) names its monitor; one to
+    // `Prefer: wait` does not (see `document::name_job`).
+    let monitor = mode == Mode::Default;
+    let resp = submit(&call, route, prepared, req, deadline, monitor).await?;
+    Ok((resp, honoured))
 }
 
 /// DEFAULT: a streaming forward, settled or released by the upstream's status.
@@ -108,6 +111,7 @@ async fn submit(
     prepared: Prepared,
     req: Request<Body>,
     deadline: Option<Instant>,
+    monitor: bool,
 ) -> Result<Response<Body>, Problem> {
     let engine = call.engine;
     let Prepared {
@@ -188,21 +192,24 @@ async fn submit(
         }
     };
     let links = engine.links(&job, &call.base);
-    let mut resp = match deadline {
-        None => document::accepted(&links, &job),
+    let (mut resp, shown) = match deadline {
+        None => (document::accepted(&links, &job), Shown::Handle),
         Some(deadline) => {
             match waiting(engine, &tenant, &job.id, deadline, call.drain.clone()).await {
                 Ok(Lookup::Found(done)) if done.status.is_terminal() => match &done.response {
-                    Some(stored) => document::replay(stored),
-                    None => document::status_response(&links, &done, StatusCode::OK),
+                    Some(stored) => (document::replay(stored), Shown::Result),
+                    None => (
+                        document::status_response(&links, &done, StatusCode::OK),
+                        Shown::Status,
+                    ),
                 },
-                Ok(Lookup::Found(pending)) => document::accepted(&links, &pending),
+                Ok(Lookup::Found(pending)) => (document::accepted(&links, &pending), Shown::Handle),
                 // Swept or unreadable meanwhile: the handle is still the truthful answer.
-                Ok(_) | Err(_) => document::accepted(&links, &job),
+                Ok(_) | Err(_) => (document::accepted(&links, &job), Shown::Handle),
             }
         }
     };
-    document::name_job(&mut resp, &links, &job.id);
+    document::name_job(&mut resp, &links, &job.id, shown, monitor);
     Ok(resp)
 }
 

@@ -22,7 +22,9 @@
 //! callback adds `callback: {state, attempts, last_status, last_error, next_attempt_at}`
 //! (the URL itself is not echoed: it may carry a token).
 
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::header::{
+    HeaderName, HeaderValue, CONTENT_LOCATION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+};
 
 /// `Operation-Location`: the status monitor of a long-running operation (Microsoft REST API
 /// guidelines).
@@ -137,12 +139,47 @@ pub fn accepted(links: &Links<'_>, job: &Job) -> Response<Body> {
 /// `X-Job-Id`: names the job behind an answer that came from one.
 pub static X_JOB_ID: HeaderName = HeaderName::from_static("x-job-id");
 
-/// Names the job an answer came from — `Operation-Location` (its status monitor) and
-/// `X-Job-Id` — so a client can always find its work again, whatever the answer was.
-pub fn name_job(resp: &mut Response<Body>, links: &Links<'_>, id: &str) {
+/// What an answer from a job shows (see [`name_job`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// The `202` handle.
+    Handle,
+    /// The job's result, replayed.
+    Result,
+    /// The job's status document (it ended without an upstream answer).
+    Status,
+}
+
+/// Names the job an answer came from, so a client can always find its work again:
+/// `X-Job-Id`; on a final answer `Content-Location` (the result URL when it replays the
+/// result, else the status URL); and `Operation-Location` (the status monitor) on the
+/// handle, and on a final answer when `monitor` — not on the answer to a `Prefer: wait`
+/// that finished in time: a standard LRO client (azure-core) polls any
+/// `Operation-Location` it sees, even on a `200`, and that answer is already final.
+pub fn name_job(
+    resp: &mut Response<Body>,
+    links: &Links<'_>,
+    id: &str,
+    shown: Shown,
+    monitor: bool,
+) {
+    let status = status_url(&links.prefix, id);
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&status_url(&links.prefix, id)) {
-        h.insert(OPERATION_LOCATION.clone(), v);
+    let content = match shown {
+        Shown::Handle => None,
+        Shown::Result => Some(format!("{status}/result")),
+        Shown::Status => Some(status.clone()),
+    };
+    if let Some(v) = content.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(CONTENT_LOCATION, v);
+    }
+    if shown == Shown::Handle || monitor {
+        if let Ok(v) = HeaderValue::from_str(&status) {
+            h.insert(OPERATION_LOCATION.clone(), v);
+        }
+    } else {
+        // A replayed upstream answer may carry its own; it would send a client polling.
+        h.remove(&OPERATION_LOCATION);
     }
     if let Ok(v) = HeaderValue::from_str(id) {
         h.insert(X_JOB_ID.clone(), v);
