@@ -18,7 +18,13 @@ use prefer_gateway::{config, demo, signal, Running};
 #[command(name = "prefer-gateway", version, about)]
 struct Cli {
     /// Log line format (filter with RUST_LOG, e.g. `RUST_LOG=prefer_gateway=debug`).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "PREFER_GATEWAY_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -50,6 +56,17 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Ask a running gateway's admin listener whether it is ready (`GET /readyz`): exit 0
+    /// on `200`, 1 otherwise — a container health check that needs nothing but this binary.
+    Health {
+        /// The admin listener's address.
+        #[arg(
+            long,
+            default_value = "127.0.0.1:9901",
+            env = "PREFER_GATEWAY_HEALTH_ADDR"
+        )]
+        admin: SocketAddr,
+    },
     /// Run only the demo upstreams (task API and sync API), e.g. for docker/compose.yml.
     DemoUpstreams {
         /// Task API address.
@@ -79,8 +96,10 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    if let Command::Check { config } = &cli.command {
-        return check(config);
+    match &cli.command {
+        Command::Check { config } => return check(config),
+        Command::Health { admin } => return health(*admin),
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,7 +134,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Command::Check { .. } => ExitCode::SUCCESS,
+            Command::Check { .. } | Command::Health { .. } => ExitCode::SUCCESS,
         }
     })
 }
@@ -130,6 +149,33 @@ fn check(path: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `health`: one `GET /readyz` over a plain socket, bounded by 3 s in all.
+fn health(admin: SocketAddr) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    let limit = std::time::Duration::from_secs(3);
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&admin, limit)?;
+        s.set_read_timeout(Some(limit))?;
+        s.set_write_timeout(Some(limit))?;
+        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head)?;
+        Ok(String::from_utf8_lossy(&head[..n]).into_owned())
+    })();
+    match answer {
+        Ok(head) if head.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(head) => {
+            let line = head.lines().next().unwrap_or_default();
+            eprintln!("prefer-gateway health: {admin}/readyz answered {line:?}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("prefer-gateway health: {admin}/readyz: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -130,7 +130,16 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(src) => {
-            let cfg = load_str(&src, &origin)?;
+            let mut cfg = load_str(&src, &origin)?;
+            crate::config::env::apply(&mut cfg, |k| std::env::var(k).ok()).map_err(
+                |(key, message)| ConfigError {
+                    origin: origin.clone(),
+                    key: key.into(),
+                    line: None,
+                    column: None,
+                    message,
+                },
+            )?;
             // The certificate pair is read here (not in `load_str`, which stays pure for
             // tests and the fuzzer) so `check` and a reload refuse a pair that won't load.
             if let Some(tls) = &cfg.server.tls {
@@ -152,6 +161,16 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
             message: format!("cannot read the file: {e}"),
         }),
     }
+}
+
+/// `jobs.store` syntax, for an environment override.
+pub(crate) fn store_value(s: &str) -> Result<crate::config::StoreConfig, String> {
+    values::store(s)
+}
+
+/// `server.public_url` syntax, for an environment override.
+pub(crate) fn public_url_value(s: &str) -> Result<String, String> {
+    values::public_url(s)
 }
 
 /// Why a configuration did not load: where (file, key, line, column) and what.

@@ -11,6 +11,7 @@
 //! `mode` (with its `kind`) and `async_requires` by [`crate::intent`].
 //! `server.admin_listen` serves `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
 
+pub mod env;
 pub mod load;
 pub mod table;
 pub mod tls;
@@ -42,6 +43,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// `[[routes]]`, in file order.
     pub routes: Vec<RouteConfig>,
+    /// The environment overrides in force (see [`env`]), by variable name.
+    pub overridden: Vec<&'static str>,
 }
 
 /// `[server]`.

@@ -28,6 +28,9 @@ pub fn route_table(cfg: &Config) -> String {
         store(&cfg.jobs.store),
         cfg.jobs.path
     );
+    if !cfg.overridden.is_empty() {
+        let _ = writeln!(out, "from the environment: {}", cfg.overridden.join(", "));
+    }
     if cfg.routes.is_empty() {
         out.push_str("\n(no routes)\n");
         return out;

@@ -63,6 +63,7 @@ pub(super) fn build(raw: RawConfig, src: &Source<'_>) -> Result<Config, ConfigEr
         jobs,
         webhooks,
         routes,
+        overridden: Vec::new(),
     })
 }
 
