@@ -95,6 +95,15 @@ impl Gateway {
         if h.len() > MAX_HEADERS || head_bytes > MAX_HEADER_BYTES {
             return unmatched(Problem::HeadersTooLarge);
         }
+        if let Some(why) = odd_transfer_coding(h) {
+            let mut resp = Problem::BadRequestBody(why).into_response();
+            // The body was never read and its framing is in doubt: the connection ends here.
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return (resp, RouteMetrics::unmatched());
+        }
         if let Some(limiter) = &self.rate {
             // Namespaced, so a tenant key that reads like an address shares nobody's bucket.
             let key = match crate::tenant::bytes_of(h, self.tenant_header.as_ref()) {
@@ -210,4 +219,29 @@ impl Gateway {
     fn public_base<B>(&self, req: &Request<B>, origin: &Origin) -> String {
         super::public::for_request(&self.server, origin, req.uri(), req.headers())
     }
+}
+
+/// Why a request's `Transfer-Encoding` is refused, if it is anything but one `chunked`.
+///
+/// Request smuggling (`tests/smuggling.rs`): hyper frames a body as chunked when the *last*
+/// coding is `chunked` and ignores the others, and the upstream client re-frames the body
+/// with its own chunking while `Transfer-Encoding` is dropped as hop-by-hop. So
+/// `gzip, chunked` would reach the upstream as gzip bytes with nothing saying so, and
+/// `identity, chunked` or `chunked` twice (RFC 9112 §6.1: chunked at most once) are the
+/// disguised-`Transfer-Encoding` shapes other hops read differently. All are refused
+/// before anything goes up, rather than forwarded in a form the client did not send.
+fn odd_transfer_coding(h: &http::HeaderMap) -> Option<String> {
+    let mut codings = 0usize;
+    for v in h.get_all(http::header::TRANSFER_ENCODING) {
+        for coding in v.as_bytes().split(|b| *b == b',') {
+            codings += 1;
+            if !coding.trim_ascii().eq_ignore_ascii_case(b"chunked") || codings > 1 {
+                return Some(format!(
+                    "Transfer-Encoding {:?}: only a single \"chunked\" is accepted",
+                    String::from_utf8_lossy(v.as_bytes())
+                ));
+            }
+        }
+    }
+    None
 }
