@@ -97,3 +97,18 @@ async fn health_asks_readyz_and_says_so_by_its_exit_code() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("/readyz"));
 }
+
+#[test]
+fn the_images_default_config_listens_everywhere_and_keeps_jobs_on_the_volume() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gateway.toml");
+    let cfg = prefer_gateway::config::load_file(&path).unwrap();
+    assert_eq!(cfg.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(cfg.server.admin_listen.unwrap().to_string(), "0.0.0.0:9901");
+    match &cfg.jobs.store {
+        prefer_gateway::config::StoreConfig::Sqlite(p) => {
+            assert!(p.starts_with("/var/lib/prefer-gateway"), "{}", p.display())
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!cfg.routes.is_empty());
+}
