@@ -97,7 +97,8 @@ const UPSTREAM_RESPONSE: &[(&str, &str)] = &[
 
 fn header_rewrite(c: &mut Criterion) {
     let ip: IpAddr = [192, 168, 10, 77].into();
-    let origin = forward::Origin::new(ip, false, ([127, 0, 0, 1], 8080).into());
+    let origin =
+        prefer_gateway::upstream::origin::Origin::new(ip, false, ([127, 0, 0, 1], 8080).into());
     for (name, pairs) in [("curl", CURL), ("behind_a_proxy", BEHIND_A_PROXY)] {
         let template = headers(pairs);
         c.bench_function(&format!("rewrite_request/{name}"), |b| {

@@ -34,8 +34,10 @@
 //!   replicas and restarts; a failing query leaves them out and counts a store error.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
+
+mod route;
+pub use route::RouteMetrics;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -239,43 +241,7 @@ impl Metrics {
 
     /// The handles of route `label` (resolved on first use, see [`RouteMetrics`]).
     pub fn route(label: RouteLabel) -> Arc<RouteMetrics> {
-        Arc::new(RouteMetrics {
-            label,
-            request_seconds: OnceLock::new(),
-            upstream_seconds: OnceLock::new(),
-            ok: OnceLock::new(),
-        })
-    }
-
-    /// Counts one answered request.
-    pub fn request(
-        &self,
-        route: &RouteLabel,
-        status: u16,
-        preference: &'static str,
-        took: Duration,
-    ) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.clone(),
-                status,
-                preference,
-            })
-            .inc();
-        self.request_seconds
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-            })
-            .observe(took.as_secs_f64());
-    }
-
-    /// Records one upstream call's time to its response head.
-    pub fn upstream(&self, route: &RouteLabel, took: Duration) {
-        self.upstream_seconds
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-            })
-            .observe(took.as_secs_f64());
+        Arc::new(RouteMetrics::new(label))
     }
 
     /// Counts one status poll.
@@ -369,80 +335,5 @@ pub fn preference_label(applied: Option<&http::HeaderValue>) -> &'static str {
         "respond-async"
     } else {
         "none"
-    }
-}
-
-/// One route's metric handles (see the module doc): what the pipeline counts a request
-/// under. Requests that matched no route and the job API have their own.
-#[derive(Debug)]
-pub struct RouteMetrics {
-    label: RouteLabel,
-    request_seconds: OnceLock<Histogram>,
-    upstream_seconds: OnceLock<Histogram>,
-    /// `requests_total{status="200",preference="none"}`, the most common answer by far.
-    ok: OnceLock<Counter>,
-}
-
-impl RouteMetrics {
-    /// Requests that matched no route (`route="-"`).
-    pub fn unmatched() -> Arc<RouteMetrics> {
-        static M: LazyLock<Arc<RouteMetrics>> =
-            LazyLock::new(|| Metrics::route(RouteLabel::unmatched()));
-        Arc::clone(&M)
-    }
-
-    /// The job API (`route="jobs-api"`).
-    pub fn jobs_api() -> Arc<RouteMetrics> {
-        static M: LazyLock<Arc<RouteMetrics>> =
-            LazyLock::new(|| Metrics::route(RouteLabel::jobs_api()));
-        Arc::clone(&M)
-    }
-
-    /// The route's label.
-    pub fn label(&self) -> &RouteLabel {
-        &self.label
-    }
-
-    /// Counts one answered request (as [`Metrics::request`]).
-    pub fn request(&self, status: u16, preference: &'static str, took: Duration) {
-        let m = get();
-        if status == 200 && preference == "none" {
-            self.ok
-                .get_or_init(|| {
-                    let labels = RequestLabels {
-                        route: self.label.clone(),
-                        status,
-                        preference,
-                    };
-                    m.requests.get_or_create(&labels).clone()
-                })
-                .inc();
-        } else {
-            m.requests
-                .get_or_create(&RequestLabels {
-                    route: self.label.clone(),
-                    status,
-                    preference,
-                })
-                .inc();
-        }
-        let seconds = self.request_seconds.get_or_init(|| {
-            let labels = RouteLabels {
-                route: self.label.clone(),
-            };
-            m.request_seconds.get_or_create(&labels).clone()
-        });
-        seconds.observe(took.as_secs_f64());
-    }
-
-    /// Records one upstream call's time to its response head (as [`Metrics::upstream`]).
-    pub fn upstream(&self, took: Duration) {
-        let seconds = self.upstream_seconds.get_or_init(|| {
-            let labels = RouteLabels {
-                route: self.label.clone(),
-            };
-            get().upstream_seconds.get_or_create(&labels).clone()
-        });
-        seconds.observe(took.as_secs_f64());
     }
 }

@@ -8,7 +8,8 @@ use crate::body::Body;
 use crate::problem::Problem;
 use crate::routes::table::Route;
 use crate::upstream::client::HttpClient;
-use crate::upstream::forward::{self, Origin};
+use crate::upstream::forward;
+use crate::upstream::origin::Origin;
 
 /// Serves one request on a `proxy` route.
 pub async fn handle(

@@ -41,7 +41,8 @@ use crate::store::document::{self, Shown};
 use crate::store::model::{new_id, JobKind, NewJob, StoredRequest};
 use crate::store::{Created, Lookup, StoreError};
 use crate::upstream::client::HttpClient;
-use crate::upstream::forward::{self, Origin};
+use crate::upstream::forward;
+use crate::upstream::origin::Origin;
 
 /// What a `sync` request needs besides its route and intent.
 pub struct Call<'a> {

@@ -20,7 +20,8 @@ use http::uri::Authority;
 use http::Uri;
 
 use crate::config::ServerConfig;
-use crate::upstream::forward::{Origin, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::upstream::forward::{X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::upstream::origin::Origin;
 
 /// The base (`scheme://host[:port]`, or `public_url`) for URLs in the answer to a request.
 pub fn for_request(

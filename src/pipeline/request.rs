@@ -26,7 +26,8 @@ use crate::problem::Problem;
 use crate::request_id::{sane_request_id, X_REQUEST_ID};
 use crate::routes::router::Miss;
 use crate::routes::table::{Kind, Route, Target};
-use crate::upstream::forward::{Origin, UpstreamElapsed};
+use crate::upstream::forward::UpstreamElapsed;
+use crate::upstream::origin::Origin;
 
 impl Gateway {
     /// Serves one request from `origin`.

@@ -43,7 +43,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
 use crate::pipeline::Gateway;
-use crate::upstream::forward::Origin;
+use crate::upstream::origin::Origin;
 
 use linger::{Hints, Linger};
 

@@ -29,7 +29,8 @@ use crate::prepare::Prepared;
 use crate::problem::Problem;
 use crate::routes::table::{Route, Task};
 use crate::upstream::client::HttpClient;
-use crate::upstream::forward::{self, Origin};
+use crate::upstream::forward;
+use crate::upstream::origin::Origin;
 use crate::upstream::poller::{self, Registry};
 
 /// What a `task` request needs besides its route and intent.

@@ -4,6 +4,7 @@
 //! - [`forward`]: one request forwarded (URI rewrite, hop-by-hop hygiene, `X-Forwarded-*`,
 //!   `Forwarded`, `Via`, the upstream timeout);
 //! - [`operation`]: an async-first upstream's operation id and status URL;
+//! - [`origin`]: the client side of a connection and its per-connection header text;
 //! - [`poller`]: polling a status URL until the operation is terminal — shared by task
 //!   routes (a waiting client) and jobs (a durable watch).
 //!
@@ -12,4 +13,5 @@
 pub mod client;
 pub mod forward;
 pub mod operation;
+pub mod origin;
 pub mod poller;

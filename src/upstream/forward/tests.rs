@@ -1,6 +1,8 @@
 //! Unit tests of the header rules and upstream URIs.
 
 use super::*;
+use crate::upstream::origin::ip_header_text;
+use std::net::IpAddr;
 
 #[test]
 fn connection_named_headers_and_hop_by_hop_are_removed() {
