@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Method, Request};
+use http::{HeaderValue, Method, Request};
 
 use super::engine::Engine;
 use crate::body::{self, Body};
 use crate::idempotency::IDEMPOTENCY_KEY;
 use crate::routes::table::{Kind, Route};
 use crate::store::model::{Job, JobError, JobKind, Outcome, StoredResponse};
-use crate::store::StoreError;
+use crate::store::{headers, StoreError};
 use crate::upstream::forward;
 
 /// Runs `job` to its end (or until canceled) and records the outcome.
@@ -165,14 +165,7 @@ fn build(route: &Route, job: &Job) -> Result<Request<Body>, String> {
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     let h = req.headers_mut();
-    for (name, value) in &r.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            h.append(n, v);
-        }
-    }
+    headers::append_to(&r.headers, h);
     h.insert(
         http::header::CONTENT_LENGTH,
         HeaderValue::from(r.body.len()),
@@ -197,19 +190,12 @@ async fn watch(engine: &Engine, route: &Route, job: &Job) -> Outcome {
             format!("bad status URL {:?}", job.request.target),
         );
     };
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in &job.request.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            headers.append(n, v);
-        }
-    }
+    let mut poll_headers = http::HeaderMap::new();
+    headers::append_to(&job.request.headers, &mut poll_headers);
     let settings = &route.cfg.settings;
     let target = Target {
         uri,
-        headers,
+        headers: poll_headers,
         timeout: settings.upstream_timeout,
         max_body: settings.max_body.bytes(),
     };

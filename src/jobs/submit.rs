@@ -24,8 +24,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderMap, CONTENT_LENGTH, HOST};
+use http::header::{CONTENT_LENGTH, HOST};
 use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
@@ -38,6 +37,7 @@ use crate::prepare::Prepared;
 use crate::problem::Problem;
 use crate::routes::table::Route;
 use crate::store::document::{self, Shown};
+use crate::store::headers;
 use crate::store::model::{new_id, JobKind, NewJob, StoredRequest};
 use crate::store::{Created, Lookup, StoreError};
 use crate::upstream::client::HttpClient;
@@ -95,15 +95,17 @@ async fn forward(
     req: Request<Body>,
 ) -> Result<Response<Body>, Problem> {
     let timeout = route.cfg.settings.upstream_timeout;
-    let answer = forward::forward(call.client, &route.upstream, req, call.origin, timeout).await;
+    let answer = forward::forward(call.client, &route.upstream, req, call.origin, timeout)
+        .await
+        .map_err(Problem::from);
     if let Some(reservation) = prepared.reservation {
         let status = match &answer {
             Ok(resp) => resp.status(),
-            Err(e) => Problem::from(e.clone()).parts().0,
+            Err(p) => p.parts().0,
         };
         reservation.finish(status.is_success(), status.as_str());
     }
-    Ok(answer?)
+    answer
 }
 
 async fn submit(
@@ -151,7 +153,7 @@ async fn submit(
         request: StoredRequest {
             method,
             target,
-            headers: header_list(&parts.headers),
+            headers: headers::list_of(&parts.headers),
             body,
         },
         kind: JobKind::Call,
@@ -212,13 +214,6 @@ async fn submit(
     };
     document::name_job(&mut resp, &links, &job.id, shown, monitor);
     Ok(resp)
-}
-
-fn header_list(headers: &HeaderMap) -> Vec<(String, Bytes)> {
-    headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
-        .collect()
 }
 
 /// Waits for the job to finish until `deadline`, counted in

@@ -18,7 +18,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 use super::router::Router;
-use crate::config::{Config, Defaults, JobsConfig, RouteConfig, RouteKind, TaskConfig};
+use crate::config::{
+    Config, Defaults, JobsConfig, RouteConfig, RouteKind, TaskConfig, WEBHOOK_SECRET_PATH,
+};
 use crate::metrics::{Metrics, RouteLabel, RouteMetrics};
 use crate::store::document::Links;
 use crate::store::Job;
@@ -94,9 +96,6 @@ pub struct Builtins<'a> {
     /// Whether `/webhook-secret` is served (callbacks are configured).
     pub webhook_secret: bool,
 }
-
-/// Where a tenant reads its webhook signing secret.
-pub const WEBHOOK_SECRET_PATH: &str = crate::config::WEBHOOK_SECRET_PATH;
 
 /// Everything a reload replaces at once.
 pub struct Table {

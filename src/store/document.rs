@@ -204,14 +204,6 @@ pub fn result_pending(links: &Links<'_>, job: &Job) -> Response<Body> {
 pub fn replay(stored: &StoredResponse) -> Response<Body> {
     let mut resp = Response::new(Body::full(stored.body.clone()));
     *resp.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let h = resp.headers_mut();
-    for (name, value) in &stored.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            h.append(n, v);
-        }
-    }
+    super::headers::append_to(&stored.headers, resp.headers_mut());
     resp
 }

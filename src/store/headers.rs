@@ -1,4 +1,5 @@
-//! Header lists as blobs — the one format both durable stores (SQLite, Redis) keep them in,
+//! Header lists: to and from `HeaderMap` ([`list_of`], [`append_to`]), and as blobs — the
+//! one format both durable stores (SQLite, Redis) keep them in,
 //! so a job row or hash stays a single read:
 //!
 //! ```text
@@ -80,6 +81,27 @@ fn take_bytes<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
     let (bytes, tail) = rest.split_at(len);
     *rest = tail;
     Ok(bytes)
+}
+
+/// A header map as the stores keep it: `(name, value)` pairs in order, duplicates kept.
+pub fn list_of(headers: &http::HeaderMap) -> HeaderList {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
+        .collect()
+}
+
+/// Appends a stored header list to `into`; a pair that no longer parses (stored by an older
+/// version, or corrupted) is skipped rather than failing the request it belongs to.
+pub fn append_to(list: &HeaderList, into: &mut http::HeaderMap) {
+    for (name, value) in list {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            into.append(n, v);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -40,11 +40,7 @@ pub async fn register(
     answer: &mut HeaderMap,
     base: &str,
 ) {
-    let headers = target
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), Bytes::copy_from_slice(v.as_bytes())))
-        .collect();
+    let headers = crate::store::headers::list_of(&target.headers);
     let job = NewJob {
         id: new_id(),
         tenant: watched.tenant,
