@@ -248,9 +248,10 @@ pub fn config(ups: Upstreams, listen: SocketAddr) -> Result<crate::config::Confi
 }
 
 /// The walk-through printed at start: `# comment → expected status` then a curl line.
-pub fn tour(gw: SocketAddr, hooks: SocketAddr) -> String {
+/// `gw` is the base URL the lines name (`http://localhost:8080`, or the published URL).
+pub fn tour(gw: &str, hooks: SocketAddr) -> String {
     let post = |extra: &str, path: &str, secs: u32| {
-        format!("curl -si -X POST 'http://{gw}{path}' -H 'Content-Type: application/json'{extra} -d '{{\"duration\": {secs}}}'")
+        format!("curl -si -X POST '{gw}{path}' -H 'Content-Type: application/json'{extra} -d '{{\"duration\": {secs}}}'")
     };
     let rows: [(&str, String); 13] = [
         (
@@ -313,13 +314,13 @@ pub fn tour(gw: SocketAddr, hooks: SocketAddr) -> String {
     out.push_str(&format!(
         "# a callback: the job's signed status document is POSTed to the demo receiver \
          → 202 (watch this terminal: \"callback received … signature valid\")\n\
-         curl -si -X POST 'http://{gw}/v1/render' -H 'Content-Type: application/json' \
+         curl -si -X POST '{gw}/v1/render' -H 'Content-Type: application/json' \
          -H 'Prefer: respond-async' -d '{{\"duration\": 1, \"callback_url\": \"http://{hooks}/hooks\"}}'\n\n"
     ));
     let id_of = |field: &str| format!("sed -E 's/.*\"{field}\":\"([^\"]+)\".*/\\1/'");
     out.push_str(&format!(
         "# submit a task, then poll its status endpoint yourself (proxied) → 200\n\
-         id=$({} -s -H 'Prefer: respond-async' | {}); curl -si \"http://{gw}/v1/tasks/$id\"\n\n",
+         id=$({} -s -H 'Prefer: respond-async' | {}); curl -si \"{gw}/v1/tasks/$id\"\n\n",
         post("", "/v1/edit", 1).replace("curl -si", "curl"),
         id_of("taskId"),
     ));
@@ -349,21 +350,52 @@ pub fn tour(gw: SocketAddr, hooks: SocketAddr) -> String {
     out
 }
 
+/// The base URL the printed lines name: `public_url` when given (the port a container
+/// publishes, say), else the bound address, with an unspecified IP (`0.0.0.0`, `[::]`)
+/// shown as `localhost` — the address a curl on the same host (or through `docker run -p`)
+/// reaches.
+pub fn shown_base(bound: SocketAddr, public_url: Option<&str>) -> String {
+    match public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None if bound.ip().is_unspecified() => format!("http://localhost:{}", bound.port()),
+        None => format!("http://{bound}"),
+    }
+}
+
+/// Where the demo's gateway is reached.
+pub struct Listen {
+    /// The gateway's listen address (`--listen`).
+    pub gateway: SocketAddr,
+    /// The URL clients reach the gateway by when it differs from the listen address — in a
+    /// container, the host's published port (`--public-url`, `PREFER_GATEWAY_PUBLIC_URL`):
+    /// the printed lines and every URL the gateway hands out name it.
+    pub public_url: Option<String>,
+    /// The admin listener (`/readyz`, `/metrics`), off unless given: the container image
+    /// turns it on so its health check works for the demo too.
+    pub admin: Option<SocketAddr>,
+}
+
 /// Runs the demo until `shutdown` resolves.
-pub async fn run(listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+pub async fn run(listen: Listen, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let ups = start_upstreams().await?;
-    let cfg = config(ups, listen)?;
+    let mut cfg = config(ups, listen.gateway)?;
+    cfg.server.admin_listen = listen.admin;
+    if let Some(url) = &listen.public_url {
+        cfg.server.public_url =
+            Some(crate::config::public_url_value(url).map_err(|e| format!("--public-url: {e}"))?);
+    }
     let running = crate::Running::bind(&cfg).await?;
     let gw = running.local_addr()?;
+    let base = shown_base(gw, cfg.server.public_url.as_deref());
     println!("prefer-gateway demo");
-    println!("  gateway   http://{gw}");
+    println!("  gateway   {base} (listening on {gw})");
     println!(
         "  task API  http://{} (POST /v1/edit, GET /v1/tasks/{{id}})",
         ups.tasks
     );
     println!("  sync API  http://{} (POST /v1/render)\n", ups.sync);
     println!("Try these (each comment says what comes back):\n");
-    println!("{}", tour(gw, ups.sync));
+    println!("{}", tour(&base, ups.sync));
     println!("Ctrl-C stops everything.");
     running.serve(shutdown).await;
     Ok(())

@@ -52,9 +52,23 @@ enum Command {
     },
     /// Start demo upstreams and a gateway in front of them; print curl lines to try.
     Demo {
-        /// Gateway listen address (`127.0.0.1:0` picks a free port).
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        /// Gateway listen address (`127.0.0.1:0` picks a free port; the container image
+        /// sets `0.0.0.0:8080`).
+        #[arg(
+            long,
+            default_value = "127.0.0.1:8080",
+            env = "PREFER_GATEWAY_DEMO_LISTEN"
+        )]
         listen: SocketAddr,
+        /// The URL clients reach the gateway by, when not the listen address (e.g. the
+        /// host port `docker run -p 9000:8080` publishes: `http://localhost:9000`); the
+        /// printed curl lines and the URLs the gateway hands out name it.
+        #[arg(long, env = "PREFER_GATEWAY_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Also serve the admin endpoints (`/readyz` for `health`, `/metrics`) here; off
+        /// unless given (the container image sets `0.0.0.0:9901`).
+        #[arg(long, env = "PREFER_GATEWAY_DEMO_ADMIN_LISTEN")]
+        admin_listen: Option<SocketAddr>,
     },
     /// Ask a running gateway's admin listener whether it is ready (`GET /readyz`): exit 0
     /// on `200`, 1 otherwise — a container health check that needs nothing but this binary.
@@ -114,7 +128,20 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Run { config } => run(&config).await,
-            Command::Demo { listen } => match demo::run(listen, signal::shutdown()).await {
+            Command::Demo {
+                listen,
+                public_url,
+                admin_listen,
+            } => match demo::run(
+                demo::Listen {
+                    gateway: listen,
+                    public_url,
+                    admin: admin_listen,
+                },
+                signal::shutdown(),
+            )
+            .await
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("prefer-gateway demo: {e}");

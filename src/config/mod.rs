@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+pub(crate) use load::public_url_value;
 pub use load::{load_file, load_str, ConfigError};
 pub use types::{ByteSize, IdSource, JsonPointer};
 
