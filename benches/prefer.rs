@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the gateway's hot pure paths: parsing `Prefer`, resolving the
 //! execution mode, and rewriting headers for the upstream hop and back. Run with
 //! `cargo bench --bench prefer` (see bench/README.md; instructions per whole request are
-//! counted by bench/callgrind-proxy.sh).
+//! counted by bench/callgrind.sh).
 //!
 //! Two `Prefer` inputs: the typical `respond-async, wait=10`, and a 3-line header with
 //! parameters, quoted strings and a duplicate, which exercises every branch of the grammar.

@@ -230,6 +230,7 @@ suite!(
     admission::queue_limit_is_per_tenant_and_freed_by_finishing,
     admission::retry_of_an_accepted_key_beats_a_full_queue,
     admission::concurrent_duplicate_creates_make_one_job,
+    admission::concurrent_creates_meet_the_queue_limit_exactly,
     running::claim_takes_the_oldest_pending_job_of_its_route,
     running::concurrent_claims_never_share_a_job,
     running::renew_only_while_running,

@@ -1,7 +1,7 @@
 //! The upstream HTTP/1.1 client: a keep-alive connection pool per upstream and resolve-once DNS.
 //!
 //! Why not hyper-util's legacy `Client`: on the proxy hot path it cost ~12k instructions per
-//! request (bench/callgrind-proxy.sh) — a SipHash of the pool key three times, a `format!`
+//! request (bench/callgrind.sh) — a SipHash of the pool key three times, a `format!`
 //! for `Host`, a `Checkout` future racing a connect, and a *spawned task per request* that
 //! waits for the connection to become idle again. This pool does the same job with a short
 //! linear lookup (a gateway talks to a handful of upstreams), a mutex-guarded stack of idle

@@ -209,3 +209,40 @@ pub async fn concurrent_duplicate_creates_make_one_job(store: Store) {
         Created::QueueFull
     ));
 }
+
+/// Many creates at once — on SQLite they share group-committed transactions — still meet
+/// the queue limit exactly, a conflicting key inside the same burst is still a conflict,
+/// and every job answered `New` is there afterwards.
+pub async fn concurrent_creates_meet_the_queue_limit_exactly(store: Store) {
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Every tenth create reuses one key with a different request.
+                let (key, fp) = if i % 10 == 0 {
+                    (Some("k"), format!("fp{i}"))
+                } else {
+                    (None, "fp".to_owned())
+                };
+                store
+                    .create(new_job("t", "r", key, &fp), 50, T0)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let (mut new, mut full, mut conflicts) = (Vec::new(), 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Created::New(job) => new.push(job.id),
+            Created::QueueFull => full += 1,
+            Created::KeyConflict => conflicts += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(new.len(), 50, "exactly the limit");
+    assert_eq!(new.len() + full + conflicts, 200);
+    for id in &new {
+        found(&store, "t", id, T0).await;
+    }
+}

@@ -11,9 +11,10 @@
 //! still pending and so still in the indexes: the scan steps over them, which costs at
 //! most the number of attempts of that kind in flight.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::ops::{load, reload, tombstoned, write_tx};
+use super::ops::{load, reload, tombstoned};
+use super::tx;
 use crate::store::model::{Attempt, Delivery, DeliveryKind, Job, Millis};
 use crate::store::{Redeliver, StoreError};
 
@@ -31,7 +32,7 @@ const RETRY_DUE: &str = "SELECT job_id, next_at FROM deliveries \
      AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_at, job_id LIMIT 1";
 
 /// Stores the deliveries a new job carries (waiting; see `NewJob::into_job`).
-pub(super) fn insert_deliveries(tx: &Transaction<'_>, job: &Job) -> Result<(), StoreError> {
+pub(super) fn insert_deliveries(tx: &Connection, job: &Job) -> Result<(), StoreError> {
     let admission = job.admission.as_ref();
     let rows = [
         (DeliveryKind::Callback, job.callback.as_ref(), None),
@@ -60,7 +61,7 @@ pub(super) fn insert_deliveries(tx: &Transaction<'_>, job: &Job) -> Result<(), S
 
 /// Job `id` reached a terminal state: its waiting deliveries, of every kind, are due now.
 pub(super) fn schedule_deliveries(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: &str,
     now: Millis,
 ) -> Result<(), StoreError> {
@@ -73,7 +74,7 @@ pub(super) fn schedule_deliveries(
 }
 
 fn earliest(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sql: &'static str,
     kind: DeliveryKind,
     cutoff: Millis,
@@ -94,7 +95,7 @@ pub(super) fn claim_delivery(
     first_delay_ms: i64,
     lease_until: Millis,
 ) -> Result<Option<(Delivery, Job)>, StoreError> {
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     // Due times are compared here rather than in SQL so that the arithmetic saturates
     // exactly as in the memory store.
     let first = earliest(
@@ -131,7 +132,7 @@ pub(super) fn record_attempt(
     attempt: Attempt,
 ) -> Result<(), StoreError> {
     let (state, next_at) = attempt.next.state();
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     // No row (the job was swept meanwhile, or never had this delivery): nothing to record.
     tx.prepare_cached(
         "UPDATE deliveries SET attempts = attempts + 1, last_status = ?3, last_error = ?4, \
@@ -156,7 +157,7 @@ pub(super) fn redeliver(
     id: &str,
     now: Millis,
 ) -> Result<Redeliver, StoreError> {
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     match load(&tx, id)? {
         Some(job) if job.tenant != tenant => return Ok(Redeliver::Missing),
         Some(job) if job.expires_at.is_some_and(|at| at <= now) => return Ok(Redeliver::Expired),

@@ -10,10 +10,11 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{job_columns, job_from, job_from_row};
 use super::deliveries::{insert_deliveries, schedule_deliveries};
+use super::tx;
 use crate::store::headers::encode_headers;
 use crate::store::model::{Job, Millis, NewJob, Outcome};
 use crate::store::{Canceled, Created, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
@@ -24,13 +25,8 @@ const SELECT_BY_ID: &str = concat!("SELECT ", job_columns!(), job_from!(), " WHE
 pub(super) const RUNNING_COUNT: &str =
     "SELECT COUNT(*) FROM jobs WHERE route = ?1 AND status = 'running'";
 
-/// A transaction that takes the write lock up front.
-pub(super) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
-    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
-}
-
 /// Job `id` with its delivery, as `get` returns it.
-pub(super) fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Job>, StoreError> {
+pub(super) fn load(tx: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
     tx.prepare_cached(SELECT_BY_ID)?
         .query_row([id], |row| Ok(job_from_row(row)))
         .optional()?
@@ -39,7 +35,7 @@ pub(super) fn load(tx: &Transaction<'_>, id: &str) -> Result<Option<Job>, StoreE
 
 /// Whether a swept job `id` of `tenant` (`None`: of any tenant) left a tombstone.
 pub(super) fn tombstoned(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: Option<&str>,
     id: &str,
 ) -> Result<bool, StoreError> {
@@ -52,7 +48,7 @@ pub(super) fn tombstoned(
 
 /// One fewer unfinished job for `tenant`; the row goes at zero so the table only holds
 /// tenants with work in flight.
-fn decrement(tx: &Transaction<'_>, tenant: &str) -> Result<(), StoreError> {
+fn decrement(tx: &Connection, tenant: &str) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE tenant_counts SET unfinished = unfinished - 1 WHERE tenant = ?1")?
         .execute([tenant])?;
     tx.prepare_cached("DELETE FROM tenant_counts WHERE tenant = ?1 AND unfinished <= 0")?
@@ -61,7 +57,7 @@ fn decrement(tx: &Transaction<'_>, tenant: &str) -> Result<(), StoreError> {
 }
 
 /// `load` for a job this transaction just changed, so it must exist.
-pub(super) fn reload(tx: &Transaction<'_>, id: &str) -> Result<Job, StoreError> {
+pub(super) fn reload(tx: &Connection, id: &str) -> Result<Job, StoreError> {
     load(tx, id)?.ok_or_else(|| StoreError::new(format!("job {id} vanished mid-transaction")))
 }
 
@@ -73,13 +69,14 @@ fn sql_limit(batch: usize) -> i64 {
     i64::try_from(batch).unwrap_or(i64::MAX)
 }
 
-pub(super) fn create(
-    conn: &mut Connection,
+/// `create`'s statements inside the caller's write transaction (or a savepoint of it:
+/// `group` runs many in one transaction, one fsync for all).
+pub(super) fn insert_job(
+    tx: &Connection,
     job: NewJob,
     max_queued: u64,
     now: Millis,
 ) -> Result<Created, StoreError> {
-    let tx = write_tx(conn)?;
     // The key check comes first: a retry of an accepted job is answered with that job even
     // when the tenant's queue is full now.
     if let Some(key) = &job.idempotency_key {
@@ -131,13 +128,12 @@ pub(super) fn create(
         job.request.body.as_ref(),
         job.kind.as_str(),
     ])?;
-    insert_deliveries(&tx, &job)?;
+    insert_deliveries(tx, &job)?;
     tx.prepare_cached(
         "INSERT INTO tenant_counts (tenant, unfinished) VALUES (?1, 1) \
          ON CONFLICT (tenant) DO UPDATE SET unfinished = unfinished + 1",
     )?
     .execute([&job.tenant])?;
-    tx.commit()?;
     Ok(Created::New(job))
 }
 
@@ -147,7 +143,7 @@ pub(super) fn get(
     id: &str,
     now: Millis,
 ) -> Result<Lookup, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = tx::read(conn)?;
     Ok(match load(&tx, id)? {
         Some(job) if job.tenant != tenant => Lookup::Missing,
         Some(job) if job.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
@@ -163,7 +159,7 @@ pub(super) fn get_unscoped(
     id: &str,
     now: Millis,
 ) -> Result<Lookup, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = tx::read(conn)?;
     Ok(match load(&tx, id)? {
         Some(job) if job.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
         Some(job) => Lookup::Found(job),
@@ -179,7 +175,7 @@ pub(super) fn claim(
     lease_until: Millis,
     now: Millis,
 ) -> Result<Option<Job>, StoreError> {
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     // Counted inside the `IMMEDIATE` transaction: no other process can start a job of this
     // route between the count and the claim, so the limit holds across processes.
     let running: i64 = tx
@@ -207,7 +203,7 @@ pub(super) fn renew(
     id: &str,
     lease_until: Millis,
 ) -> Result<bool, StoreError> {
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     let changed = tx
         .prepare_cached("UPDATE jobs SET lease_until = ?2 WHERE id = ?1 AND status = 'running'")?
         .execute(params![id, lease_until])?;
@@ -223,7 +219,7 @@ pub(super) fn complete(
     now: Millis,
 ) -> Result<bool, StoreError> {
     let (status, response, error) = outcome.into_parts();
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     let tenant: Option<String> = tx
         .prepare_cached(
             "UPDATE jobs SET status = ?2, updated_at = ?3, expires_at = ?4, lease_until = NULL, \
@@ -261,7 +257,7 @@ pub(super) fn cancel(
     retention_ms: i64,
     now: Millis,
 ) -> Result<Canceled, StoreError> {
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     match load(&tx, id)? {
         Some(job) if job.tenant != tenant => return Ok(Canceled::Missing),
         Some(job) if job.expires_at.is_some_and(|at| at <= now) => return Ok(Canceled::Expired),
@@ -297,7 +293,7 @@ pub(super) fn stale_routes(
     now: Millis,
     ignore_leases: bool,
 ) -> Result<Vec<String>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = tx::read(conn)?;
     let mut stmt = tx.prepare_cached(concat!("SELECT DISTINCT route FROM jobs", stale_where!()))?;
     let routes = stmt
         .query_map(params![now, ignore_leases], |row| row.get(0))?
@@ -312,7 +308,7 @@ pub(super) fn recover(
     retention_ms: i64,
     decisions: &HashMap<String, Recovery>,
 ) -> Result<usize, StoreError> {
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     let stale = {
         let mut stmt = tx.prepare_cached(concat!(
             "SELECT id, tenant, route FROM jobs",
@@ -365,7 +361,7 @@ pub(super) fn sweep(
 ) -> Result<usize, StoreError> {
     let limit = sql_limit(batch);
     let linger = TOMBSTONE_FACTOR.saturating_mul(retention_ms);
-    let tx = write_tx(conn)?;
+    let tx = tx::write(conn)?;
     // Same selection three times inside one write transaction, so all see the same rows.
     // Deliveries go explicitly rather than by the foreign key's cascade, which only acts
     // on connections that enabled `foreign_keys`.
