@@ -123,12 +123,18 @@ pub fn last_event_id(headers: &HeaderMap) -> u64 {
 
 /// The event id of `job`'s current state (see the module doc).
 pub fn event_id(job: &Job) -> u64 {
-    let rank = match job.status {
+    id_of(job.status, job.attempts)
+}
+
+/// `2 × attempts +` 0 running, 1 pending, 2 finished: every transition of the job model
+/// raises it (a claim adds an attempt; see the tests).
+fn id_of(status: JobStatus, attempts: u32) -> u64 {
+    let rank = match status {
         JobStatus::Running => 0,
         JobStatus::Pending => 1,
         JobStatus::Succeeded | JobStatus::Failed | JobStatus::Canceled => 2,
     };
-    u64::from(job.attempts) * 2 + rank
+    u64::from(attempts) * 2 + rank
 }
 
 /// One `status` event: the job's id, its status document on one line.
@@ -344,38 +350,4 @@ impl Watch {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn accept(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(http::header::ACCEPT, HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn only_an_explicit_event_stream_range_asks_for_a_stream() {
-        assert!(wanted(&accept("text/event-stream")));
-        assert!(wanted(&accept("application/json, Text/Event-Stream;q=0.5")));
-        assert!(wanted(&accept("text/event-stream; charset=utf-8")));
-        assert!(!wanted(&accept("text/event-stream;q=0")));
-        assert!(!wanted(&accept("text/event-stream; q=0.000")));
-        assert!(wanted(&accept("text/event-stream;q=0.001")));
-        assert!(!wanted(&accept("*/*")));
-        assert!(!wanted(&accept("text/*")));
-        assert!(!wanted(&accept("application/json")));
-        assert!(!wanted(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn last_event_id_is_a_decimal_number_or_nothing() {
-        let mut h = HeaderMap::new();
-        assert_eq!(last_event_id(&h), 0);
-        h.insert("last-event-id", HeaderValue::from_static(" 3 "));
-        assert_eq!(last_event_id(&h), 3);
-        h.insert("last-event-id", HeaderValue::from_static("abc"));
-        assert_eq!(last_event_id(&h), 0);
-        h.insert("last-event-id", HeaderValue::from_static("-1"));
-        assert_eq!(last_event_id(&h), 0);
-    }
-}
+mod tests;
