@@ -30,7 +30,7 @@
 //! one re-queued after an interrupted run goes `1 → 2 → 3 → 4 → 6`. Each change raises
 //! the id (a claim adds one attempt), so the ids of one job only ever increase and mean the
 //! same on every replica: a client reconnecting with `Last-Event-ID: n`, to any replica,
-//! gets only a state whose id is above `n`. Resuming at a finished job's own id answers
+//! gets only a state whose id is above `n`. Resuming at or past a finished job's id answers
 //! `204 No Content`, which tells an `EventSource` to stop reconnecting; a `Last-Event-ID`
 //! that is not a decimal number counts as absent.
 //!
@@ -41,8 +41,12 @@
 //! a claim made on another replica (no feed carries claims) or a lease recovery. Every
 //! wake-up is registered before the read it triggers, so no change falls between a read
 //! and the next wait. An idle stream costs one store read a second until its job finishes
-//! (the same as a long-poll), a timer and a few hundred bytes of state — no task: the
-//! stream is the response body, so a client that disconnects drops it with its wake-up.
+//! (the same as a long-poll), a timer and its state — no task: the stream is the response
+//! body, so a client that disconnects drops it with its wake-up (HTTP/2: with the stream's
+//! reset; HTTP/1.1: when hyper sees the socket close, at the latest when the next
+//! heartbeat cannot be written). Measured roughly with 2000 open streams on the demo
+//! (debug build, RSS): ≈42 KiB each, against ≈41 KiB for as many idle keep-alive
+//! connections — a stream adds about 1 KiB to its connection.
 //!
 //! Everything but a `200` stream is the plain `GET`'s answer: `401`, `404`, `410`, `503`
 //! as `application/problem+json`. `HEAD` and a request whose `Accept` does not name
