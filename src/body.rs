@@ -4,12 +4,15 @@
 //! through (no allocation, no dynamic dispatch), and the gateway's own answers are a single
 //! `Bytes` chunk. Both directions (client → upstream, upstream → client) use it, so the
 //! pooled upstream client has exactly one body type. Upstream responses arrive as
-//! [`Body::Upstream`], which hands its connection back to the pool when fully read.
+//! [`Body::Upstream`], which hands its connection back to the pool when fully read. The
+//! one answer the gateway writes piece by piece (a live status stream, see
+//! `jobs::events`) is [`Body::Stream`]: boxed, since it is rare and long-lived.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::Stream;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use std::future::Future;
@@ -59,6 +62,37 @@ pub enum Body {
     Upstream(UpstreamBody),
     /// A client's request body with an idle limit between frames (`body_idle_timeout`).
     Idle(IdleBody),
+    /// An answer the gateway makes as it goes; dropping it (the client left) drops the
+    /// stream and whatever it waits on.
+    Stream(Generated),
+}
+
+/// See [`Body::Stream`]: chunks from a stream, each sent as soon as it is produced.
+///
+/// hyper's server (with upgrades) wants a `Sync` body, and a stream that awaits the store
+/// is only `Send`. The `Mutex` makes it `Sync` without a lock ever being taken: the body
+/// is only polled through `&mut`, where [`Mutex::get_mut`] reaches the stream directly.
+pub struct Generated(std::sync::Mutex<Pin<Box<dyn Stream<Item = Bytes> + Send>>>);
+
+impl Generated {
+    /// A body of the chunks `stream` yields, ending when it does.
+    pub fn new(stream: impl Stream<Item = Bytes> + Send + 'static) -> Generated {
+        Generated(std::sync::Mutex::new(Box::pin(stream)))
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let stream = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
+        stream
+            .as_mut()
+            .poll_next(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+impl std::fmt::Debug for Generated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generated").finish_non_exhaustive()
+    }
 }
 
 impl Body {
@@ -222,6 +256,7 @@ impl http_body::Body for Body {
                 polled.map(|f| f.map(|r| r.map_err(BodyError::Hyper)))
             }
             Body::Idle(b) => b.poll(cx),
+            Body::Stream(g) => g.poll(cx),
         }
     }
 
@@ -232,6 +267,7 @@ impl http_body::Body for Body {
             Body::Incoming(inner) => inner.is_end_stream(),
             Body::Upstream(up) => up.inner.is_end_stream(),
             Body::Idle(b) => b.inner.is_end_stream(),
+            Body::Stream(_) => false,
         }
     }
 
@@ -243,6 +279,8 @@ impl http_body::Body for Body {
             Body::Incoming(inner) => inner.size_hint(),
             Body::Upstream(up) => up.inner.size_hint(),
             Body::Idle(b) => b.inner.size_hint(),
+            // Unknown: chunked on HTTP/1.1, DATA frames as they come on HTTP/2.
+            Body::Stream(_) => SizeHint::default(),
         }
     }
 }

@@ -331,6 +331,13 @@ pub fn tour(gw: &str, hooks: SocketAddr) -> String {
         id_of("status_url"),
     ));
     out.push_str(&format!(
+        "\n# live status: a 1 s job's state changes as Server-Sent Events (pending or running, \
+         then succeeded); the stream closes after the terminal event → 200\n\
+         curl -siN -H 'Accept: text/event-stream' \"$({} | {})\"\n",
+        post(" -H 'Prefer: respond-async'", "/v1/render", 1).replace("curl -si", "curl -s"),
+        id_of("status_url"),
+    ));
+    out.push_str(&format!(
         "\n# admission: /v1/paid/render asks the demo balance service first ({} credits); \
          the 4th submit gets the service's own 402 and no job is created \
          → prints 202 202 202 402 (watch this terminal: \"balance: reserved … settled …\")\n\

@@ -11,6 +11,7 @@
 //! | `prefer_gateway_jobs` | gauge | `route`, `state` = pending, running (from the store, all replicas) |
 //! | `prefer_gateway_queue_depth` | gauge | `route` (pending jobs, from the store) |
 //! | `prefer_gateway_jobs_finished_total` | counter | `route`, `state` (this replica) |
+//! | `prefer_gateway_event_streams` | gauge | `route` (open live status streams, this replica) |
 //! | `prefer_gateway_webhook_attempts_total` | counter | `outcome` = delivered, retry, gone, failed |
 //! | `prefer_gateway_admission_checks_total` | counter | `outcome` = admitted, refused, unavailable |
 //! | `prefer_gateway_admission_notices_total` | counter | `outcome` = delivered, retry, gone, failed |
@@ -137,6 +138,8 @@ pub struct Metrics {
     pub queue_depth: Family<RouteLabels, Gauge>,
     /// Jobs this replica finished, per route and final state.
     pub jobs_finished: Family<RouteStateLabels, Counter>,
+    /// Open live status streams (`GET {jobs}/{id}` as Server-Sent Events) by job route.
+    pub event_streams: Family<RouteLabels, Gauge>,
     /// Callback delivery attempts by outcome.
     pub webhook_attempts: Family<OutcomeLabels, Counter>,
     /// Admission reserve calls by outcome.
@@ -168,6 +171,7 @@ impl Metrics {
             jobs: Family::default(),
             queue_depth: Family::default(),
             jobs_finished: Family::default(),
+            event_streams: Family::default(),
             webhook_attempts: Family::default(),
             admission_checks: Family::default(),
             admission_notices: Family::default(),
@@ -210,6 +214,11 @@ impl Metrics {
             "jobs_finished",
             "Jobs this replica finished, by route and final state",
             m.jobs_finished.clone(),
+        );
+        r.register(
+            "event_streams",
+            "Open live job status streams (Server-Sent Events) by the job's route",
+            m.event_streams.clone(),
         );
         r.register(
             "webhook_attempts",

@@ -11,7 +11,8 @@
 //! 1. `tests/openapi/matrix.py`: every job-API operation asked about every job once (reads
 //!    first), each answer validated by schemathesis' checks, and the statuses compared with
 //!    the table below — fuzzing picks ids at random and may never ask, say, for the result
-//!    of a running job.
+//!    of a running job. `GET /jobs/{id}` is asked for its event stream too (schemathesis
+//!    sends `Accept: */*` on its own, so only the matrix sees the stream).
 //! 2. `schemathesis run --checks all`, every phase (examples, coverage, fuzzing,
 //!    stateful), with the ids, the tenant and a genuine signed link as `examples` in a copy
 //!    of the document (the committed one has no ids to give): the job API on the client
@@ -130,6 +131,10 @@ async fn until(gw: &Gateway, tenant: &str, id: &str, want: &str) -> Value {
     panic!("job {id} never became {want}");
 }
 
+/// `GET /jobs/{id}` asked for its event stream, as the matrix names it; also asked once
+/// with `Last-Event-ID` past the end of the succeeded job (`resumed:succeeded` → `204`).
+const STREAM: &str = "GET /jobs/{id} (text/event-stream)";
+
 /// What the matrix expects: per operation, the status for each job (in the order of
 /// [`JOBS`]), then the signed link to its own job and to another, then no tenant header.
 const JOBS: [&str; 8] = [
@@ -143,13 +148,14 @@ const JOBS: [&str; 8] = [
     "another_tenants",
 ];
 type Expected = (&'static str, [u16; 8], Option<[u16; 2]>, u16);
-const EXPECTED: [Expected; 6] = [
+const EXPECTED: [Expected; 7] = [
     (
         "GET /jobs/{id}",
         [200, 200, 200, 200, 200, 200, 200, 404],
         None,
         401,
     ),
+    (STREAM, [200, 200, 200, 200, 200, 200, 200, 404], None, 401),
     (
         "HEAD /jobs/{id}",
         [200, 200, 200, 200, 200, 200, 200, 404],
@@ -228,6 +234,7 @@ async fn matrix(python: &Path, schema: &Path, base: &str, jobs: &Value, link: &V
         }
         want.insert((op.into(), "no-tenant".into()), untenanted.into());
     }
+    want.insert((STREAM.into(), "resumed:succeeded".into()), 204);
     let got: BTreeMap<_, _> = seen.into_iter().map(|(k, (s, _))| (k, s)).collect();
     assert_eq!(got, want, "statuses of the matrix");
 }

@@ -49,6 +49,7 @@
 //! | `jobs.key_prefix` | `"prefer:"` | Redis store only: prefix of every key |
 //! | `jobs.lease` | `"30s"` | > 0; a dead runner's jobs are recovered this long after its last renewal |
 //! | `jobs.signing_secret` | none | as `webhooks.signing_secret` (`whsec_` + base64 or plain text, non-empty); key of signed result URLs |
+//! | `jobs.sse_heartbeat` | `"15s"` | > 0; longest silence on a live status stream before a `: heartbeat` comment |
 //! | `webhooks.signing_secret` | none | non-empty |
 //! | `webhooks.retry_schedule` | `["0s", "2m", "4m", "8m", "16m"]` | non-empty |
 //! | `webhooks.timeout` | `"15s"` | > 0 |
@@ -78,7 +79,7 @@
 //! Keys beyond the example file (`server.header_read_timeout`, `server.drain_timeout`,
 //! `server.drain_delay`, `server.body_idle_timeout`, `server.max_connections`, `server.h2_max_concurrent_streams`,
 //! `server.tenant_rate`, `server.tenant_burst`,
-//! `defaults.min_wait`, `jobs.key_prefix`, `jobs.lease`, `webhooks.allow_ports`,
+//! `defaults.min_wait`, `jobs.key_prefix`, `jobs.lease`, `jobs.sse_heartbeat`, `webhooks.allow_ports`,
 //! `webhooks.watch_limit`) are optional extensions with the defaults above.
 //! `jobs.signing_secret` and `routes[].signed_results` are in the example file, commented.
 //!

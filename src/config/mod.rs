@@ -152,6 +152,9 @@ pub struct JobsConfig {
     /// The key of signed result URLs, derived from `[jobs].signing_secret`; `None` when
     /// the secret is not configured (then no route may have `signed_results`).
     pub signing_key: Option<UrlKey>,
+    /// How long a live status stream (`GET {path}/{id}` with `Accept: text/event-stream`)
+    /// may stay silent before it gets a heartbeat comment. Default 15 s.
+    pub sse_heartbeat: Duration,
 }
 
 /// `[webhooks]`.

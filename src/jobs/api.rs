@@ -2,7 +2,9 @@
 //!
 //! - `GET {id}` → `200` status document (`Retry-After: 1` while not terminal). With
 //!   `Prefer: wait=N` it long-polls until the job is terminal or N seconds pass
-//!   (`Preference-Applied: wait=N`; N is capped by `[defaults].max_wait`).
+//!   (`Preference-Applied: wait=N`; N is capped by `[defaults].max_wait`). With
+//!   `Accept: text/event-stream` it streams the job's state changes instead
+//!   ([`super::events`]). `Vary: Prefer, Accept`.
 //! - `GET {id}/result` → the stored upstream response replayed verbatim; `202` with the
 //!   status document while not terminal; `409` when the job ended without a response.
 //! - `DELETE {id}` → cancel (pending: never sent; running: upstream call dropped) → `200`
@@ -33,6 +35,7 @@
 //! what a tenant would be told (`410`), and a link signed for less than the job's life
 //! (not one this gateway makes, but a valid signature all the same) says `403`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderValue, ALLOW};
@@ -40,8 +43,10 @@ use http::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::engine::Engine;
+use super::events;
 use crate::body::Body;
 use crate::config::Defaults;
+use crate::drain::Drain;
 use crate::prefer::{Preferences, PREFERENCE_APPLIED};
 use crate::problem::Problem;
 use crate::signed_url::{LinkError, LinkParams};
@@ -58,12 +63,14 @@ fn tenant(engine: &Engine, headers: &http::HeaderMap) -> Result<String, Problem>
 }
 
 /// Answers a request the router sent to the job API (a path under `[jobs].path`).
-/// `base` is the public base of the URLs in the answers (see `pipeline::public`).
+/// `base` is the public base of the URLs in the answers (see `pipeline::public`); `drain`
+/// ends live status streams when the gateway shuts down.
 pub async fn handle<B>(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     defaults: &Defaults,
     req: &Request<B>,
     base: &str,
+    drain: Drain,
 ) -> Response<Body> {
     let rest = req
         .uri()
@@ -87,6 +94,9 @@ pub async fn handle<B>(
     };
     let method = req.method();
     let resp = match (method, sub) {
+        (&Method::GET, Sub::Status) if events::wanted(req.headers()) => {
+            stream(engine, req, id, base, drain).await
+        }
         (&Method::GET | &Method::HEAD, Sub::Status) => {
             status(engine, defaults, req, id, base).await
         }
@@ -156,8 +166,40 @@ async fn status<B>(
             resp.headers_mut().insert(PREFERENCE_APPLIED, v);
         }
     }
-    crate::mode::add_vary_prefer(resp.headers_mut());
+    events::vary_accept(resp.headers_mut());
     Ok(resp)
+}
+
+/// `GET {id}` with `Accept: text/event-stream`: the same lookup (and so the same `401`,
+/// `404`, `410`, `503`), then the live stream.
+async fn stream<B>(
+    engine: &Arc<Engine>,
+    req: &Request<B>,
+    id: &str,
+    base: &str,
+    drain: Drain,
+) -> Result<Response<Body>, Problem> {
+    let tenant = tenant(engine, req.headers())?;
+    let found = engine
+        .store
+        .get(&tenant, id, engine.now())
+        .await
+        .map_err(store_down)?;
+    match found {
+        Lookup::Found(job) => {
+            let last = events::last_event_id(req.headers());
+            Ok(events::respond(
+                engine,
+                &job,
+                tenant,
+                base.to_owned(),
+                last,
+                drain,
+            ))
+        }
+        Lookup::Expired => Err(Problem::JobExpired),
+        Lookup::Missing => Err(Problem::JobNotFound),
+    }
 }
 
 async fn fetch_result<B>(

@@ -10,10 +10,13 @@
 //! the same tick). A running job renews its lease every `[jobs].lease` / 3; when renewal
 //! reports the job is no longer running (canceled), the upstream call is dropped.
 //!
-//! Waiters (`wait=N` on a submit, `Prefer: wait` on `GET {jobs}/{id}`) are woken by
-//! completion through a per-job `Notify`, and re-read the store once a second as a
-//! fallback, so a completion they missed (or one made by another process) still reaches
-//! them within a second.
+//! Waiters (`wait=N` on a submit, `Prefer: wait` on `GET {jobs}/{id}`, a live status
+//! stream) are woken through a per-job `Notify` when this process changes the job's state
+//! — a claim, a completion, a cancel — or the store's finished feed reports another
+//! process finished it, and re-read the store once a second as a fallback, so a change
+//! they missed (a claim or a lease recovery by another process) still reaches them within
+//! a second. A wake only says "read again": a long-poll woken by a claim reads a running
+//! job and goes back to waiting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -49,7 +52,8 @@ pub struct Engine {
     outbox: Outbox,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
-    done: Mutex<HashMap<String, Weak<Notify>>>,
+    /// Per-job state-change signals, held weakly: a job nobody waits on has none.
+    changes: Mutex<HashMap<String, Weak<Notify>>>,
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
@@ -88,7 +92,7 @@ impl Engine {
             outbox: p.outbox,
             clock: p.clock,
             wake: Arc::new(Notify::new()),
-            done: Mutex::default(),
+            changes: Mutex::default(),
             cancels: Mutex::default(),
         });
         let n = engine
@@ -160,8 +164,9 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    fn done_signal(&self, id: &str) -> Arc<Notify> {
-        let mut map = self.done.lock().unwrap_or_else(|p| p.into_inner());
+    /// The signal [`Engine::changed`] gives for job `id`; waiters hold it while they wait.
+    pub(crate) fn change_signal(&self, id: &str) -> Arc<Notify> {
+        let mut map = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = map.get(id).and_then(Weak::upgrade) {
             return n;
         }
@@ -173,11 +178,10 @@ impl Engine {
         n
     }
 
-    /// Tells waiters of `id` that it reached a terminal state, and the delivery workers
-    /// that its deliveries are due.
-    pub(crate) fn finished(&self, id: &str) {
+    /// Tells waiters of `id` that its state changed (they read it again).
+    pub(crate) fn changed(&self, id: &str) {
         let n = self
-            .done
+            .changes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
@@ -185,6 +189,12 @@ impl Engine {
         if let Some(n) = n {
             n.notify_waiters();
         }
+    }
+
+    /// Tells waiters of `id` that it reached a terminal state, and the delivery workers
+    /// that its deliveries are due.
+    pub(crate) fn finished(&self, id: &str) {
+        self.changed(id);
         self.outbox.wake();
     }
 
@@ -224,7 +234,7 @@ impl Engine {
         id: &str,
         deadline: Instant,
     ) -> Result<Lookup, StoreError> {
-        let signal = self.done_signal(id);
+        let signal = self.change_signal(id);
         loop {
             let notified = signal.notified();
             tokio::pin!(notified);
@@ -270,6 +280,8 @@ async fn dispatch(engine: Weak<Engine>) {
                     .await;
                 match claimed {
                     Ok(Some(job)) => {
+                        // pending → running: a live status stream shows it at once.
+                        e.changed(&job.id);
                         let e2 = Arc::clone(&e);
                         tokio::spawn(async move {
                             run::run(&e2, job).await;

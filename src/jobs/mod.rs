@@ -4,10 +4,12 @@
 //! `sync` route does with them:
 //!
 //! - [`engine`]: store + dispatcher + waiters; [`run`]: one job's upstream call;
-//! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`.
+//! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`;
+//!   [`events`]: the live status stream (Server-Sent Events) of `GET {id}`.
 
 pub mod api;
 pub mod engine;
+pub mod events;
 pub mod run;
 pub mod submit;
 

@@ -137,7 +137,8 @@ impl Gateway {
                 let resp = match &self.jobs {
                     Some(engine) => {
                         let base = self.public_base(&req, origin);
-                        crate::jobs::api::handle(engine, &defaults, &req, &base).await
+                        let drain = self.drain.subscribe();
+                        crate::jobs::api::handle(engine, &defaults, &req, &base, drain).await
                     }
                     None => Problem::NoRoute.into_response(),
                 };

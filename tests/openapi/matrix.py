@@ -11,6 +11,12 @@ never ask for the result of a running job; this asks every operation about every
 schemathesis' checks (and that its URLs name the job on this gateway), and prints one
 JSON line per request:
 {"operation", "job", "status", "failures"}.
+
+`GET /jobs/{id}` is also asked for its event stream (`Accept: text/event-stream`, as the
+operation "GET /jobs/{id} (text/event-stream)"): schemathesis validates each event against
+the document's event schema. A stream of an unfinished job does not end by itself; it is
+read for two seconds (its first event). "resumed:succeeded" resumes after the finished
+job's last event.
 """
 
 import json
@@ -53,10 +59,13 @@ def urls(op, job_id, response):
     return wrong
 
 
-def ask(op, job, **case):
+STREAM = "GET /jobs/{id} (text/event-stream)"
+
+
+def ask(op, job, label=None, timeout=None, **case):
     case = op.Case(**case)
-    record = {"operation": op.label, "job": job}
-    response = case.call(base_url=base_url)
+    record = {"operation": label or op.label, "job": job}
+    response = case.call(base_url=base_url, timeout=timeout)
     record["status"] = response.status_code
     try:
         case.validate_response(response)
@@ -66,9 +75,22 @@ def ask(op, job, **case):
     print(json.dumps(record), flush=True)
 
 
+def streams(op):
+    """The event stream of every job, as `ask` does for the document."""
+    accept = {"Accept": "text/event-stream"}
+    for job, job_id in jobs.items():
+        headers = {"X-Api-Key": tenant, **accept}
+        ask(op, job, STREAM, 2, path_parameters={"id": job_id}, headers=headers)
+    headers = {"X-Api-Key": tenant, "Last-Event-ID": "4", **accept}
+    ask(op, "resumed:succeeded", STREAM, 2, path_parameters={"id": jobs["succeeded"]}, headers=headers)
+    ask(op, "no-tenant", STREAM, 2, path_parameters={"id": jobs["succeeded"]}, headers=accept)
+
+
 for op in operations():
     for job, job_id in jobs.items():
         ask(op, job, path_parameters={"id": job_id}, headers={"X-Api-Key": tenant})
+    if op.label == "GET /jobs/{id}":
+        streams(op)
     if op.path.endswith("/result"):
         # The signed link, without the tenant header; and the same link for another job.
         query = {"expires": link["expires"], "sig": link["sig"]}

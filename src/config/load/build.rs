@@ -106,6 +106,7 @@ fn jobs(raw: RawJobs) -> JobsConfig {
         key_prefix: raw.key_prefix.unwrap_or_else(|| "prefer:".to_owned()),
         lease: raw.lease.unwrap_or(Duration::from_secs(30)),
         signing_key: raw.signing_secret,
+        sse_heartbeat: raw.sse_heartbeat.unwrap_or(Duration::from_secs(15)),
     }
 }
 

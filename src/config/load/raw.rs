@@ -120,6 +120,9 @@ pub(super) struct RawJobs {
     /// The secret signed result URLs derive their key from (read and derived here).
     #[serde(deserialize_with = "opt_url_key")]
     pub signing_secret: Option<UrlKey>,
+    /// Longest silence on a live status stream before a heartbeat (not in the example file).
+    #[serde(deserialize_with = "opt_positive")]
+    pub sse_heartbeat: Option<Duration>,
 }
 
 /// `[webhooks]`.
