@@ -42,6 +42,9 @@ struct Tasks {
 }
 
 mod balance;
+mod tour;
+
+pub use tour::tour;
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
     let mut r = Response::new(Body::full(v.to_string()));
@@ -245,116 +248,6 @@ pub fn config(ups: Upstreams, listen: SocketAddr) -> Result<crate::config::Confi
     let mut cfg = crate::config::load_str(&text, "config/demo.toml").map_err(|e| e.to_string())?;
     cfg.server.listen = listen;
     Ok(cfg)
-}
-
-/// The walk-through printed at start: `# comment → expected status` then a curl line.
-/// `gw` is the base URL the lines name (`http://localhost:8080`, or the published URL).
-pub fn tour(gw: &str, hooks: SocketAddr) -> String {
-    let post = |extra: &str, path: &str, secs: u32| {
-        format!("curl -si -X POST '{gw}{path}' -H 'Content-Type: application/json'{extra} -d '{{\"duration\": {secs}}}'")
-    };
-    let rows: [(&str, String); 13] = [
-        (
-            "no Prefer: sync by default, the gateway polls for you → 200 with the result",
-            post("", "/v1/edit", 2),
-        ),
-        (
-            "Prefer: respond-async → 202 with the upstream's taskId",
-            post(" -H 'Prefer: respond-async'", "/v1/edit", 2),
-        ),
-        (
-            "Prefer: wait=5, done in 2 s → 200, Preference-Applied: respond-async, wait=5",
-            post(" -H 'Prefer: wait=5'", "/v1/edit", 2),
-        ),
-        (
-            "Prefer: respond-async, wait=1, needs 3 s → 202 after 1 s (never a timeout)",
-            post(" -H 'Prefer: respond-async, wait=1'", "/v1/edit", 3),
-        ),
-        (
-            "Prefer: wait=0 is ignored → sync default → 200",
-            post(" -H 'Prefer: wait=0'", "/v1/edit", 1),
-        ),
-        (
-            "Prefer: respond-async, wait=0 → 202, Preference-Applied: respond-async",
-            post(" -H 'Prefer: respond-async, wait=0'", "/v1/edit", 1),
-        ),
-        (
-            "deprecated ?mode=async → 202 with a Deprecation header",
-            post("", "/v1/edit?mode=async", 1),
-        ),
-        (
-            "deprecated ?mode=sync → waits up to 60 s → 200 with Deprecation",
-            post("", "/v1/edit?mode=sync", 1),
-        ),
-        (
-            "deprecated ?mode=auto → default → 200 with Deprecation",
-            post("", "/v1/edit?mode=auto", 1),
-        ),
-        (
-            "a sync backend, no Prefer: a plain proxy that holds the request → 200",
-            post("", "/v1/render", 1),
-        ),
-        (
-            "a sync backend, Prefer: respond-async → 202 with a gateway job_id, status_url and Location",
-            post(" -H 'Prefer: respond-async'", "/v1/render", 2),
-        ),
-        (
-            "a sync backend, Prefer: wait=5, renders in 1 s → 200 with the backend's answer, Preference-Applied: respond-async, wait=5",
-            post(" -H 'Prefer: wait=5'", "/v1/render", 1),
-        ),
-        (
-            "a sync backend, Prefer: wait=1, needs 3 s → 202 with the job handle; the job goes on",
-            post(" -H 'Prefer: wait=1'", "/v1/render", 3),
-        ),
-    ];
-    let mut out = String::new();
-    for (comment, line) in rows {
-        out.push_str(&format!("# {comment}\n{line}\n\n"));
-    }
-    out.push_str(&format!(
-        "# a callback: the job's signed status document is POSTed to the demo receiver \
-         → 202 (watch this terminal: \"callback received … signature valid\")\n\
-         curl -si -X POST '{gw}/v1/render' -H 'Content-Type: application/json' \
-         -H 'Prefer: respond-async' -d '{{\"duration\": 1, \"callback_url\": \"http://{hooks}/hooks\"}}'\n\n"
-    ));
-    let id_of = |field: &str| format!("sed -E 's/.*\"{field}\":\"([^\"]+)\".*/\\1/'");
-    out.push_str(&format!(
-        "# submit a task, then poll its status endpoint yourself (proxied) → 200\n\
-         id=$({} -s -H 'Prefer: respond-async' | {}); curl -si \"{gw}/v1/tasks/$id\"\n\n",
-        post("", "/v1/edit", 1).replace("curl -si", "curl"),
-        id_of("taskId"),
-    ));
-    out.push_str(&format!(
-        "# a gateway job: submit, wait, then read its status document and replay its result → 200\n\
-         url=$({} -s -H 'Prefer: respond-async' | {}); sleep 2; curl -si \"$url\"; curl -si \"$url/result\"\n",
-        post("", "/v1/render", 1).replace("curl -si", "curl"),
-        id_of("status_url"),
-    ));
-    out.push_str(&format!(
-        "\n# live status: a 1 s job's state changes as Server-Sent Events (pending or running, \
-         then succeeded); the stream closes after the terminal event → 200\n\
-         curl -siN -H 'Accept: text/event-stream' \"$({} | {})\"\n",
-        post(" -H 'Prefer: respond-async'", "/v1/render", 1).replace("curl -si", "curl -s"),
-        id_of("status_url"),
-    ));
-    out.push_str(&format!(
-        "\n# admission: /v1/paid/render asks the demo balance service first ({} credits); \
-         the 4th submit gets the service's own 402 and no job is created \
-         → prints 202 202 202 402 (watch this terminal: \"balance: reserved … settled …\")\n\
-         for i in 1 2 3 4; do {} -s -o /dev/null -w '%{{http_code}} ' -H 'Prefer: respond-async'; done; echo\n",
-        balance::CREDITS,
-        post("", "/v1/paid/render", 1).replace("curl -si", "curl"),
-    ));
-    out.push_str(&format!(
-        "\n# a signed download link: a finished job's status document carries download_url, \
-         which replays the result with no credentials until the job expires → 200\n\
-         url=$({} -s -H 'Prefer: respond-async' | {}); sleep 2; \
-         dl=$(curl -s \"$url\" | {}); curl -si \"$dl\"\n",
-        post("", "/v1/render", 1).replace("curl -si", "curl"),
-        id_of("status_url"),
-        id_of("download_url"),
-    ));
-    out
 }
 
 /// The base URL the printed lines name: `public_url` when given (the port a container
