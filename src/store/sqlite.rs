@@ -12,7 +12,7 @@
 //!   the panicking call's transaction was rolled back when it unwound.
 //! - **Durability**: WAL journal with `synchronous = FULL`, so the commit of `create` is on
 //!   disk before it returns `New` and the gateway answers `202`.
-//! - **Schema** (v4, see `migrations` for the DDL and each index's purpose): versioned with
+//! - **Schema** (v5, see `migrations` for the DDL and each index's purpose): versioned with
 //!   `PRAGMA user_version`; a newer file is refused. `jobs` holds one row per job, request
 //!   and response verbatim; header lists are length-prefixed blobs (see `codec`) because
 //!   values are raw bytes. Queue limits read `tenant_counts`, kept in the same
@@ -37,6 +37,12 @@
 //!   id on its row; job-returning queries join it as a second primary-key probe. The two
 //!   due indexes lead with `kind`, so a claim for one kind is a range scan of only that
 //!   kind's due entries.
+//! - **Listing** (v5, see `list`): the index `jobs_tenant (tenant, created_at DESC, id
+//!   DESC)` is the list order, so a page reads a range of it below the cursor in one
+//!   deferred transaction (one snapshot): the candidates' filter columns first, at most
+//!   `SCAN_LIMIT` + 1 of them, then only the chosen jobs, without their bodies. A purge
+//!   deletes the job row and its delivery rows in one `IMMEDIATE` transaction and writes
+//!   no tombstone.
 //! - `renew` moves only the lease, not `updated_at` (it is not a state change).
 //! - Every statement goes through `prepare_cached`; a corrupt row is a [`StoreError`].
 //! - `recover` asks `decide` per *route* before its transaction (the callback is not
@@ -49,6 +55,7 @@
 
 mod codec;
 mod deliveries;
+mod list;
 mod migrations;
 mod ops;
 
@@ -61,7 +68,10 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
-use super::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError};
+use super::{
+    Canceled, Created, JobStore, ListQuery, Lookup, Page, Purged, Recovery, Redeliver, RouteDepth,
+    StoreError,
+};
 
 pub use migrations::latest as schema_version;
 
@@ -307,6 +317,18 @@ impl JobStore for SqliteStore {
     ) -> Result<Redeliver, StoreError> {
         let (tenant, job_id) = (tenant.to_owned(), job_id.to_owned());
         self.with(move |conn| deliveries::redeliver(conn, &tenant, &job_id, now))
+            .await
+    }
+
+    async fn list(&self, tenant: &str, query: &ListQuery, now: Millis) -> Result<Page, StoreError> {
+        let (tenant, query) = (tenant.to_owned(), query.clone());
+        self.with(move |conn| list::list(conn, &tenant, &query, now))
+            .await
+    }
+
+    async fn purge(&self, tenant: &str, id: &str, now: Millis) -> Result<Purged, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.with(move |conn| list::purge(conn, &tenant, &id, now))
             .await
     }
 }
