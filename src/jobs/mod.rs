@@ -4,10 +4,12 @@
 //! `sync` route does with them:
 //!
 //! - [`engine`]: store + dispatcher + waiters; [`run`]: one job's upstream call;
-//! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`.
+//! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`;
+//!   [`listing`]: the list at `[jobs].path` and purging a job.
 
 pub mod api;
 pub mod engine;
+pub mod listing;
 pub mod run;
 pub mod submit;
 
