@@ -282,9 +282,9 @@ pub(crate) async fn filters_by_status_and_route(kind: &str) {
     until(&gw, &failed, "failed").await;
     until(&gw, &other, "succeeded").await;
     let (doc, _) = page(&gw, "/jobs?status=failed").await;
-    assert_eq!(listed_ids(&doc), [failed.clone()]);
+    assert_eq!(listed_ids(&doc), [failed.as_str()]);
     let (doc, _) = page(&gw, "/jobs?route=other").await;
-    assert_eq!(listed_ids(&doc), [other.clone()]);
+    assert_eq!(listed_ids(&doc), [other.as_str()]);
     let (doc, _) = page(&gw, "/jobs?route=render&status=succeeded").await;
     assert_eq!(listed_ids(&doc), [ok]);
     let (doc, _) = page(&gw, "/jobs?status=running").await;

@@ -244,7 +244,7 @@ pub async fn limits_and_retention(store: Store) {
     let old = run_to_success(&store, new_job("v", "s", None, "fp"), T0).await;
     let young = run_to_success(&store, new_job("v", "s", None, "fp"), T0 + 30_000).await;
     let page = list(&store, "v", ListQuery::default(), T0 + RET).await;
-    assert_eq!(ids(&page), [young.clone()]);
+    assert_eq!(ids(&page), [young.as_str()]);
     store.sweep(T0 + RET, RET, 100).await.unwrap();
     let page = list(&store, "v", ListQuery::default(), T0 + RET).await;
     assert_eq!(ids(&page), [young]);

@@ -62,6 +62,6 @@ async fn each_tenant_has_a_sorted_set_kept_by_create_purge_and_sweep() {
         .await
         .unwrap();
     let page = list(&store, tenant, ListQuery::default(), T0 + 4).await;
-    assert_eq!(ids(&page), [pending.clone()]);
+    assert_eq!(ids(&page), [pending.as_str()]);
     assert_eq!(members(conn.clone()).await, [(pending, T0 + 2)]);
 }
