@@ -103,7 +103,10 @@ pub async fn handle<B>(
                 None => fetch_result(engine, req, id, base).await,
             }
         }
-        (&Method::DELETE, Sub::Status) => match listing::wants_purge(req.uri().query()) {
+        // Tenant first (401 before 400), as everywhere in the job API.
+        (&Method::DELETE, Sub::Status) => match tenant(engine, req.headers())
+            .and_then(|_| listing::wants_purge(req.uri().query()))
+        {
             Ok(true) => listing::purge(engine, req, id).await,
             Ok(false) => cancel(engine, req, id, base).await,
             Err(p) => Err(p),
@@ -125,10 +128,7 @@ pub async fn handle<B>(
 async fn list<B>(engine: &Engine, req: &Request<B>, base: &str) -> Response<Body> {
     const ALLOWED: &str = "GET, HEAD";
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = Problem::MethodNotAllowed(HeaderValue::from_static(ALLOWED)).into_response();
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static(ALLOWED));
-        return r;
+        return Problem::MethodNotAllowed(HeaderValue::from_static(ALLOWED)).into_response();
     }
     listing::list(engine, req, base)
         .await

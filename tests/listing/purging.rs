@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{reply, Gateway, Seen, Upstream};
+use crate::support::{client, reply, Gateway, Seen, Upstream};
 use crate::{
     config, delete, get, listed_ids, page, problem, start, store, submit, until, upstream, TENANT,
 };
@@ -31,6 +31,10 @@ pub(crate) async fn purge_removes_a_finished_job_for_good(kind: &str) {
         "invalid-query",
     )
     .await;
+    // The tenant is checked first, as on every job endpoint.
+    let anonymous = client().delete(gw.url(&format!("{path}?purge=maybe")));
+    let resp = anonymous.send().await.unwrap();
+    problem(resp, 401, "tenant-required").await;
     // Plain DELETE keeps its meaning: a finished job cannot be canceled.
     problem(delete(&gw, &path, TENANT).await, 409, "job-finished").await;
 
