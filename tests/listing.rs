@@ -73,8 +73,9 @@ pub(crate) async fn upstream() -> Upstream {
     .await
 }
 
-/// Two sync routes, `render` (`/v1/render`) and `other` (`/v1/other`), tenants by
-/// `X-Api-Key`; `admission` (a URL) gives `render` an admission endpoint.
+/// Two sync routes, `render` (`/v1/render`, with signed result URLs) and `other`
+/// (`/v1/other`), tenants by `X-Api-Key`; `admission` (a URL) gives `render` an admission
+/// endpoint.
 pub(crate) fn config(store: &str, admission: Option<&str>) -> String {
     let admission = admission
         .map(|url| format!("admission = {{ url = \"{url}/admission\", timeout = \"500ms\" }}"))
@@ -87,6 +88,7 @@ poll_interval = "100ms"
 [jobs]
 store = "{store}"
 tenant_header = "X-Api-Key"
+signing_secret = "whsec_bGlzdGluZy1hbmQtcHVyZ2luZy10ZXN0cw=="
 
 [webhooks]
 retry_schedule = ["0s", "100ms", "100ms", "100ms", "100ms", "100ms", "100ms"]
@@ -97,6 +99,7 @@ kind = "sync"
 methods = ["POST"]
 path = "/v1/render"
 upstream = "{{up}}"
+signed_results = true
 {admission}
 
 [[routes]]

@@ -25,9 +25,10 @@
 //! by the tenant header instead. Its checks run in this order, each answer final:
 //!
 //! 1. malformed, altered, or no key configured → `403 signature-invalid`;
-//! 2. genuine, but the job is past retention or swept (also once its tombstone is gone:
-//!    only this gateway's key could have signed the id, so the job did exist) → `410`,
-//!    the same problem as the tenant-authenticated endpoint's;
+//! 2. genuine, but the job is past retention, swept or purged (also once its tombstone is
+//!    gone, and a purge leaves none: only this gateway's key could have signed the id, so
+//!    the job did exist) → `410`, the same problem as the tenant-authenticated endpoint's
+//!    for an expired job;
 //! 3. the job's route no longer has `signed_results` → `403 signature-invalid` (turning
 //!    the setting off revokes the links, not only stops new ones);
 //! 4. genuine, the job exists, but `expires` has passed → `403 signature-expired`;

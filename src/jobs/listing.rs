@@ -29,8 +29,9 @@
 //!   admission-notice-pending` with `Retry-After` while the route's admission endpoint has
 //!   not been told how the job ended (a purge must not skip the billing record); `410`
 //!   past retention, `404` for another tenant's or an unknown id, as on `GET`. A callback
-//!   not yet delivered is dropped with the job. `purge=false` (or no `purge`) is the plain
-//!   cancel; any other value is `400`.
+//!   not yet delivered is dropped with the job. A signed result URL of a purged job
+//!   answers `410` (its signature proves the job existed; see [`super::api`]).
+//!   `purge=false` (or no `purge`) is the plain cancel; any other value is `400`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine as _;

@@ -17,7 +17,10 @@ pub(crate) async fn purge_removes_a_finished_job_for_good(kind: &str) {
     let done = submit(&gw, TENANT, "/v1/render", r#"{"n":1}"#).await;
     let kept = submit(&gw, TENANT, "/v1/render", r#"{"n":2}"#).await;
     let running = submit(&gw, TENANT, "/v1/render", r#"{"hang":"hang"}"#).await;
-    until(&gw, &done, "succeeded").await;
+    let download = until(&gw, &done, "succeeded").await["download_url"]
+        .as_str()
+        .expect("a signed result URL")
+        .to_owned();
     until(&gw, &kept, "succeeded").await;
     until(&gw, &running, "running").await;
     let path = format!("/jobs/{done}");
@@ -46,6 +49,8 @@ pub(crate) async fn purge_removes_a_finished_job_for_good(kind: &str) {
     problem(result, 404, "job-not-found").await;
     let again = delete(&gw, &format!("{path}?purge=true"), TENANT).await;
     problem(again, 404, "job-not-found").await;
+    // Its signed result URL proves the job existed: the result is gone, not unknown.
+    problem(get(&gw, &download, None).await, 410, "job-expired").await;
     let (doc, _) = page(&gw, "/jobs").await;
     assert!(!listed_ids(&doc).contains(&done));
     assert!(listed_ids(&doc).contains(&kept));
