@@ -71,6 +71,13 @@ pub enum Problem {
     JobExpired,
     /// The job already finished and cannot be canceled.
     JobFinished(&'static str),
+    /// The job has not finished and cannot be purged (cancel it first); its status.
+    JobUnfinished(&'static str),
+    /// The job's admission notice (settle / release) is not delivered yet, so it cannot be
+    /// purged; retry after this many seconds.
+    NoticePending(u64),
+    /// A query parameter of the job API is malformed; what is wrong with it.
+    InvalidQuery(String),
     /// The job ended without an upstream response to replay.
     NoResult(&'static str),
     /// The job store cannot be reached.
@@ -222,6 +229,21 @@ impl Problem {
                 "job-finished",
                 "The job has already finished",
             ),
+            Problem::JobUnfinished(_) => (
+                StatusCode::CONFLICT,
+                "job-not-finished",
+                "The job has not finished",
+            ),
+            Problem::NoticePending(_) => (
+                StatusCode::CONFLICT,
+                "admission-notice-pending",
+                "The job's admission notice has not been delivered yet",
+            ),
+            Problem::InvalidQuery(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-query",
+                "Invalid query parameter",
+            ),
             Problem::NoResult(_) => (
                 StatusCode::CONFLICT,
                 "job-has-no-result",
@@ -315,6 +337,14 @@ impl Problem {
             Problem::JobNotFound | Problem::JobExpired => None,
             Problem::JobFinished(status) => Some(format!("its status is {status}")),
             Problem::NoResult(status) => Some(format!("its status is {status}")),
+            Problem::JobUnfinished(status) => Some(format!(
+                "its status is {status}; cancel it first (DELETE without purge), then purge it"
+            )),
+            Problem::NoticePending(secs) => Some(format!(
+                "the route's admission endpoint has not yet been told how the job ended; \
+                 retry in {secs}s"
+            )),
+            Problem::InvalidQuery(why) => Some(why.clone()),
             Problem::StoreUnavailable | Problem::AdmissionUnavailable => {
                 Some("retry shortly; nothing was accepted".into())
             }
@@ -383,7 +413,7 @@ impl Problem {
             Problem::QueueFull(_) => {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            Problem::RateLimited(secs) => {
+            Problem::RateLimited(secs) | Problem::NoticePending(secs) => {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
             }
             Problem::BodyTimeout(_) => {

@@ -3,13 +3,14 @@
 //! [`SqliteStore`] on a file in a temporary directory, and for [`RedisStore`] on a real
 //! `redis-server` the case starts itself (`support/redis.rs`: a free port, a temporary
 //! directory, killed on drop; one server per case, and a key prefix naming the case), so
-//! the three cannot drift apart. After the shared suite: what only a file-backed store can
+//! the three cannot drift apart. Listing and purging (`job_store/listing.rs`,
+//! `job_store/purging.rs`) are shared cases too. After the shared suite: what only a file-backed store can
 //! show (reopening, schema versions and migrations, corrupt rows), in
 //! `job_store/sqlite_file.rs` and (files from before admission deliveries)
 //! `job_store/sqlite_v3_file.rs`, and what only the shared Redis store can (restarts,
 //! unreachable servers, several replicas racing, key prefixes), in
-//! `job_store/redis_shared.rs` and (the delivery key layout)
-//! `job_store/redis_deliveries.rs`.
+//! `job_store/redis_shared.rs` and (the delivery and listing key layouts)
+//! `job_store/redis_deliveries.rs`, `job_store/redis_listing.rs`.
 //!
 //! Times are explicit [`Millis`] values passed to the store, so nothing here sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -28,8 +29,14 @@ mod delivering;
 mod depths;
 #[path = "job_store/limits.rs"]
 mod limits;
+#[path = "job_store/listing.rs"]
+mod listing;
+#[path = "job_store/purging.rs"]
+mod purging;
 #[path = "job_store/redis_deliveries.rs"]
 mod redis_deliveries;
+#[path = "job_store/redis_listing.rs"]
+mod redis_listing;
 #[path = "job_store/redis_route_names.rs"]
 mod redis_route_names;
 #[path = "support/redis.rs"]
@@ -275,4 +282,13 @@ suite!(
     admission_claims::record_attempt_by_kind_touches_only_that_kind,
     admission_claims::first_delay_and_due_order_are_per_kind,
     admission_deliveries::sweep_takes_admission_deliveries_with_it,
+    listing::lists_newest_first_only_the_tenants_own,
+    listing::status_and_route_filters,
+    listing::pages_follow_the_cursor_while_jobs_arrive,
+    listing::a_cursor_outlives_its_job,
+    listing::limits_and_retention,
+    listing::a_page_looks_at_a_bounded_number_of_jobs,
+    purging::purge_takes_a_finished_job_and_everything_of_it,
+    purging::purge_refuses_unfinished_jobs_and_keeps_the_counts,
+    purging::purge_waits_for_the_admission_notice,
 );

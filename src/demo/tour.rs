@@ -113,5 +113,11 @@ pub fn tour(gw: &str, hooks: SocketAddr) -> String {
         id_of("status_url"),
         id_of("download_url"),
     ));
+    out.push_str(&format!(
+        "\n# list your jobs, newest first, five at a time (next_cursor and Link: rel=\"next\" \
+         lead to the next page; DELETE {gw}/jobs/<id>?purge=true deletes a finished one) \
+         → 200\n\
+         curl -si '{gw}/jobs?limit=5'\n"
+    ));
     out
 }

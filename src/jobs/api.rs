@@ -1,5 +1,9 @@
-//! The job API under `[jobs].path`: `GET {id}`, `GET {id}/result`, `DELETE {id}`.
+//! The job API under `[jobs].path`: `GET` (the list), `GET {id}`, `GET {id}/result`,
+//! `DELETE {id}`.
 //!
+//! - `GET` on `[jobs].path` itself → a page of the caller's jobs, newest first, with a
+//!   cursor for the next; `DELETE {id}?purge=true` → deletes a finished job at once
+//!   (`204`). Both are in [`super::listing`].
 //! - `GET {id}` → `200` status document (`Retry-After: 1` while not terminal). With
 //!   `Prefer: wait=N` it long-polls until the job is terminal or N seconds pass
 //!   (`Preference-Applied: wait=N`; N is capped by `[defaults].max_wait`). With
@@ -23,9 +27,10 @@
 //! by the tenant header instead. Its checks run in this order, each answer final:
 //!
 //! 1. malformed, altered, or no key configured → `403 signature-invalid`;
-//! 2. genuine, but the job is past retention or swept (also once its tombstone is gone:
-//!    only this gateway's key could have signed the id, so the job did exist) → `410`,
-//!    the same problem as the tenant-authenticated endpoint's;
+//! 2. genuine, but the job is past retention, swept or purged (also once its tombstone is
+//!    gone, and a purge leaves none: only this gateway's key could have signed the id, so
+//!    the job did exist) → `410`, the same problem as the tenant-authenticated endpoint's
+//!    for an expired job;
 //! 3. the job's route no longer has `signed_results` → `403 signature-invalid` (turning
 //!    the setting off revokes the links, not only stops new ones);
 //! 4. genuine, the job exists, but `expires` has passed → `403 signature-expired`;
@@ -44,6 +49,7 @@ use tokio::time::Instant;
 
 use super::engine::Engine;
 use super::events;
+use super::listing;
 use crate::body::Body;
 use crate::config::Defaults;
 use crate::drain::Drain;
@@ -57,7 +63,7 @@ use crate::webhook::deliver::Deliverer;
 
 /// The caller's tenant under the one rule (`401` when the gateway is multi-tenant and the
 /// request names none).
-fn tenant(engine: &Engine, headers: &http::HeaderMap) -> Result<String, Problem> {
+pub(super) fn tenant(engine: &Engine, headers: &http::HeaderMap) -> Result<String, Problem> {
     crate::tenant::required(headers, engine.cfg.tenant_header.as_ref())
         .map_err(Problem::TenantRequired)
 }
@@ -72,9 +78,11 @@ pub async fn handle<B>(
     base: &str,
     drain: Drain,
 ) -> Response<Body> {
-    let rest = req
-        .uri()
-        .path()
+    let path = req.uri().path();
+    if path == engine.cfg.path {
+        return list(engine, req, base).await;
+    }
+    let rest = path
         .strip_prefix(engine.cfg.path.as_str())
         .and_then(|r| r.strip_prefix('/'))
         .unwrap_or_default();
@@ -106,7 +114,14 @@ pub async fn handle<B>(
                 None => fetch_result(engine, req, id, base).await,
             }
         }
-        (&Method::DELETE, Sub::Status) => cancel(engine, req, id, base).await,
+        // Tenant first (401 before 400), as everywhere in the job API.
+        (&Method::DELETE, Sub::Status) => match tenant(engine, req.headers())
+            .and_then(|_| listing::wants_purge(req.uri().query()))
+        {
+            Ok(true) => listing::purge(engine, req, id).await,
+            Ok(false) => cancel(engine, req, id, base).await,
+            Err(p) => Err(p),
+        },
         (&Method::POST, Sub::Callback) => redeliver(engine, req, id, base).await,
         _ => Err(Problem::MethodNotAllowed(HeaderValue::from_static(allowed))),
     };
@@ -120,6 +135,17 @@ pub async fn handle<B>(
     })
 }
 
+/// `GET {jobs.path}` (and `HEAD`): the list; any other method is `405`.
+async fn list<B>(engine: &Engine, req: &Request<B>, base: &str) -> Response<Body> {
+    const ALLOWED: &str = "GET, HEAD";
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Problem::MethodNotAllowed(HeaderValue::from_static(ALLOWED)).into_response();
+    }
+    listing::list(engine, req, base)
+        .await
+        .unwrap_or_else(Problem::into_response)
+}
+
 #[derive(Clone, Copy)]
 enum Sub {
     Status,
@@ -127,7 +153,7 @@ enum Sub {
     Callback,
 }
 
-fn store_down(e: crate::store::StoreError) -> Problem {
+pub(super) fn store_down(e: crate::store::StoreError) -> Problem {
     crate::metrics::get().store_errors.inc();
     tracing::error!(error = %e, "job store unavailable");
     Problem::StoreUnavailable

@@ -5,11 +5,13 @@
 //!
 //! - [`engine`]: store + dispatcher + waiters; [`run`]: one job's upstream call;
 //! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`;
-//!   [`events`]: the live status stream (Server-Sent Events) of `GET {id}`.
+//!   [`events`]: the live status stream (Server-Sent Events) of `GET {id}`;
+//!   [`listing`]: the list at `[jobs].path` and purging a job.
 
 pub mod api;
 pub mod engine;
 pub mod events;
+pub mod listing;
 pub mod run;
 pub mod submit;
 

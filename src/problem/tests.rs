@@ -37,6 +37,9 @@ fn all() -> Vec<Problem> {
         Problem::JobNotFound,
         Problem::JobExpired,
         Problem::JobFinished("succeeded"),
+        Problem::JobUnfinished("running"),
+        Problem::NoticePending(2),
+        Problem::InvalidQuery("x".into()),
         Problem::NoResult("canceled"),
         Problem::StoreUnavailable,
         Problem::AdmissionUnavailable,
@@ -70,6 +73,9 @@ fn all() -> Vec<Problem> {
             | Problem::JobNotFound
             | Problem::JobExpired
             | Problem::JobFinished(_)
+            | Problem::JobUnfinished(_)
+            | Problem::NoticePending(_)
+            | Problem::InvalidQuery(_)
             | Problem::NoResult(_)
             | Problem::StoreUnavailable
             | Problem::AdmissionUnavailable

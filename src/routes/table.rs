@@ -124,6 +124,8 @@ impl Table {
         }
         if let Some(prefix) = builtins.jobs {
             let escaped = prefix.replace('{', "{{").replace('}', "}}");
+            // The prefix itself is the list of the caller's jobs.
+            routes.push((escaped.clone(), vec![], Target::Jobs));
             routes.push((format!("{escaped}/{{*rest}}"), vec![], Target::Jobs));
         }
         if builtins.webhook_secret {

@@ -9,8 +9,9 @@
 //! Besides the jobs themselves the state keeps the indexes the SQLite schema has, so the
 //! hot paths stay cheap with many finished jobs around: pending jobs per route in claim
 //! order, the running set and its size per route (the claim limit, see `running`),
-//! finished jobs by expiry, unfinished counts per tenant, the idempotency index and
-//! tombstones by purge time (sweeping them is in `retention`). Semantics match
+//! finished jobs by expiry, unfinished counts per tenant, every job per tenant in list
+//! order (`listing`), the idempotency index and tombstones by purge time (sweeping them is
+//! in `retention`). Semantics match
 //! [`SqliteStore`](super::sqlite::SqliteStore) in every detail; `tests/job_store.rs` runs
 //! one suite against both.
 //!
@@ -21,6 +22,7 @@
 //! delivery goes through one helper that keeps those indexes right.
 
 mod deliveries;
+mod listing;
 mod retention;
 mod running;
 
@@ -33,7 +35,10 @@ use super::model::{
     Attempt, Delivery, DeliveryKind, Job, JobError, JobStatus, Millis, NewJob, Outcome,
     StoredResponse,
 };
-use super::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError};
+use super::{
+    Canceled, Created, JobStore, ListQuery, Lookup, Page, Purged, Recovery, Redeliver, RouteDepth,
+    StoreError,
+};
 
 /// `(tenant, route, idempotency key)`.
 type IdemKey = (String, String, String);
@@ -58,6 +63,9 @@ struct State {
     expiring: BTreeSet<(Millis, String)>,
     /// Tenant → unfinished jobs; absent means zero.
     unfinished: HashMap<String, u64>,
+    /// Tenant → `(created_at, id)` of all its jobs, the list order read backwards (see
+    /// `listing`); a tenant goes with its last job.
+    by_tenant: HashMap<String, BTreeSet<(Millis, String)>>,
     /// Swept job id → `(tenant, purge_at)`.
     tombstones: HashMap<String, (String, Millis)>,
     /// `(purge_at, id)` of tombstones.
@@ -182,6 +190,11 @@ impl JobStore for MemoryStore {
             .or_default()
             .insert((job.created_at, job.id.clone()));
         *state.unfinished.entry(job.tenant.clone()).or_default() += 1;
+        state
+            .by_tenant
+            .entry(job.tenant.clone())
+            .or_default()
+            .insert((job.created_at, job.id.clone()));
         state.jobs.insert(job.id.clone(), job.clone());
         Ok(Created::New(job))
     }
@@ -365,5 +378,13 @@ impl JobStore for MemoryStore {
         now: Millis,
     ) -> Result<Redeliver, StoreError> {
         Ok(self.state().redeliver(tenant, job_id, now))
+    }
+
+    async fn list(&self, tenant: &str, query: &ListQuery, now: Millis) -> Result<Page, StoreError> {
+        Ok(self.state().list(tenant, query, now))
+    }
+
+    async fn purge(&self, tenant: &str, id: &str, now: Millis) -> Result<Purged, StoreError> {
+        Ok(self.state().purge(tenant, id, now))
     }
 }

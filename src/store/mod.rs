@@ -28,16 +28,24 @@
 //!
 //! Metrics: [`JobStore::depths`] counts the unfinished jobs per route for `/metrics`, read
 //! at one instant where the store allows it (see each store for how).
+//!
+//! Listing and purge: [`JobStore::list`] pages through one tenant's jobs newest first along
+//! a per-tenant index every store keeps in the same atomic steps that create and delete
+//! jobs; [`JobStore::purge`] deletes a finished job at once, without a tombstone (see
+//! [`listing`] for the order, the cursor, the bounded work per page and what a purge takes
+//! with it).
 
 pub mod claims;
 pub mod document;
 pub mod headers;
+pub mod listing;
 pub mod memory;
 pub mod model;
 pub mod open;
 pub mod redis;
 pub mod sqlite;
 
+pub use listing::{Cursor, ListQuery, Page, Purged};
 pub use model::{
     Admission, Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, Job, JobError, JobKind,
     JobStatus, Millis, NewAdmission, NewJob, Outcome, StoredRequest, StoredResponse,
@@ -288,6 +296,22 @@ pub trait JobStore: Send + Sync + 'static {
         job_id: &str,
         now: Millis,
     ) -> Result<Redeliver, StoreError>;
+
+    // === listing and purge ===
+
+    /// A page of `tenant`'s jobs, newest first (`created_at`, then id, descending), after
+    /// `query.after`, filtered by status and route; jobs past retention at `now` are left
+    /// out. Reads at most [`listing::SCAN_LIMIT`] entries of the tenant's index, so a page
+    /// may hold fewer than `query.limit` jobs and still have a `next` cursor. The jobs are
+    /// summaries ([`Job::summary`]): no request or response headers and bodies.
+    async fn list(&self, tenant: &str, query: &ListQuery, now: Millis) -> Result<Page, StoreError>;
+
+    /// Deletes job `id` of `tenant` at once if it is terminal and its admission notice (if
+    /// any) is settled, with its deliveries and idempotency key and no tombstone: `get`
+    /// then answers `Missing`. Counts of unfinished jobs are untouched (only finished jobs
+    /// go). Past retention → `Expired` (the sweeper deletes it); another tenant's or an
+    /// unknown id → `Missing`.
+    async fn purge(&self, tenant: &str, id: &str, now: Millis) -> Result<Purged, StoreError>;
 }
 
 /// What [`JobStore::redeliver`] did.

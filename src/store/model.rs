@@ -178,6 +178,21 @@ impl Job {
             DeliveryKind::Admission => self.admission.as_mut().map(|a| &mut a.delivery),
         }
     }
+
+    /// The job as a listing returns it: the request's and the stored response's header
+    /// lists and bodies left empty (the response's status stays), everything else as is —
+    /// all the status document reads, without the payloads. (Cloning a body is a
+    /// reference count, so this never copies one only to drop it.)
+    pub fn summary(&self) -> Job {
+        let mut job = self.clone();
+        job.request.headers = Vec::new();
+        job.request.body = Bytes::new();
+        if let Some(r) = job.response.as_mut() {
+            r.headers = Vec::new();
+            r.body = Bytes::new();
+        }
+        job
+    }
 }
 
 /// What a job's run does.

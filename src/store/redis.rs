@@ -22,6 +22,7 @@
 //!   | `P running:{route}` | set | the route's running job ids (`claim`'s limit) |
 //!   | `P expiry` | zset | finished job ids by `expires_at` |
 //!   | `P tenant:{tenant}:open` | string | the tenant's unfinished jobs (deleted at 0) |
+//!   | `P tenant:{tenant}:jobs` | zset | every job id of the tenant by `created_at` (listing) |
 //!   | `P tomb:{id}` | string | a swept job's tenant, with a TTL |
 //!   | `P tombs` | zset | tombstone ids by purge time |
 //!   | `P due:first`, `P due:retry` | zset | pending callback deliveries by `next_attempt_at` |
@@ -52,6 +53,9 @@
 //!   of one kind never read the other's backlog. The scripts take the kind as an argument
 //!   and look its fields and keys up in one table (`prelude.lua`) rather than existing
 //!   once per kind.
+//! - **Listing** (see `listing`): one script walks the tenant's `P tenant:{tenant}:jobs`
+//!   from the cursor; `create`, `sweep` and `purge` keep that set in the same scripts that
+//!   create and delete jobs, so a listing never `SCAN`s. A purge is one script too.
 //! - **Queue depths** for `/metrics`: `SCAN` finds the queues, one script counts (`depths`).
 //! - **Durability** is the server's: run Redis with `appendonly yes` (and
 //!   `appendfsync always` for "accepted means on disk"); a `202` means Redis has the job.
@@ -60,6 +64,7 @@ mod codec;
 mod deliveries;
 mod depths;
 mod feed;
+mod listing;
 mod scripts;
 
 use std::time::Duration;
@@ -72,8 +77,8 @@ use self::codec::{arg, decode_job, flag, flatten, job_fields, num, outcome_field
 use self::scripts::{integer, items, tagged, unexpected, Scripts};
 use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
 use super::{
-    Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError,
-    TOMBSTONE_FACTOR,
+    Canceled, Created, JobStore, ListQuery, Lookup, Page, Purged, Recovery, Redeliver, RouteDepth,
+    StoreError, TOMBSTONE_FACTOR,
 };
 
 /// How long one connection attempt may take.
@@ -360,5 +365,13 @@ impl JobStore for RedisStore {
         now: Millis,
     ) -> Result<Redeliver, StoreError> {
         deliveries::redeliver(self, tenant, job_id, now).await
+    }
+
+    async fn list(&self, tenant: &str, query: &ListQuery, now: Millis) -> Result<Page, StoreError> {
+        listing::list(self, tenant, query, now).await
+    }
+
+    async fn purge(&self, tenant: &str, id: &str, now: Millis) -> Result<Purged, StoreError> {
+        listing::purge(self, tenant, id, now).await
     }
 }

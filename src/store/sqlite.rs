@@ -14,7 +14,7 @@
 //!   disk before it returns `New` and the gateway answers `202`. Concurrent creates share
 //!   one transaction and one fsync (`group`: group commit, each still answered only after
 //!   the commit that holds it).
-//! - **Schema** (v4, see `migrations` for the DDL and each index's purpose): versioned with
+//! - **Schema** (v5, see `migrations` for the DDL and each index's purpose): versioned with
 //!   `PRAGMA user_version`; a newer file is refused. `jobs` holds one row per job, request
 //!   and response verbatim; header lists are length-prefixed blobs (see `codec`) because
 //!   values are raw bytes. Queue limits read `tenant_counts`, kept in the same
@@ -39,6 +39,12 @@
 //!   id on its row; job-returning queries join it as a second primary-key probe. The two
 //!   due indexes lead with `kind`, so a claim for one kind is a range scan of only that
 //!   kind's due entries.
+//! - **Listing** (v5, see `list`): the index `jobs_tenant (tenant, created_at DESC, id
+//!   DESC)` is the list order, so a page reads a range of it below the cursor in one
+//!   deferred transaction (one snapshot): the candidates' filter columns first, at most
+//!   `SCAN_LIMIT` + 1 of them, then only the chosen jobs, without their bodies. A purge
+//!   deletes the job row and its delivery rows in one `IMMEDIATE` transaction and writes
+//!   no tombstone.
 //! - `renew` moves only the lease, not `updated_at` (it is not a state change).
 //! - Every statement goes through `prepare_cached`; a corrupt row is a [`StoreError`].
 //! - `recover` asks `decide` per *route* before its transaction (the callback is not
@@ -52,6 +58,7 @@
 mod codec;
 mod deliveries;
 mod group;
+mod list;
 mod migrations;
 mod ops;
 mod tx;
@@ -65,7 +72,10 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
-use super::{Canceled, Created, JobStore, Lookup, Recovery, Redeliver, RouteDepth, StoreError};
+use super::{
+    Canceled, Created, JobStore, ListQuery, Lookup, Page, Purged, Recovery, Redeliver, RouteDepth,
+    StoreError,
+};
 
 pub use migrations::latest as schema_version;
 
@@ -134,6 +144,21 @@ impl SqliteStore {
     }
 }
 
+/// The query-planner stability guarantee: a plan never depends on the values bound to a
+/// statement. Without it, SQLite (built with STAT4, as libsqlite3-sys bundles it) marks
+/// statements whose parameters *could* steer the plan — a `LIMIT ?`, a parameter beside a
+/// partial index's column — to be re-prepared on every bind, and callgrind showed 4
+/// re-prepares per accepted job costing 65 % of its instructions. Every statement here
+/// names its partial-index predicates as literals (`status = 'pending'`), so no plan needs
+/// a bound value to pick its index; the query-plan tests run with it set.
+pub(super) fn stable_plans(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -151,17 +176,7 @@ fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // The query-planner stability guarantee: a plan never depends on the values bound to a
-    // statement. Without it, SQLite (built with STAT4, as libsqlite3-sys bundles it) marks
-    // statements whose parameters *could* steer the plan — a `LIMIT ?`, a parameter beside
-    // a partial index's column — to be re-prepared on every bind, and callgrind showed
-    // 4 re-prepares per accepted job costing 65 % of its instructions. Every statement here
-    // names its partial-index predicates as literals (`status = 'pending'`), so no plan
-    // needs a bound value to pick its index.
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-        true,
-    )?;
+    stable_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrations::migrate(&mut conn)?;
     Ok(conn)
@@ -324,6 +339,18 @@ impl JobStore for SqliteStore {
     ) -> Result<Redeliver, StoreError> {
         let (tenant, job_id) = (tenant.to_owned(), job_id.to_owned());
         self.with(move |conn| deliveries::redeliver(conn, &tenant, &job_id, now))
+            .await
+    }
+
+    async fn list(&self, tenant: &str, query: &ListQuery, now: Millis) -> Result<Page, StoreError> {
+        let (tenant, query) = (tenant.to_owned(), query.clone());
+        self.with(move |conn| list::list(conn, &tenant, &query, now))
+            .await
+    }
+
+    async fn purge(&self, tenant: &str, id: &str, now: Millis) -> Result<Purged, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.with(move |conn| list::purge(conn, &tenant, &id, now))
             .await
     }
 }

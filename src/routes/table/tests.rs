@@ -70,6 +70,8 @@ fn built_in_endpoints_are_routed_like_routes() {
     let t = table(None);
     let m = http::Method::DELETE;
     assert!(matches!(t.router.lookup(&m, "/jobs/abc"), Ok(Target::Jobs)));
+    // The prefix itself: the list of the caller's jobs.
+    assert!(matches!(t.router.lookup(&m, "/jobs"), Ok(Target::Jobs)));
     assert!(matches!(
         t.router.lookup(&m, "/jobs/abc/result"),
         Ok(Target::Jobs)

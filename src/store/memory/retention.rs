@@ -1,5 +1,6 @@
 //! Retention in the [`MemoryStore`](super::MemoryStore): sweeping expired jobs into
-//! tombstones and purging old tombstones, on the locked [`State`].
+//! tombstones and purging old tombstones, on the locked [`State`]. (A client's purge of one
+//! job, which leaves no tombstone, is in `listing`.)
 
 use super::State;
 use crate::store::model::{DeliveryKind, Millis};
@@ -25,6 +26,7 @@ impl State {
             for kind in DeliveryKind::ALL {
                 self.unindex_delivery(&id, kind, job.delivery(kind));
             }
+            self.unlist(&job.tenant, job.created_at, &id);
             if let Some(key) = job.idempotency_key {
                 self.idem.remove(&(job.tenant.clone(), job.route, key));
             }

@@ -38,6 +38,8 @@ pub(super) struct Scripts {
     pub record_attempt: Script,
     pub redeliver: Script,
     pub depths: Script,
+    pub list: Script,
+    pub purge: Script,
 }
 
 /// The prelude followed by one operation's body.
@@ -62,6 +64,8 @@ impl Scripts {
             record_attempt: with_prelude(include_str!("lua/record_attempt.lua")),
             redeliver: with_prelude(include_str!("lua/redeliver.lua")),
             depths: with_prelude(include_str!("lua/depths.lua")),
+            list: with_prelude(include_str!("lua/list.lua")),
+            purge: with_prelude(include_str!("lua/purge.lua")),
         }
     }
 }
@@ -76,7 +80,7 @@ impl std::fmt::Debug for Scripts {
 
 /// One item of a script's array reply as bytes (Lua strings arrive as bulk strings,
 /// numbers as integers).
-fn item(value: Value) -> Result<Vec<u8>, StoreError> {
+pub(super) fn item(value: Value) -> Result<Vec<u8>, StoreError> {
     match value {
         Value::BulkString(bytes) => Ok(bytes),
         Value::SimpleString(s) => Ok(s.into_bytes()),

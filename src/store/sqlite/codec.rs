@@ -32,6 +32,23 @@ macro_rules! job_columns {
          a.last_status, a.last_error, a.lease_until, a.reservation"
     };
 }
+/// [`job_columns!`] for a listing: the same columns in the same order, but the request's
+/// header list and body, and the response's (when there is one), replaced by an empty
+/// list (`x'00000000'`: a count of zero) and an empty blob, so a page never reads a body
+/// into memory. [`job_from_row`] then builds [`Job::summary`](crate::store::Job::summary).
+macro_rules! summary_columns {
+    () => {
+        "j.id, j.tenant, j.route, j.status, j.created_at, j.updated_at, j.expires_at, \
+         j.idem_key, j.fingerprint, j.req_method, j.req_target, x'00000000', x'', \
+         j.resp_status, \
+         CASE WHEN j.resp_status IS NULL THEN NULL ELSE x'00000000' END, \
+         CASE WHEN j.resp_status IS NULL THEN NULL ELSE x'' END, \
+         j.error_code, j.error_message, \
+         j.lease_until, j.attempts, j.kind, d.url, d.state, d.attempts, d.next_at, \
+         d.last_status, d.last_error, d.lease_until, a.url, a.state, a.attempts, a.next_at, \
+         a.last_status, a.last_error, a.lease_until, a.reservation"
+    };
+}
 /// The `FROM` clause for [`job_columns!`]: one primary-key probe of `deliveries` per kind.
 macro_rules! job_from {
     () => {
@@ -45,7 +62,7 @@ macro_rules! job_from {
 const CALLBACK_COLUMNS: usize = 21;
 /// Where the admission's columns start (its delivery, then `reservation`).
 const ADMISSION_COLUMNS: usize = 28;
-pub(super) use {job_columns, job_from};
+pub(super) use {job_columns, job_from, summary_columns};
 
 /// Builds a [`Job`] from a row selected with `job_columns!()`. Never panics: a corrupt row
 /// is a [`StoreError`] naming the job.

@@ -188,6 +188,7 @@ mod tests {
     fn claim_queries_scan_their_due_index() {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrations::migrate(&mut conn).unwrap();
+        super::super::stable_plans(&conn).unwrap();
         for (sql, index) in [
             (FIRST_DUE, "deliveries_first"),
             (RETRY_DUE, "deliveries_retry"),
@@ -213,6 +214,7 @@ mod tests {
     fn jobs_join_their_deliveries_by_primary_key() {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrations::migrate(&mut conn).unwrap();
+        super::super::stable_plans(&conn).unwrap();
         let sql = concat!(
             "EXPLAIN QUERY PLAN SELECT ",
             super::super::codec::job_columns!(),

@@ -26,5 +26,7 @@ if keyed then redis.call('SET', idem, id) end
 redis.call('ZADD', pending_key(route), now, id)
 -- Every route that ever queued a job, so `depths` finds the queues without a SCAN.
 redis.call('SADD', P .. 'route-names', route)
+-- The tenant's list (list.lua), so listing never looks beyond the tenant's own jobs.
+redis.call('ZADD', tenant_jobs_key(tenant), now, id)
 redis.call('INCR', open_key(tenant))
 return {'new'}

@@ -37,6 +37,9 @@ local function pending_key(route) return P .. 'pending:' .. route end
 -- by every step out of running (finish, recover's retry); an absent set counts as none.
 local function running_key(route) return P .. 'running:' .. route end
 local function open_key(tenant) return P .. 'tenant:' .. tenant .. ':open' end
+-- Every job of a tenant, scored by created_at: the list order read backwards (equal scores
+-- sort by member bytes, i.e. by id). Kept by create, sweep and purge; list reads it.
+local function tenant_jobs_key(tenant) return P .. 'tenant:' .. tenant .. ':jobs' end
 -- Lengths first: tenant "a:b" + route "c" and tenant "a" + route "b:c" must differ.
 local function idem_key(tenant, route, key)
   return P .. 'idem:' .. #tenant .. ':' .. tenant .. ':' .. #route .. ':' .. route .. ':' .. key

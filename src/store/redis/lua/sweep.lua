@@ -1,9 +1,9 @@
 -- sweep: ARGV now, linger (tombstone life after expiry), batch, ttl cap → jobs deleted
 -- Up to `batch` jobs whose expires_at <= now leave in (expires_at, id) order, taking their
--- idempotency key and deliveries (every kind, with their due entries) with them and
--- leaving a tombstone (its tenant) until expires_at + linger. The tombstone also gets a
--- Redis TTL for that span, so it goes even if no sweeper runs; the `tombs` index is what
--- purges it on the caller's clock.
+-- tenant-list entry, idempotency key and deliveries (every kind, with their due entries)
+-- with them and leaving a tombstone (its tenant) until expires_at + linger. The tombstone
+-- also gets a Redis TTL for that span, so it goes even if no sweeper runs; the `tombs`
+-- index is what purges it on the caller's clock.
 local now, linger, batch, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local deleted = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', ARGV[2], 'LIMIT', 0, batch)) do
@@ -12,6 +12,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', ARGV[2], 'LIMIT'
   local f = redis.call('HMGET', key, 'tenant', 'route', 'idem_key', 'expires_at')
   if f[1] then
     redis.call('DEL', key)
+    redis.call('ZREM', tenant_jobs_key(f[1]), id)
     for _, d in ipairs(DELIVERY_KINDS) do unindex_delivery(d, id) end
     if f[3] then
       local idem = idem_key(f[1], f[2], f[3])
