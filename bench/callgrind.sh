@@ -10,9 +10,9 @@
 #           an instant upstream and completed; REQUESTS POSTs on one connection, then
 #           SETTLE seconds for the jobs to finish inside the measured window;
 #   poll    instructions per status poll: WAITERS `Prefer: wait=…` requests on a `task`
-#           route whose task never finishes, polled every POLL_MS ms for SECONDS seconds;
+#           route whose task never finishes, polled every POLL_MS ms for WAIT seconds;
 #           divided by the polls the upstream counted (its access log), so the waiters'
-#           own cost (one request each) is spread over ~SECONDS×1000/POLL_MS polls.
+#           own cost (one request each) is spread over ~WAIT×1000/POLL_MS polls.
 #
 # The upstream is Debian nginx (1 KiB file, `return 200 '{}'`, a task stub). The release
 # gateway runs under `valgrind --tool=callgrind`; a warm-up, then the counters are dumped
@@ -21,7 +21,7 @@
 #
 #   bench/callgrind.sh                        proxy, REQUESTS=2000 WARMUP=200
 #   bench/callgrind.sh accept                 REQUESTS=1000 SETTLE=3
-#   bench/callgrind.sh poll                   WAITERS=20 SECONDS=10 POLL_MS=100
+#   bench/callgrind.sh poll                   WAITERS=20 WAIT=10 POLL_MS=100
 #   MAX_IPR=60000 bench/callgrind.sh          exit 1 when instructions/unit exceed it
 #
 # Output: `instructions/<unit>: N` on the last line (and the top functions by inclusive
@@ -39,7 +39,7 @@ esac
 WARMUP=${WARMUP:-200}
 SETTLE=${SETTLE:-3}
 WAITERS=${WAITERS:-20}
-SECONDS_=${SECONDS:-10}
+WAIT=${WAIT:-10}
 POLL_MS=${POLL_MS:-100}
 MAX_IPR=${MAX_IPR:-}
 OUT=${OUT:-bench/results/callgrind-$SCENARIO-latest.txt}
@@ -97,7 +97,7 @@ http {
     listen 127.0.0.1:$up_port;
     root $work/up/www;
     location = /ok { return 200 '{}'; }
-    location = /v1/tasks { return 202 '{"taskId":"t-1","status":"pending"}'; }
+    location = /v1/tasks { return 202 '{"taskId":"\$request_id","status":"pending"}'; }
     location /v1/tasks/ {
       access_log $work/up/polls.log;
       return 200 '{"taskId":"t-1","status":"running"}';
@@ -158,11 +158,12 @@ post() { # n: n respond-async POSTs on one connection
     -d '{"scene":1}' "http://127.0.0.1:$gw_port/ok?i=[1-$1]"
 }
 waiters() { # n secs: n waiters at once, each holding wait=secs
-  local i
+  local i clients=()
   for i in $(seq "$1"); do
     curl -s -o /dev/null -X POST -H "Prefer: wait=$2" -d '{}' "http://127.0.0.1:$gw_port/v1/tasks" &
+    clients+=($!)
   done
-  wait
+  wait "${clients[@]}" # only these: nginx and the gateway are background jobs too
 }
 case $SCENARIO in
   proxy) curl -sf "$(printf "$get_url" "$WARMUP")" >/dev/null ;;
@@ -174,7 +175,7 @@ callgrind_control -d "$gw_pid" >/dev/null # dumps and zeroes: the next dump hold
 case $SCENARIO in
   proxy) curl -sf "$(printf "$get_url" "$REQUESTS")" >/dev/null; units=$REQUESTS; unit=request ;;
   accept) post "$REQUESTS"; sleep "$SETTLE"; units=$REQUESTS; unit=job ;;
-  poll) waiters "$WAITERS" "$SECONDS_"; units=$(wc -l < "$work/up/polls.log"); unit=poll ;;
+  poll) waiters "$WAITERS" "$WAIT"; units=$(wc -l < "$work/up/polls.log"); unit=poll ;;
 esac
 callgrind_control -d "$gw_pid" >/dev/null
 sleep 1
@@ -191,7 +192,7 @@ echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.
 case $SCENARIO in
   proxy) echo "requests: $REQUESTS (after $WARMUP warm-up), one keep-alive connection, RUST_LOG=${RUST_LOG:-info}" ;;
   accept) echo "jobs: $REQUESTS accepted on one connection (after $WARMUP), SQLite, each run and completed within ${SETTLE} s, RUST_LOG=${RUST_LOG:-info}" ;;
-  poll) echo "polls: $units by $WAITERS waiters over ${SECONDS_} s every ${POLL_MS} ms, RUST_LOG=${RUST_LOG:-info}" ;;
+  poll) echo "polls: $units by $WAITERS waiters over ${WAIT} s every ${POLL_MS} ms, RUST_LOG=${RUST_LOG:-info}" ;;
 esac
 echo "instructions: $total"
 echo "instructions/$unit: $ipr"
