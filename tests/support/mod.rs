@@ -11,6 +11,7 @@
 pub mod process;
 pub mod python;
 pub mod redis;
+pub mod relay;
 pub mod wire;
 
 use std::collections::HashMap;
