@@ -47,7 +47,7 @@ impl Relay {
                     // Linger 0: a relay connection that closes sends a RST, as a reset
                     // path does, not an orderly FIN.
                     for s in [&inbound, &outbound] {
-                        let _ = s.set_linger(Some(Duration::ZERO));
+                        let _ = s.set_zero_linger();
                         let _ = s.set_nodelay(true);
                     }
                     let gen = c.generation.load(Ordering::SeqCst);
