@@ -88,6 +88,9 @@ async fn counting_upstream(took: Duration) -> (Upstream, Calls) {
     (up, calls)
 }
 
+/// (replica, seconds since the load began, status, job id) of one submit.
+type Submitted = (char, f64, u16, Option<String>);
+
 /// One `respond-async` submit: its status and, on `202`, the job id.
 async fn submit(gw: &str, body: &str) -> (u16, Option<String>) {
     let resp = client()
@@ -140,8 +143,7 @@ async fn a_replica_cut_off_from_redis_for_30_s_answers_503_and_loses_nothing() {
     let b = GatewayProcess::start(&config(dir.path(), "b", redis.url().as_str(), &up.url()));
     let (a_url, b_url) = (a.url(""), b.url(""));
 
-    // (replica, seconds since start, status, job id) for every submit.
-    let log: Arc<Mutex<Vec<(char, f64, u16, Option<String>)>>> = Arc::default();
+    let log: Arc<Mutex<Vec<Submitted>>> = Arc::default();
     let started = Instant::now();
     let run_for = Duration::from_secs(40);
     let mut load = Vec::new();
