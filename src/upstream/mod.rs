@@ -15,3 +15,4 @@ pub mod forward;
 pub mod operation;
 pub mod origin;
 pub mod poller;
+pub mod scan;

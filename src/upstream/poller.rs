@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use crate::body::{self, Body};
 use crate::config::{JsonPointer, TaskConfig};
 use crate::upstream::client::HttpClient;
+use crate::upstream::scan::Found;
 
 /// What one poll found.
 #[derive(Debug, Clone)]
@@ -116,13 +117,14 @@ async fn poll_and_classify(client: &HttpClient, task: &TaskConfig, t: &Target) -
     }
 }
 
+/// The state string at `ptr` in a status body, read by pointer (`scan`: no JSON tree is
+/// built for a poll).
 pub(crate) fn read_state(body: &[u8], ptr: &JsonPointer) -> Result<String, String> {
-    let doc: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("status body is not JSON: {e}"))?;
-    match ptr.get(&doc) {
-        Some(serde_json::Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(format!("status body's {ptr} is not a string")),
-        None => Err(format!("status body has no {ptr}")),
+    match super::scan::at(body, ptr.as_str()) {
+        Ok(Found::Str(s)) => Ok(s),
+        Ok(Found::Other) => Err(format!("status body's {ptr} is not a string")),
+        Ok(Found::Missing) => Err(format!("status body has no {ptr}")),
+        Err(e) => Err(format!("status body is not JSON: {e}")),
     }
 }
 
