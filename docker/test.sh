@@ -5,8 +5,9 @@
 #   1. makes the local base images when absent (base.sh: debootstrap, docker import);
 #   2. builds the runtime image from the host's release binary (image.sh);
 #   3. checks the image alone: `docker run` serves on the published port with the default
-#      config, as uid 10001, SQLite on the volume; `docker run … demo` is reachable from
-#      the host and its curl lines name the published port;
+#      config, as uid 10001, SQLite on the volume; a mounted config and an environment
+#      override are used and shown by `check`; `docker run … demo` is reachable from the
+#      host and its curl lines name the published port;
 #   4. brings up docker/compose.yml (two replicas, Redis, the demo upstreams) on free host
 #      ports and runs docker/scenarios.py: both replicas healthy; a job submitted on one
 #      read, long-polled and cancelled on the other; a replica killed mid-jobs; a replica
@@ -70,6 +71,33 @@ echo "ok   logs are JSON lines"
 docker stop -t 30 "$id" >/dev/null
 [[ $(docker inspect -f '{{.State.ExitCode}}' "$id") == 0 ]] || { echo "FAIL SIGTERM: exit $(docker inspect -f '{{.State.ExitCode}}' "$id")"; exit 1; }
 echo "ok   docker stop (SIGTERM to PID 1) drains and exits 0"
+
+# A mounted config and the environment overrides: the file's route answers, the listener
+# comes from PREFER_GATEWAY_LISTEN, and `check` names the variables in force.
+cfgdir=$(mktemp -d /tmp/prefer-gateway-cfg.XXXXXX)
+cat > "$cfgdir/gateway.toml" <<'TOML'
+[jobs]
+store = "memory"
+[[routes]]
+name = "mounted"
+kind = "proxy"
+methods = ["GET"]
+path = "/mounted/{*rest}"
+upstream = "http://127.0.0.1:9"
+TOML
+chmod 644 "$cfgdir/gateway.toml"
+out=$(docker run --rm -v "$cfgdir/gateway.toml:/etc/prefer-gateway/gateway.toml:ro" \
+  -e PREFER_GATEWAY_LISTEN=0.0.0.0:9090 "$GATEWAY_IMAGE" check --config /etc/prefer-gateway/gateway.toml)
+grep -q "listen 0.0.0.0:9090" <<<"$out" && grep -q "from the environment: PREFER_GATEWAY_LISTEN" <<<"$out" \
+  || { echo "FAIL check in the image: $out"; exit 1; }
+id=$(docker run -d -p 127.0.0.1::9090 -v "$cfgdir/gateway.toml:/etc/prefer-gateway/gateway.toml:ro" \
+  -e PREFER_GATEWAY_LISTEN=0.0.0.0:9090 "$GATEWAY_IMAGE"); single+=("$id")
+port=$(port_of "$id" 9090)
+wait_for 20 curl -sS -o /dev/null "http://127.0.0.1:$port/"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/mounted/x")
+rm -rf "$cfgdir"
+[[ $code == 502 ]] || { echo "FAIL the mounted config's route: GET /mounted/x → $code (want 502: its upstream is closed)"; exit 1; }
+echo "ok   a mounted config and PREFER_GATEWAY_LISTEN: check shows them, the file's route answers on :9090"
 
 id=$(docker run -d -p 127.0.0.1::8080 "$GATEWAY_IMAGE" demo); single+=("$id")
 port=$(port_of "$id" 8080)
