@@ -5,7 +5,9 @@
 //! `upstream_timeout` for a proxy route, a sync route without `Prefer` and a task route's
 //! submit (whatever its `Prefer`); a job (`respond-async`, `wait=N`) that ends `failed` with
 //! `error.code = "upstream_timeout"`. Nothing is retried (each request id reaches the
-//! upstream once), and every connection the gateway opened is closed again.
+//! upstream once), and every connection the gateway opened is closed again. A second case
+//! holds the pooled client to the same at its connection cap: abandoned calls give their
+//! slots back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -255,4 +257,70 @@ impl Bystanders {
         eprintln!("{what}: {served} bystander requests served, slowest {slowest:?}");
         served
     }
+}
+
+/// Calls that time out give their connection slot back: against a per-upstream cap of 4,
+/// 40 calls to a path that never answers (each abandoned after 300 ms, as
+/// `upstream_timeout` abandons them), then calls to a path that answers still get through —
+/// a leaked slot would leave them queued forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_calls_free_their_connection_slots() {
+    use prefer_gateway::body::{self, Body};
+    use prefer_gateway::upstream::client::{build_with_cap, StaticResolver};
+
+    let up = RawUpstream::start(|mut s: TcpStream| async move {
+        let mut buf = Vec::new();
+        while let Some(req) = read_request(&mut s, &mut buf).await {
+            if req.target == "/hang" {
+                return super::hold(&mut s, Duration::from_secs(60)).await;
+            }
+            if !super::send(&mut s, &super::response(200, "ok")).await {
+                return;
+            }
+        }
+    })
+    .await;
+    let client = build_with_cap(StaticResolver::default(), 4);
+    let call = |path: &'static str| {
+        let client = client.clone();
+        let uri: http::Uri = format!("{}{path}", up.url()).parse().unwrap();
+        async move {
+            let mut req = http::Request::new(Body::Empty);
+            *req.uri_mut() = uri;
+            let resp = client.request(req).await.map_err(|e| e.to_string())?;
+            let body = body::collect(resp.into_body(), 1024)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(body)
+        }
+    };
+    let abandoned: Vec<_> = (0..40)
+        .map(|_| {
+            let c = call("/hang");
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_millis(300), c)
+                    .await
+                    .is_err()
+            })
+        })
+        .collect();
+    for a in abandoned {
+        assert!(a.await.unwrap(), "a call to /hang was answered");
+    }
+    for _ in 0..10 {
+        let ok = tokio::time::timeout(super::PATIENCE, call("/ok"))
+            .await
+            .expect("a call queued behind abandoned connections")
+            .unwrap();
+        assert_eq!(ok, "ok");
+    }
+    assert!(
+        eventually(|| up.open() <= 4).await,
+        "{} connections open under a cap of 4",
+        up.open()
+    );
+    eprintln!(
+        "abandoned calls: 40 abandoned, 10 served after them, {} connections accepted",
+        up.accepted()
+    );
 }
