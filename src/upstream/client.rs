@@ -16,8 +16,10 @@
 //!   connection to come back (or to close and free its slot) instead of opening another —
 //!   bursts queue in the gateway, not as thousands of sockets;
 //! - a request the pooled connection could not even start (the upstream closed it while it
-//!   sat idle) is retried once on a fresh connection — it was never sent, so this is safe
-//!   for any method;
+//!   sat idle) is sent again on a fresh connection — it was never sent, so this is safe for
+//!   any method; one written into a connection that then ends without an answer (the stale
+//!   keep-alive race) is sent again once only when that is safe: an idempotent method or an
+//!   `Idempotency-Key`, and a body the gateway still holds ([`retry`] has the rule);
 //! - a response body dropped before its end closes its connection (HTTP/1.1 cannot skip the
 //!   rest), so a client that goes away never leaves a half-read connection in the pool;
 //! - `Host` is added from the URI when the caller did not set one, and the request line is
@@ -45,6 +47,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::body::{Body, Lender, Loan, UpstreamBody};
+
+mod retry;
 
 /// An idle connection is closed after this long (nginx's upstream `keepalive_timeout` is 60 s).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -246,29 +250,35 @@ impl HttpClient {
             None => Uri::from_static("/"),
         };
 
-        // A pooled connection first; if it turns out closed before the request went out,
-        // one fresh connection. At the connection cap, wait for either.
-        let mut retried = false;
+        // A pooled connection first. If it dies under the request (see `retry`), the request
+        // goes out again once, on a fresh connection when one may be opened now — a second
+        // pooled one may be as stale as the first. At the connection cap, wait for either.
+        let mut resent = false;
+        let mut avoid_pool = false;
         loop {
-            let permit = match pool.take() {
+            let pooled = if avoid_pool { None } else { pool.take() };
+            let permit = match pooled {
                 Some(mut tx) => {
-                    if tx.ready().await.is_ok() {
-                        match tx.try_send_request(req).await {
-                            Ok(resp) => return Ok(lend(resp, tx, pool)),
-                            Err(mut e) => match e.take_message() {
-                                Some(unsent) if !retried => {
-                                    retried = true;
-                                    req = unsent;
-                                }
-                                _ => return Err(ClientError::Http(e.into_error())),
-                            },
-                        }
+                    if tx.ready().await.is_err() {
+                        continue;
                     }
-                    continue;
+                    match retry::send_reused(&mut tx, req, !resent).await {
+                        retry::Reused::Answered(resp) => return Ok(lend(resp, tx, pool)),
+                        retry::Reused::Again { again, maybe_sent } => {
+                            req = again;
+                            resent |= maybe_sent;
+                            avoid_pool = true;
+                            continue;
+                        }
+                        retry::Reused::Failed(e) => return Err(ClientError::Http(e)),
+                    }
                 }
                 None => match Arc::clone(&pool.open).try_acquire_owned() {
                     Ok(permit) => permit,
                     Err(_) => {
+                        // At the cap no fresh connection may be opened: take whichever
+                        // comes first, a connection handed back or a freed slot.
+                        avoid_pool = false;
                         let returned = pool.returned.notified();
                         tokio::select! {
                             () = returned => continue,
