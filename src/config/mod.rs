@@ -228,6 +228,12 @@ pub struct RouteConfig {
     pub max_in_flight: u32,
     /// Re-run jobs a crash interrupted. Default false.
     pub retry_interrupted: bool,
+    /// A job not started this long after it was accepted is canceled unsent
+    /// (`deadline_exceeded`; see [`crate::store::deadline`]). Default none.
+    pub max_queue_time: Option<Duration>,
+    /// A job still running this long after it started has its call aborted and is
+    /// canceled (`deadline_exceeded`). Default none.
+    pub max_run_time: Option<Duration>,
     /// Finished jobs' status documents carry a signed `download_url`. Default false.
     pub signed_results: bool,
     /// `[routes.task]`: required for `kind = "task"`, refused otherwise.

@@ -56,6 +56,8 @@ pub async fn register(
         kind: JobKind::Watch,
         callback: watched.callback,
         admission: watched.reservation.as_ref().map(Reservation::pending),
+        // Task deadlines (ending a watch) are not wired yet: no Cancel-After here.
+        deadline: None,
     };
     let max = engine.cfg.max_queued_per_tenant;
     match engine.store.create(job, max, engine.now()).await {

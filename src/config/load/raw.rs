@@ -184,6 +184,10 @@ pub(super) struct RawRoute {
     pub max_in_flight: Option<Spanned<u32>>,
     #[serde(default)]
     pub retry_interrupted: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "opt_spanned_duration")]
+    pub max_queue_time: Option<Spanned<Duration>>,
+    #[serde(default, deserialize_with = "opt_spanned_duration")]
+    pub max_run_time: Option<Spanned<Duration>>,
     #[serde(default)]
     pub signed_results: Option<Spanned<bool>>,
     #[serde(default, deserialize_with = "opt_task")]
