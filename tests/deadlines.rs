@@ -186,3 +186,106 @@ async fn a_malformed_cancel_after_is_a_400_and_nothing_is_sent() {
     }
     gw.shutdown().await;
 }
+
+/// `max_queue_time` / `max_run_time`: durations as elsewhere in the config; zero and proxy
+/// routes are refused rather than ignored.
+#[test]
+fn route_limits_load_and_bad_ones_are_refused() {
+    use prefer_gateway::config::load_str;
+    let route = |kind: &str, extra: &str| {
+        format!(
+            "[[routes]]\nname = \"r\"\nkind = \"{kind}\"\nmethods = [\"POST\"]\npath = \"/r\"\n\
+             upstream = \"http://127.0.0.1:9000\"\n{extra}"
+        )
+    };
+    let ok = route("sync", "max_queue_time = \"10m\"\nmax_run_time = \"90s\"");
+    let cfg = load_str(&ok, "t.toml").unwrap();
+    let r = &cfg.routes[0];
+    assert_eq!(r.max_queue_time, Some(Duration::from_secs(600)));
+    assert_eq!(r.max_run_time, Some(Duration::from_secs(90)));
+    let none = load_str(&route("sync", ""), "t.toml").unwrap();
+    assert_eq!(
+        (none.routes[0].max_queue_time, none.routes[0].max_run_time),
+        (None, None)
+    );
+    for (kind, extra, key) in [
+        ("sync", "max_run_time = \"0s\"", "max_run_time"),
+        ("sync", "max_queue_time = \"soon\"", "max_queue_time"),
+        ("proxy", "max_queue_time = \"1m\"", "max_queue_time"),
+    ] {
+        let err = load_str(&route(kind, extra), "t.toml").expect_err(extra);
+        assert!(err.key().ends_with(key), "{err}");
+    }
+}
+
+/// A deadline cancel is a cancel: the admission reservation is released (status
+/// `canceled`) and the callback is delivered, carrying `deadline_exceeded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_cancel_releases_the_reservation_and_calls_back() {
+    use support::{reply, Seen, Upstream};
+    // One recorder plays the admission endpoint (`/admission`) and the callback receiver.
+    let hooks = Upstream::start(|s: Seen| async move {
+        let reserve = s.body.windows(7).any(|w| w == b"reserve");
+        if reserve {
+            reply(200, r#"{"reservation":"r-1"}"#, &[])
+        } else {
+            reply(200, "{}", &[])
+        }
+    })
+    .await;
+    let up = holding_upstream().await;
+    let cfg = format!(
+        r#"
+[jobs]
+store = "memory"
+
+[webhooks]
+signing_secret = "0123456789abcdef0123456789abcdef"
+retry_schedule = ["0s", "100ms"]
+allow_http = true
+allow_ports = []
+allow_networks = ["127.0.0.0/8"]
+
+[[routes]]
+name = "render"
+kind = "sync"
+methods = ["POST"]
+path = "/v1/render"
+upstream = "{{up}}"
+callback = {{ json = "/callback_url" }}
+admission = {{ url = "{}/admission", timeout = "2s" }}
+max_run_time = "300ms"
+"#,
+        hooks.url()
+    );
+    let gw = Gateway::start(&cfg, &up.url).await;
+    let body = format!(r#"{{"callback_url":"{}/h"}}"#, hooks.url());
+    let url = job(&gw, &body, None).await;
+    let doc = until_terminal(&url).await;
+    assert_deadline_exceeded(&doc);
+    let t = Instant::now();
+    let (release, callback) = loop {
+        let seen = hooks.seen();
+        let text = |s: &Seen| String::from_utf8_lossy(&s.body).into_owned();
+        let release = seen
+            .iter()
+            .filter(|s| s.uri.starts_with("/admission"))
+            .map(text)
+            .find(|b| b.contains("release"));
+        let callback = seen
+            .iter()
+            .filter(|s| s.uri.starts_with("/h"))
+            .map(text)
+            .next();
+        if let (Some(r), Some(c)) = (&release, &callback) {
+            break (r.clone(), c.clone());
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "seen: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let release: Value = serde_json::from_str(&release).unwrap();
+    assert_eq!(release["status"], "canceled", "{release}");
+    assert_eq!(release["reservation"], "r-1", "{release}");
+    assert!(callback.contains("deadline_exceeded"), "{callback}");
+    gw.shutdown().await;
+}
