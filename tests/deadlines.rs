@@ -128,6 +128,10 @@ async fn a_queued_job_past_cancel_after_is_never_sent() {
     let late = job(&gw, r#"{"n":"late"}"#, Some("1")).await;
     let doc = until_terminal(&late).await;
     assert_deadline_exceeded(&doc);
+    // The status document echoes the client's deadline: one second after acceptance.
+    let at = |k: &str| humantime::parse_rfc3339(doc[k].as_str().unwrap()).unwrap();
+    let after = at("deadline").duration_since(at("created_at")).unwrap();
+    assert_eq!(after, Duration::from_secs(1), "{doc}");
     // The job ahead finishes normally; the canceled one never reaches the upstream.
     assert_eq!(until_terminal(&ahead).await["status"], "succeeded");
     tokio::time::sleep(Duration::from_millis(300)).await;
