@@ -293,3 +293,56 @@ max_run_time = "300ms"
     assert!(callback.contains("deadline_exceeded"), "{callback}");
     gw.shutdown().await;
 }
+
+/// On a task route a `Cancel-After` ends the gateway's watch of the operation: the watch
+/// job ends canceled as `deadline_exceeded` and the callback says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_after_ends_a_task_watch() {
+    use support::{task_config, task_upstream, Seen, Upstream};
+    let tasks = task_upstream(Duration::from_secs(600)).await;
+    let hook = Upstream::start(|_s: Seen| async move { support::reply(200, "", &[]) }).await;
+    let webhooks = r#"
+[webhooks]
+signing_secret = "0123456789abcdef0123456789abcdef"
+retry_schedule = ["0s"]
+allow_http = true
+allow_ports = []
+allow_networks = ["127.0.0.0/8"]
+"#;
+    let cfg = format!(
+        "[jobs]\nstore = \"memory\"\n{webhooks}\n{}",
+        task_config("", "callback = { header = \"Callback-Url\" }")
+    );
+    let gw = Gateway::start(&cfg, &tasks.url()).await;
+    let submit = |cancel_after: &'static str| {
+        client()
+            .post(gw.url("/v1/edit"))
+            .header("prefer", "respond-async")
+            .header("callback-url", format!("{}/done", hook.url()))
+            .header("cancel-after", cancel_after)
+            .send()
+    };
+    let bad = submit("never").await.unwrap();
+    support::wire::assert_problem(bad, 400, "invalid-cancel-after").await;
+    assert_eq!(
+        tasks.count("/v1/edit"),
+        0,
+        "a malformed deadline submits nothing"
+    );
+    let resp = submit("1s").await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let monitor = resp.headers()["operation-location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let doc = until_terminal(&monitor).await;
+    assert_deadline_exceeded(&doc);
+    let t = Instant::now();
+    while hook.seen().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no callback");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = String::from_utf8_lossy(&hook.seen()[0].body).into_owned();
+    assert!(body.contains("deadline_exceeded"), "{body}");
+    gw.shutdown().await;
+}

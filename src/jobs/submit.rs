@@ -128,13 +128,13 @@ async fn submit(
     // The shared step requires the tenant and reads the body for every job.
     let tenant = tenant.unwrap_or_default();
     let body = body.unwrap_or_default();
-    let cancel_after = match cancel_after(&req) {
+    let cancel_after = match deadline::cancel_after_of(req.headers()) {
         Ok(d) => d,
-        Err(p) => {
+        Err(why) => {
             if let Some(r) = reservation {
                 r.release("not-created");
             }
-            return Err(p);
+            return Err(Problem::InvalidCancelAfter(why));
         }
     };
     let host = forward::original_host(&req);
@@ -170,7 +170,7 @@ async fn submit(
         callback,
         admission,
         // Counted from acceptance, like `created_at` (the store stamps it with this `now`).
-        deadline: cancel_after.map(|d| now.saturating_add(millis(d))),
+        deadline: cancel_after.map(|d| deadline::after(now, d)),
     };
     let max = engine.cfg.max_queued_per_tenant;
     let created = engine.store.create(job, max, now).await;
@@ -227,27 +227,6 @@ async fn submit(
     };
     document::name_job(&mut resp, &links, &job.id, shown, monitor);
     Ok(resp)
-}
-
-/// The request's `Cancel-After`, if any (see [`deadline`]); a malformed one is a `400`.
-fn cancel_after(req: &Request<Body>) -> Result<Option<Duration>, Problem> {
-    let mut values = req.headers().get_all(deadline::CANCEL_AFTER).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Problem::InvalidCancelAfter("give it once".into()));
-    }
-    let text = value
-        .to_str()
-        .map_err(|_| Problem::InvalidCancelAfter("not visible ASCII".into()))?;
-    deadline::parse_cancel_after(text)
-        .map(Some)
-        .map_err(Problem::InvalidCancelAfter)
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Waits for the job to finish until `deadline`, counted in

@@ -65,6 +65,25 @@ pub fn parse_cancel_after(value: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The `Cancel-After` of a request's `headers`, if it has one; the message says what is
+/// wrong with a malformed one (also: given twice, not visible ASCII).
+pub fn cancel_after_of(headers: &http::HeaderMap) -> Result<Option<Duration>, String> {
+    let mut values = headers.get_all(CANCEL_AFTER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("give it once".into());
+    }
+    let text = value.to_str().map_err(|_| "not visible ASCII".to_owned())?;
+    parse_cancel_after(text).map(Some)
+}
+
+/// `now + d`, in [`Millis`] (saturating).
+pub fn after(now: Millis, d: Duration) -> Millis {
+    now.saturating_add(ms(d))
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
