@@ -77,6 +77,7 @@
 //! | `routes[].task.state` | `"/status"` | JSON pointer |
 //! | `routes[].task.succeeded` | `["succeeded"]` | non-empty, disjoint from `failed` |
 //! | `routes[].task.failed` | `["failed"]` | non-empty |
+//! | `routes[].task.cancel` | none | `{ method = "POST" (default), url = "/v1/tasks/{id}/cancel" }`; `url` like `status_url` |
 //!
 //! Keys beyond the example file (`server.header_read_timeout`, `server.drain_timeout`,
 //! `server.drain_delay`, `server.body_idle_timeout`, `server.max_connections`, `server.h2_max_concurrent_streams`,

@@ -343,4 +343,17 @@ pub struct TaskConfig {
     pub succeeded: Vec<String>,
     /// State values that mean failure.
     pub failed: Vec<String>,
+    /// How to ask the upstream to cancel an operation the gateway stops watching (a
+    /// deadline, or `DELETE` of the watch job); none: the operation is left alone. Boxed:
+    /// rarely set, and it would otherwise double the size of every route's `Kind`.
+    pub cancel: Option<Box<TaskCancel>>,
+}
+
+/// `[routes.task].cancel = { method, url }`: the upstream's cancel call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCancel {
+    /// Default `POST`.
+    pub method: http::Method,
+    /// URL template containing `{id}`, like `status_url`.
+    pub url: String,
 }

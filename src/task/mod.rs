@@ -11,8 +11,8 @@
 //! the operation to a durable *watch* ([`watch`]) that delivers the final status body.
 //! A `Cancel-After` (checked before the submit: malformed → `400`) ends that watch at its
 //! time, as does the route's `max_run_time` counted from the watch's start: the watch is
-//! canceled as `deadline_exceeded` (see [`crate::store::deadline`]). The upstream
-//! operation itself is not canceled (no `task.cancel` call yet).
+//! canceled as `deadline_exceeded` (see [`crate::store::deadline`]); with `task.cancel`
+//! the upstream is then asked to cancel the operation ([`crate::jobs::task_cancel`]).
 
 pub mod watch;
 

@@ -274,4 +274,19 @@ struct RawTask {
     succeeded: Option<Vec<String>>,
     #[serde(default, deserialize_with = "opt_states")]
     failed: Option<Vec<String>>,
+    #[serde(default)]
+    cancel: Option<RawTaskCancel>,
+}
+
+/// `[routes.task].cancel`: the upstream's cancel call.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { method = \"POST\", url = \"/v1/tasks/{id}/cancel\" }"
+)]
+struct RawTaskCancel {
+    #[serde(default, deserialize_with = "opt_method")]
+    method: Option<Method>,
+    #[serde(deserialize_with = "status_url")]
+    url: String,
 }

@@ -67,6 +67,7 @@ impl Engine {
                     tracing::info!(job = %id, "canceled: {}", why.message);
                     self.abort_run(id);
                     self.finished(id);
+                    crate::jobs::task_cancel::cancel_upstream(self, &job);
                     return true;
                 }
                 Ok(_) => return false,
