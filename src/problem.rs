@@ -78,6 +78,8 @@ pub enum Problem {
     NoticePending(u64),
     /// A query parameter of the job API is malformed; what is wrong with it.
     InvalidQuery(String),
+    /// `Cancel-After` is malformed or out of range; what is wrong with it.
+    InvalidCancelAfter(String),
     /// The job ended without an upstream response to replay.
     NoResult(&'static str),
     /// The job store cannot be reached.
@@ -244,6 +246,11 @@ impl Problem {
                 "invalid-query",
                 "Invalid query parameter",
             ),
+            Problem::InvalidCancelAfter(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-cancel-after",
+                "Invalid Cancel-After header",
+            ),
             Problem::NoResult(_) => (
                 StatusCode::CONFLICT,
                 "job-has-no-result",
@@ -345,6 +352,7 @@ impl Problem {
                  retry in {secs}s"
             )),
             Problem::InvalidQuery(why) => Some(why.clone()),
+            Problem::InvalidCancelAfter(why) => Some(format!("Cancel-After: {why}")),
             Problem::StoreUnavailable | Problem::AdmissionUnavailable => {
                 Some("retry shortly; nothing was accepted".into())
             }

@@ -3,7 +3,7 @@
 //! [`SqliteStore`] on a file in a temporary directory, and for [`RedisStore`] on a real
 //! `redis-server` the case starts itself (`support/redis.rs`: a free port, a temporary
 //! directory, killed on drop; one server per case, and a key prefix naming the case), so
-//! the three cannot drift apart. Listing and purging (`job_store/listing.rs`,
+//! the three cannot drift apart. Deadlines (`job_store/deadlines.rs`), listing and purging (`job_store/listing.rs`,
 //! `job_store/purging.rs`) are shared cases too. After the shared suite: what only a file-backed store can
 //! show (reopening, schema versions and migrations, corrupt rows), in
 //! `job_store/sqlite_file.rs` and (files from before admission deliveries)
@@ -23,6 +23,8 @@ mod admission_claims;
 mod admission_deliveries;
 #[path = "job_store/callbacks.rs"]
 mod callbacks;
+#[path = "job_store/deadlines.rs"]
+mod deadlines;
 #[path = "job_store/delivering.rs"]
 mod delivering;
 #[path = "job_store/depths.rs"]
@@ -101,6 +103,7 @@ pub fn new_job(tenant: &str, route: &str, key: Option<&str>, fp: &str) -> NewJob
         kind: JobKind::Call,
         callback: None,
         admission: None,
+        deadline: None,
     }
 }
 
@@ -291,4 +294,7 @@ suite!(
     purging::purge_takes_a_finished_job_and_everything_of_it,
     purging::purge_refuses_unfinished_jobs_and_keeps_the_counts,
     purging::purge_waits_for_the_admission_notice,
+    deadlines::deadline_round_trips,
+    deadlines::deadline_cancel_is_a_cancel_with_its_own_reason,
+    deadlines::client_cancel_keeps_its_reason,
 );

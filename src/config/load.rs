@@ -69,12 +69,15 @@
 //! | `routes[].idempotency` | none | as `callback`; not on proxy |
 //! | `routes[].max_in_flight` | `64` | ≥ 1; not on proxy |
 //! | `routes[].retry_interrupted` | `false` | not on proxy |
+//! | `routes[].max_queue_time` | none | > 0; a job not started within it is canceled (`deadline_exceeded`); not on proxy |
+//! | `routes[].max_run_time` | none | > 0; a running job's call is aborted after it (`deadline_exceeded`); not on proxy |
 //! | `routes[].signed_results` | `false` | `download_url` in finished jobs' status; needs `jobs.signing_secret`; not on proxy; on task only with `callback` |
 //! | `routes[].task.id` | *required* | JSON pointer or `"header:NAME"` |
 //! | `routes[].task.status_url` | *required* | contains `{id}`; `/path` or `http://…` |
 //! | `routes[].task.state` | `"/status"` | JSON pointer |
 //! | `routes[].task.succeeded` | `["succeeded"]` | non-empty, disjoint from `failed` |
 //! | `routes[].task.failed` | `["failed"]` | non-empty |
+//! | `routes[].task.cancel` | none | `{ method = "POST" (default), url = "/v1/tasks/{id}/cancel" }`; `url` like `status_url` |
 //!
 //! Keys beyond the example file (`server.header_read_timeout`, `server.drain_timeout`,
 //! `server.drain_delay`, `server.body_idle_timeout`, `server.max_connections`, `server.h2_max_concurrent_streams`,

@@ -228,6 +228,12 @@ pub struct RouteConfig {
     pub max_in_flight: u32,
     /// Re-run jobs a crash interrupted. Default false.
     pub retry_interrupted: bool,
+    /// A job not started this long after it was accepted is canceled unsent
+    /// (`deadline_exceeded`; see [`crate::store::deadline`]). Default none.
+    pub max_queue_time: Option<Duration>,
+    /// A job still running this long after it started has its call aborted and is
+    /// canceled (`deadline_exceeded`). Default none.
+    pub max_run_time: Option<Duration>,
     /// Finished jobs' status documents carry a signed `download_url`. Default false.
     pub signed_results: bool,
     /// `[routes.task]`: required for `kind = "task"`, refused otherwise.
@@ -337,4 +343,17 @@ pub struct TaskConfig {
     pub succeeded: Vec<String>,
     /// State values that mean failure.
     pub failed: Vec<String>,
+    /// How to ask the upstream to cancel an operation the gateway stops watching (a
+    /// deadline, or `DELETE` of the watch job); none: the operation is left alone. Boxed:
+    /// rarely set, and it would otherwise double the size of every route's `Kind`.
+    pub cancel: Option<Box<TaskCancel>>,
+}
+
+/// `[routes.task].cancel = { method, url }`: the upstream's cancel call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCancel {
+    /// Default `POST`.
+    pub method: http::Method,
+    /// URL template containing `{id}`, like `status_url`.
+    pub url: String,
 }

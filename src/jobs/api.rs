@@ -309,6 +309,7 @@ async fn cancel<B>(
         Canceled::Done(job) => {
             engine.abort_run(id);
             engine.finished(id);
+            super::task_cancel::cancel_upstream(engine, &job);
             Ok(document::status_response(
                 &engine.links(&job, base),
                 &job,

@@ -9,6 +9,8 @@
 //! picks up work other processes left (a dead runner's expired leases are recovered on
 //! the same tick). A running job renews its lease every `[jobs].lease` / 3; when renewal
 //! reports the job is no longer running (canceled), the upstream call is dropped.
+//! Deadlines (`Cancel-After`, `max_queue_time`, `max_run_time`) are enforced by `deadlines`
+//! (queued jobs) and the runner (running ones).
 //!
 //! Waiters (`wait=N` on a submit, `Prefer: wait` on `GET {jobs}/{id}`, a live status
 //! stream) are woken through a per-job `Notify` when this process changes the job's state
@@ -55,6 +57,8 @@ pub struct Engine {
     /// Per-job state-change signals, held weakly: a job nobody waits on has none.
     changes: Mutex<HashMap<String, Weak<Notify>>>,
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Queue deadlines of the jobs this process accepted (see `deadlines`).
+    queue_timers: deadlines::QueueTimers,
 }
 
 /// What the engine is made of.
@@ -94,6 +98,7 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             changes: Mutex::default(),
             cancels: Mutex::default(),
+            queue_timers: deadlines::QueueTimers::default(),
         });
         let n = engine
             .recover(single_process)
@@ -104,6 +109,7 @@ impl Engine {
         }
         tokio::spawn(dispatch(Arc::downgrade(&engine)));
         tokio::spawn(sweep(Arc::downgrade(&engine)));
+        tokio::spawn(deadlines::expire_queued(Arc::downgrade(&engine)));
         if let Some(feed) = engine.store.finished_feed().await {
             tokio::spawn(relay_finished(Arc::downgrade(&engine), feed));
         }
@@ -280,6 +286,10 @@ async fn dispatch(engine: Weak<Engine>) {
                     .await;
                 match claimed {
                     Ok(Some(job)) => {
+                        // Past its queue deadline: never sent (canceled, slot freed).
+                        if e.claimed_too_late(&job).await {
+                            continue;
+                        }
                         // pending → running: a live status stream shows it at once.
                         e.changed(&job.id);
                         let e2 = Arc::clone(&e);
@@ -340,5 +350,6 @@ async fn sweep(engine: Weak<Engine>) {
     }
 }
 
+mod deadlines;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,8 @@
 //! - [`engine`]: store + dispatcher + waiters; [`run`]: one job's upstream call;
 //! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`;
 //!   [`events`]: the live status stream (Server-Sent Events) of `GET {id}`;
-//!   [`listing`]: the list at `[jobs].path` and purging a job.
+//!   [`listing`]: the list at `[jobs].path` and purging a job;
+//! - [`task_cancel`]: the upstream cancel call for a canceled watch of a `task` route.
 
 pub mod api;
 pub mod engine;
@@ -14,5 +15,6 @@ pub mod events;
 pub mod listing;
 pub mod run;
 pub mod submit;
+pub mod task_cancel;
 
 pub use engine::Engine;

@@ -4,7 +4,9 @@
 //! re-run after a crash safe. The answer is read whole (up to the route's `max_body`; a
 //! larger one fails the job with `result_too_large`) because it must be replayable. While
 //! the call is in flight the lease is renewed every third of `[jobs].lease`; a cancel — local
-//! (the job API of this process) or seen through a failed renewal — drops the call.
+//! (the job API of this process) or seen through a failed renewal — drops the call, and so
+//! does the job's run deadline (`store::deadline`), which then cancels the job as
+//! `deadline_exceeded`.
 
 use std::time::Duration;
 
@@ -15,18 +17,29 @@ use crate::body::{self, Body};
 use crate::idempotency::IDEMPOTENCY_KEY;
 use crate::routes::table::{Kind, Route};
 use crate::store::model::{Job, JobError, JobKind, Outcome, StoredResponse};
-use crate::store::{headers, StoreError};
+use crate::store::{deadline, headers, StoreError};
 use crate::upstream::forward;
 
 /// Runs `job` to its end (or until canceled) and records the outcome.
 pub async fn run(engine: &Engine, job: Job) {
     let stop = engine.register_run(&job.id);
+    let limit = engine.route(&job.route).and_then(|r| r.cfg.max_run_time);
+    let run_deadline = deadline::run_deadline(&job, engine.now(), limit);
+    // `Err(true)`: the run deadline passed; `Err(false)`: stopped by a cancel.
     let outcome = tokio::select! {
-        outcome = call(engine, &job) => Some(outcome),
-        () = stop.notified() => None,
-        () = keep_lease(engine, &job.id) => None,
+        outcome = call(engine, &job) => Ok(outcome),
+        () = stop.notified() => Err(false),
+        () = keep_lease(engine, &job.id) => Err(false),
+        () = until(engine, run_deadline) => Err(true),
     };
+    // The call future is gone here: its upstream connection is closed.
     engine.unregister_run(&job.id);
+    if matches!(outcome, Err(true)) {
+        let why = deadline::exceeded("while it ran");
+        engine.cancel_for_deadline(&job.tenant, &job.id, why).await;
+        return;
+    }
+    let outcome = outcome.ok();
     let Some(outcome) = outcome else {
         tracing::debug!(job = %job.id, "run stopped: the job was canceled");
         engine.finished(&job.id);
@@ -72,6 +85,17 @@ pub async fn run(engine: &Engine, job: Job) {
         }
     }
     engine.finished(&job.id);
+}
+
+/// Sleeps until `at` (engine clock); forever without a deadline.
+async fn until(engine: &Engine, at: Option<i64>) {
+    match at {
+        Some(at) => {
+            let left = u64::try_from(at.saturating_sub(engine.now())).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(left)).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Renews the lease until the store says the job is no longer running (then returns).

@@ -37,8 +37,8 @@ use crate::prepare::Prepared;
 use crate::problem::Problem;
 use crate::routes::table::Route;
 use crate::store::document::{self, Shown};
-use crate::store::headers;
 use crate::store::model::{new_id, JobKind, NewJob, StoredRequest};
+use crate::store::{deadline, headers};
 use crate::store::{Created, Lookup, StoreError};
 use crate::upstream::client::HttpClient;
 use crate::upstream::forward;
@@ -128,6 +128,15 @@ async fn submit(
     // The shared step requires the tenant and reads the body for every job.
     let tenant = tenant.unwrap_or_default();
     let body = body.unwrap_or_default();
+    let cancel_after = match deadline::cancel_after_of(req.headers()) {
+        Ok(d) => d,
+        Err(why) => {
+            if let Some(r) = reservation {
+                r.release("not-created");
+            }
+            return Err(Problem::InvalidCancelAfter(why));
+        }
+    };
     let host = forward::original_host(&req);
     let (mut parts, _) = req.into_parts();
     forward::forward_request_headers(&mut parts.headers, parts.version, call.origin, host, None);
@@ -144,6 +153,7 @@ async fn submit(
     // Handed to the job here: from now on the store's admission delivery settles or
     // releases it. A job that is not created gets it back (below).
     let admission = reservation.as_ref().map(|r| r.pending());
+    let now = engine.now();
     let job = NewJob {
         id: new_id(),
         tenant: tenant.clone(),
@@ -159,9 +169,11 @@ async fn submit(
         kind: JobKind::Call,
         callback,
         admission,
+        // Counted from acceptance, like `created_at` (the store stamps it with this `now`).
+        deadline: cancel_after.map(|d| deadline::after(now, d)),
     };
     let max = engine.cfg.max_queued_per_tenant;
-    let created = engine.store.create(job, max, engine.now()).await;
+    let created = engine.store.create(job, max, now).await;
     let release = |reservation: Option<crate::admission::reservation::Reservation>, why| {
         if let Some(r) = reservation {
             r.release(why);
@@ -179,6 +191,7 @@ async fn submit(
                 r.handed_off();
             }
             engine.wake();
+            engine.watch_queue_deadline(&job, route.cfg.max_queue_time);
             job
         }
         Ok(Created::Existing(job)) => {

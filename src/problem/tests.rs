@@ -40,6 +40,7 @@ fn all() -> Vec<Problem> {
         Problem::JobUnfinished("running"),
         Problem::NoticePending(2),
         Problem::InvalidQuery("x".into()),
+        Problem::InvalidCancelAfter("x".into()),
         Problem::NoResult("canceled"),
         Problem::StoreUnavailable,
         Problem::AdmissionUnavailable,
@@ -76,6 +77,7 @@ fn all() -> Vec<Problem> {
             | Problem::JobUnfinished(_)
             | Problem::NoticePending(_)
             | Problem::InvalidQuery(_)
+            | Problem::InvalidCancelAfter(_)
             | Problem::NoResult(_)
             | Problem::StoreUnavailable
             | Problem::AdmissionUnavailable

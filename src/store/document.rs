@@ -3,7 +3,7 @@
 //! The status document is the same JSON for `GET {jobs}/{id}`, `DELETE`, a `wait` that ran
 //! out, and the webhook payload (minus its `callback` section):
 //! `{"id","job_id","status","created_at","updated_at","expires_at","status_url",
-//! "result_url"?,"resourceLocation"?,"download_url"?,"error"?}`.
+//! "deadline"?,"result_url"?,"resourceLocation"?,"download_url"?,"error"?}`.
 //!
 //! Every URL in it is absolute: [`Links::prefix`] is the jobs API as the client reaches it
 //! (`https://api.example.com/jobs`, see `pipeline::public`). Beside our own fields it has
@@ -20,7 +20,9 @@
 //! rendered, so a reload that turns it off stops handing links out at once. `error` carries
 //! `code`, `message` and, for `upstream_status`, the upstream's `status`. A job with a
 //! callback adds `callback: {state, attempts, last_status, last_error, next_attempt_at}`
-//! (the URL itself is not echoed: it may carry a token).
+//! (the URL itself is not echoed: it may carry a token). `deadline` is the client's
+//! `Cancel-After` as a time, when it sent one (the route's `max_queue_time` /
+//! `max_run_time` may end the job earlier; see [`crate::store::deadline`]).
 
 use http::header::{
     HeaderName, HeaderValue, CONTENT_LOCATION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
@@ -65,6 +67,9 @@ pub fn status_doc(links: &Links<'_>, job: &Job) -> Value {
         "expires_at": job.expires_at.map(rfc3339),
         "status_url": status,
     });
+    if let Some(at) = job.deadline {
+        doc["deadline"] = json!(rfc3339(at));
+    }
     if job.response.is_some() {
         if job.status == JobStatus::Succeeded {
             // Where a standard LRO client fetches the final result.

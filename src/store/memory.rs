@@ -288,10 +288,11 @@ impl JobStore for MemoryStore {
             .is_some())
     }
 
-    async fn cancel(
+    async fn cancel_with(
         &self,
         tenant: &str,
         id: &str,
+        why: &JobError,
         retention_ms: i64,
         now: Millis,
     ) -> Result<Canceled, StoreError> {
@@ -308,12 +309,15 @@ impl JobStore for MemoryStore {
             None if state.tombstoned(tenant, id) => return Ok(Canceled::Expired),
             None => return Ok(Canceled::Missing),
         }
-        let error = JobError {
-            code: "canceled".into(),
-            message: "canceled by the client".into(),
-        };
         let expires_at = now.saturating_add(retention_ms);
-        match state.finish(id, JobStatus::Canceled, None, Some(error), expires_at, now) {
+        match state.finish(
+            id,
+            JobStatus::Canceled,
+            None,
+            Some(why.clone()),
+            expires_at,
+            now,
+        ) {
             Some(job) => Ok(Canceled::Done(job)),
             None => Ok(Canceled::Missing),
         }

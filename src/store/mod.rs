@@ -36,6 +36,7 @@
 //! with it).
 
 pub mod claims;
+pub mod deadline;
 pub mod document;
 pub mod headers;
 pub mod listing;
@@ -207,11 +208,30 @@ pub trait JobStore: Send + Sync + 'static {
         now: Millis,
     ) -> Result<bool, StoreError>;
 
-    /// Cancels a pending or running job of `tenant`.
+    /// Cancels a pending or running job of `tenant` on the client's request (error code
+    /// `canceled`): [`JobStore::cancel_with`] with that reason.
     async fn cancel(
         &self,
         tenant: &str,
         id: &str,
+        retention_ms: i64,
+        now: Millis,
+    ) -> Result<Canceled, StoreError> {
+        let why = JobError {
+            code: "canceled".into(),
+            message: "canceled by the client".into(),
+        };
+        self.cancel_with(tenant, id, &why, retention_ms, now).await
+    }
+
+    /// Cancels a pending or running job of `tenant`, recording `why` as its error: the one
+    /// transition both a client's `DELETE` and a passed deadline (`deadline_exceeded`, see
+    /// [`deadline`]) take, so the callback and the admission release follow either alike.
+    async fn cancel_with(
+        &self,
+        tenant: &str,
+        id: &str,
+        why: &JobError,
         retention_ms: i64,
         now: Millis,
     ) -> Result<Canceled, StoreError>;

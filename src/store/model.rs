@@ -49,7 +49,7 @@ pub enum JobStatus {
     Succeeded,
     /// The upstream answered non-2xx, was unreachable, timed out, or the run was interrupted.
     Failed,
-    /// Canceled by the client.
+    /// Canceled by the client, or by a deadline (`deadline_exceeded`).
     Canceled,
 }
 
@@ -117,7 +117,8 @@ pub struct StoredResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobError {
     /// Stable machine-readable code: `upstream_status`, `upstream_unreachable`,
-    /// `upstream_timeout`, `result_too_large`, `interrupted`, `route_removed`, `canceled`.
+    /// `upstream_timeout`, `result_too_large`, `interrupted`, `route_removed`, `canceled`,
+    /// `deadline_exceeded`.
     pub code: String,
     /// Human-readable detail.
     pub message: String,
@@ -160,6 +161,10 @@ pub struct Job {
     pub callback: Option<Delivery>,
     /// The admission it was created under, and the state of its settle / release.
     pub admission: Option<Admission>,
+    /// The client's `Cancel-After` as an absolute time, if it sent one (the route's
+    /// `max_queue_time` / `max_run_time` are applied from the route when the job is
+    /// claimed and run; see [`crate::store::deadline`]).
+    pub deadline: Option<Millis>,
 }
 
 impl Job {
@@ -247,6 +252,8 @@ pub struct NewJob {
     /// The route's admission endpoint and the reservation it granted, if the route has
     /// one.
     pub admission: Option<NewAdmission>,
+    /// The client's `Cancel-After` as an absolute time, if any.
+    pub deadline: Option<Millis>,
 }
 
 impl NewJob {
@@ -270,6 +277,7 @@ impl NewJob {
             kind: self.kind,
             callback: self.callback.map(Delivery::waiting),
             admission: self.admission.map(NewAdmission::into_admission),
+            deadline: self.deadline,
         }
     }
 }

@@ -75,7 +75,7 @@ use redis::{Script, Value};
 
 use self::codec::{arg, decode_job, flag, flatten, job_fields, num, outcome_fields, Args};
 use self::scripts::{integer, items, tagged, unexpected, Scripts};
-use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
+use super::model::{Attempt, Delivery, DeliveryKind, Job, JobError, Millis, NewJob, Outcome};
 use super::{
     Canceled, Created, JobStore, ListQuery, Lookup, Page, Purged, Recovery, Redeliver, RouteDepth,
     StoreError, TOMBSTONE_FACTOR,
@@ -256,15 +256,23 @@ impl JobStore for RedisStore {
         Ok(integer(self.eval(&self.scripts.complete, args).await?)? == 1)
     }
 
-    async fn cancel(
+    async fn cancel_with(
         &self,
         tenant: &str,
         id: &str,
+        why: &JobError,
         retention_ms: i64,
         now: Millis,
     ) -> Result<Canceled, StoreError> {
         let expires_at = now.saturating_add(retention_ms);
-        let args = vec![arg(tenant), arg(id), num(now), num(expires_at)];
+        let args = vec![
+            arg(tenant),
+            arg(id),
+            num(now),
+            num(expires_at),
+            arg(why.code.as_str()),
+            arg(why.message.as_str()),
+        ];
         let (tag, rest) = self.eval_tagged(&self.scripts.cancel, args).await?;
         match tag.as_str() {
             "done" => Ok(Canceled::Done(decode_job(rest)?)),

@@ -71,7 +71,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::Connection;
 
-use super::model::{Attempt, Delivery, DeliveryKind, Job, Millis, NewJob, Outcome};
+use super::model::{Attempt, Delivery, DeliveryKind, Job, JobError, Millis, NewJob, Outcome};
 use super::{
     Canceled, Created, JobStore, ListQuery, Lookup, Page, Purged, Recovery, Redeliver, RouteDepth,
     StoreError,
@@ -237,15 +237,16 @@ impl JobStore for SqliteStore {
             .await
     }
 
-    async fn cancel(
+    async fn cancel_with(
         &self,
         tenant: &str,
         id: &str,
+        why: &JobError,
         retention_ms: i64,
         now: Millis,
     ) -> Result<Canceled, StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.with(move |conn| ops::cancel(conn, &tenant, &id, retention_ms, now))
+        let (tenant, id, why) = (tenant.to_owned(), id.to_owned(), why.clone());
+        self.with(move |conn| ops::cancel(conn, &tenant, &id, &why, retention_ms, now))
             .await
     }
 

@@ -9,6 +9,10 @@
 //!
 //! With a callback (behaviour §6), an answer that ends in the upstream's 202 also hands
 //! the operation to a durable *watch* ([`watch`]) that delivers the final status body.
+//! A `Cancel-After` (checked before the submit: malformed → `400`) ends that watch at its
+//! time, as does the route's `max_run_time` counted from the watch's start: the watch is
+//! canceled as `deadline_exceeded` (see [`crate::store::deadline`]); with `task.cancel`
+//! the upstream is then asked to cancel the operation ([`crate::jobs::task_cancel`]).
 
 pub mod watch;
 
@@ -28,6 +32,7 @@ use crate::mode::Mode;
 use crate::prepare::Prepared;
 use crate::problem::Problem;
 use crate::routes::table::{Route, Task};
+use crate::store::deadline;
 use crate::upstream::client::HttpClient;
 use crate::upstream::forward;
 use crate::upstream::origin::Origin;
@@ -82,6 +87,13 @@ async fn run(
     req: Request<Body>,
 ) -> Result<(Response<Body>, bool), Problem> {
     let settings = &route.cfg.settings;
+    // Checked before anything is submitted; it bounds the gateway's watch (if any).
+    let cancel_after =
+        deadline::cancel_after_of(req.headers()).map_err(Problem::InvalidCancelAfter)?;
+    let watch_deadline = call
+        .jobs
+        .zip(cancel_after)
+        .map(|(e, d)| deadline::after(e.now(), d));
     let up = forward::upstream_request(&route.upstream, req, call.origin)?;
     let poll_headers = poll_headers(up.headers());
     let submitted = forward::send(call.client, up, settings.upstream_timeout).await?;
@@ -154,6 +166,7 @@ async fn run(
                         tenant: prepared.tenant.clone().unwrap_or_default(),
                         callback: prepared.callback.clone(),
                         reservation,
+                        deadline: watch_deadline,
                     };
                     let headers = &mut parts.headers;
                     watch::register(engine, &route.cfg, watched, &target, headers, &call.base)

@@ -29,6 +29,9 @@ pub struct Watched {
     pub callback: Option<String>,
     /// The admission endpoint's grant, settled or released when the operation ends.
     pub reservation: Option<Reservation>,
+    /// The client's `Cancel-After` as a time (from the request's arrival): the watch ends
+    /// then, canceled as `deadline_exceeded` (see [`crate::store::deadline`]).
+    pub deadline: Option<crate::store::Millis>,
 }
 
 /// Stores the watch; adds `Link: <…>; rel="monitor"` to the 202's headers.
@@ -56,6 +59,7 @@ pub async fn register(
         kind: JobKind::Watch,
         callback: watched.callback,
         admission: watched.reservation.as_ref().map(Reservation::pending),
+        deadline: watched.deadline,
     };
     let max = engine.cfg.max_queued_per_tenant;
     match engine.store.create(job, max, engine.now()).await {

@@ -199,6 +199,11 @@ fn route(
             ("idempotency", r.idempotency.as_ref().map(Spanned::span)),
             ("max_in_flight", r.max_in_flight.as_ref().map(Spanned::span)),
             (
+                "max_queue_time",
+                r.max_queue_time.as_ref().map(Spanned::span),
+            ),
+            ("max_run_time", r.max_run_time.as_ref().map(Spanned::span)),
+            (
                 "retry_interrupted",
                 r.retry_interrupted.as_ref().map(Spanned::span),
             ),
@@ -224,6 +229,16 @@ fn route(
         let msg =
             "`signed_results` needs jobs: a task route makes one only with `callback`".to_owned();
         return Err(src.error(format!("{at}.signed_results"), Some(on.span()), msg));
+    }
+    // A zero limit would cancel every job before it starts: refused as a typo.
+    for (key, limit) in [
+        ("max_queue_time", &r.max_queue_time),
+        ("max_run_time", &r.max_run_time),
+    ] {
+        if let Some(d) = limit.as_ref().filter(|d| d.get_ref().is_zero()) {
+            let msg = format!("`{key}` must be greater than zero");
+            return Err(src.error(format!("{at}.{key}"), Some(d.span()), msg));
+        }
     }
     let default_job = match &r.default {
         None => false,
@@ -259,6 +274,8 @@ fn route(
         idempotency: r.idempotency.as_ref().map(|c| c.get_ref().clone()),
         max_in_flight: r.max_in_flight.as_ref().map_or(64, |n| *n.get_ref()),
         retry_interrupted: r.retry_interrupted.as_ref().is_some_and(|b| *b.get_ref()),
+        max_queue_time: r.max_queue_time.as_ref().map(|d| *d.get_ref()),
+        max_run_time: r.max_run_time.as_ref().map(|d| *d.get_ref()),
         signed_results: on.is_some(),
         task: r.task.as_ref().map(|t| t.get_ref().clone()),
         admission: r.admission.as_ref().map(|a| a.get_ref().clone()),

@@ -184,6 +184,10 @@ pub(super) struct RawRoute {
     pub max_in_flight: Option<Spanned<u32>>,
     #[serde(default)]
     pub retry_interrupted: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "opt_spanned_duration")]
+    pub max_queue_time: Option<Spanned<Duration>>,
+    #[serde(default, deserialize_with = "opt_spanned_duration")]
+    pub max_run_time: Option<Spanned<Duration>>,
     #[serde(default)]
     pub signed_results: Option<Spanned<bool>>,
     #[serde(default, deserialize_with = "opt_task")]
@@ -270,4 +274,19 @@ struct RawTask {
     succeeded: Option<Vec<String>>,
     #[serde(default, deserialize_with = "opt_states")]
     failed: Option<Vec<String>>,
+    #[serde(default)]
+    cancel: Option<RawTaskCancel>,
+}
+
+/// `[routes.task].cancel`: the upstream's cancel call.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table such as { method = \"POST\", url = \"/v1/tasks/{id}/cancel\" }"
+)]
+struct RawTaskCancel {
+    #[serde(default, deserialize_with = "opt_method")]
+    method: Option<Method>,
+    #[serde(deserialize_with = "status_url")]
+    url: String,
 }

@@ -68,6 +68,7 @@ fn job(id: &str) -> NewJob {
         kind: JobKind::Call,
         callback: None,
         admission: None,
+        deadline: None,
     }
 }
 

@@ -17,6 +17,7 @@
 //! adm_url adm_state adm_attempts                 the admission release, likewise
 //! adm_next_at adm_last_status adm_last_error
 //! adm_lease_until adm_reservation
+//! deadline                                       decimal integer, absent when None
 //! ```
 //!
 //! The delivery fields are encoded in `deliveries`.
@@ -88,6 +89,9 @@ pub(super) fn job_fields(job: &Job) -> FieldList {
     }
     if let Some(key) = &job.idempotency_key {
         f.push(("idem_key", key.clone().into_bytes()));
+    }
+    if let Some(at) = job.deadline {
+        f.push(("deadline", num(at)));
     }
     f.extend(outcome_fields(job.response.as_ref(), job.error.as_ref()));
     deliveries::push_fields(job, &mut f);
@@ -218,6 +222,7 @@ fn decode_fields(id: String, f: &mut Fields) -> Result<Job, StoreError> {
         kind,
         callback: deliveries::decode_callback(f)?,
         admission: deliveries::decode_admission(f)?,
+        deadline: f.opt_number("deadline")?,
     })
 }
 
@@ -245,6 +250,7 @@ mod tests {
                 url: "https://billing.internal/admit".into(),
                 reservation: Some("res-\u{e9}-1".into()),
             }),
+            deadline: None,
         }
         .into_job(1_700_000_000_000);
         job.status = JobStatus::Failed;
@@ -304,6 +310,7 @@ mod tests {
             kind: JobKind::Call,
             callback: None,
             admission: None,
+            deadline: None,
         }
         .into_job(5);
         assert_eq!(decode_job(as_reply(job_fields(&plain))).unwrap(), plain);
@@ -321,6 +328,7 @@ mod tests {
                 url: "https://billing.internal/admit".into(),
                 reservation: None,
             }),
+            deadline: None,
         }
         .into_job(6);
         let fields = job_fields(&admitted);

@@ -29,7 +29,7 @@ macro_rules! job_columns {
          j.resp_status, j.resp_headers, j.resp_body, j.error_code, j.error_message, \
          j.lease_until, j.attempts, j.kind, d.url, d.state, d.attempts, d.next_at, \
          d.last_status, d.last_error, d.lease_until, a.url, a.state, a.attempts, a.next_at, \
-         a.last_status, a.last_error, a.lease_until, a.reservation"
+         a.last_status, a.last_error, a.lease_until, a.reservation, j.deadline"
     };
 }
 /// [`job_columns!`] for a listing: the same columns in the same order, but the request's
@@ -46,7 +46,7 @@ macro_rules! summary_columns {
          j.error_code, j.error_message, \
          j.lease_until, j.attempts, j.kind, d.url, d.state, d.attempts, d.next_at, \
          d.last_status, d.last_error, d.lease_until, a.url, a.state, a.attempts, a.next_at, \
-         a.last_status, a.last_error, a.lease_until, a.reservation"
+         a.last_status, a.last_error, a.lease_until, a.reservation, j.deadline"
     };
 }
 /// The `FROM` clause for [`job_columns!`]: one primary-key probe of `deliveries` per kind.
@@ -62,6 +62,8 @@ macro_rules! job_from {
 const CALLBACK_COLUMNS: usize = 21;
 /// Where the admission's columns start (its delivery, then `reservation`).
 const ADMISSION_COLUMNS: usize = 28;
+/// Where `j.deadline` is (after the admission's columns).
+const DEADLINE_COLUMN: usize = ADMISSION_COLUMNS + 8;
 pub(super) use {job_columns, job_from, summary_columns};
 
 /// Builds a [`Job`] from a row selected with `job_columns!()`. Never panics: a corrupt row
@@ -132,6 +134,7 @@ fn decode_row(row: &Row<'_>) -> Result<Job, StoreError> {
         kind,
         callback: decode_delivery(row, CALLBACK_COLUMNS)?,
         admission: decode_admission(row)?,
+        deadline: row.get(DEADLINE_COLUMN).map_err(get)?,
     })
 }
 

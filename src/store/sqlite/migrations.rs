@@ -175,8 +175,15 @@ const V5: &str = "
 CREATE INDEX jobs_tenant ON jobs (tenant, created_at DESC, id DESC);
 ";
 
+/// Schema v6: `jobs.deadline`, the client's `Cancel-After` as an absolute time (ms since
+/// the epoch; `NULL` without one). Not indexed: it is read with the job it belongs to when
+/// that job is claimed or its run starts, never searched (see `store::deadline`).
+const V6: &str = "
+ALTER TABLE jobs ADD COLUMN deadline INTEGER;
+";
+
 /// The ordered schema steps; step `i` takes the file from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this binary writes.
 pub fn latest() -> i64 {

@@ -16,7 +16,7 @@ use super::codec::{job_columns, job_from, job_from_row};
 use super::deliveries::{insert_deliveries, schedule_deliveries};
 use super::tx;
 use crate::store::headers::encode_headers;
-use crate::store::model::{Job, Millis, NewJob, Outcome};
+use crate::store::model::{Job, JobError, Millis, NewJob, Outcome};
 use crate::store::{Canceled, Created, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
 
 const SELECT_BY_ID: &str = concat!("SELECT ", job_columns!(), job_from!(), " WHERE j.id = ?1");
@@ -111,8 +111,8 @@ pub(super) fn insert_job(
     let job = job.into_job(now);
     tx.prepare_cached(
         "INSERT INTO jobs (id, tenant, route, status, created_at, updated_at, idem_key, \
-         fingerprint, req_method, req_target, req_headers, req_body, attempts, kind) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12)",
+         fingerprint, req_method, req_target, req_headers, req_body, attempts, kind, deadline) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13)",
     )?
     .execute(params![
         job.id,
@@ -127,6 +127,7 @@ pub(super) fn insert_job(
         encode_headers(&job.request.headers),
         job.request.body.as_ref(),
         job.kind.as_str(),
+        job.deadline,
     ])?;
     insert_deliveries(tx, &job)?;
     tx.prepare_cached(
@@ -254,6 +255,7 @@ pub(super) fn cancel(
     conn: &mut Connection,
     tenant: &str,
     id: &str,
+    why: &JobError,
     retention_ms: i64,
     now: Millis,
 ) -> Result<Canceled, StoreError> {
@@ -268,10 +270,15 @@ pub(super) fn cancel(
     }
     tx.prepare_cached(
         "UPDATE jobs SET status = 'canceled', updated_at = ?2, expires_at = ?3, \
-         lease_until = NULL, error_code = 'canceled', error_message = 'canceled by the client' \
-         WHERE id = ?1",
+         lease_until = NULL, error_code = ?4, error_message = ?5 WHERE id = ?1",
     )?
-    .execute(params![id, now, expiry(now, retention_ms)])?;
+    .execute(params![
+        id,
+        now,
+        expiry(now, retention_ms),
+        why.code,
+        why.message
+    ])?;
     decrement(&tx, tenant)?;
     schedule_deliveries(&tx, id, now)?;
     let job = reload(&tx, id)?;

@@ -16,7 +16,7 @@ use super::super::values as v;
 use super::{RawAdmission, RawField, RawMode, RawTask};
 use crate::config::{
     AdmissionConfig, AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind,
-    ModeSource, RouteKind, StoreConfig, TaskConfig,
+    ModeSource, RouteKind, StoreConfig, TaskCancel, TaskConfig,
 };
 use crate::signed_url::UrlKey;
 
@@ -42,6 +42,7 @@ optional! {
     opt_field_pointer: JsonPointer = "a JSON pointer such as \"/mode\"", v::field_pointer;
     opt_link: Url = "a URL", v::link;
     opt_mode_kind: ModeKind = "\"enum\" or \"bool\"", v::mode_kind;
+    opt_method: Method = "an HTTP method such as \"POST\"", v::method;
 }
 
 pub(super) fn opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
@@ -245,6 +246,12 @@ pub(super) fn opt_task<'de, D: Deserializer<'de>>(
         state,
         succeeded,
         failed,
+        cancel: raw.cancel.map(|c| {
+            Box::new(TaskCancel {
+                method: c.method.unwrap_or(Method::POST),
+                url: c.url,
+            })
+        }),
     };
     Ok(Some(Spanned::new(span, task)))
 }
