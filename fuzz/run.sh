@@ -6,8 +6,9 @@
 #   fuzz/run.sh prefer_parse            # only the named targets
 #
 # For each target it: replays the committed crash inputs in fuzz/regressions/<target>/
-# (each must pass; a failure is reported and fuzzing goes on), copies the committed seeds from fuzz/seeds/<target>/ into the working
-# corpus fuzz/corpus/<target>/ (gitignored; it grows across runs), then fuzzes for
+# (each must pass; a failure is reported and fuzzing goes on), copies the committed seeds
+# from fuzz/seeds/<target>/ into the corpus fuzz/corpus/<target>/ (committed, minimised;
+# it grows during a run until CMIN=1 shrinks it again), then fuzzes for
 # SECONDS_PER_TARGET seconds with the target's dictionary from fuzz/dicts/ and prints
 # libFuzzer's final executions count. Exits 1 if any target crashed (libFuzzer writes the
 # input to fuzz/artifacts/<target>/; logs go to fuzz/artifacts/logs/), 2 on a build error.
@@ -18,6 +19,8 @@
 #   FUZZ_ARGS           extra libFuzzer flags, e.g. "-seed=1 -rss_limit_mb=4096"
 #   KEEP_GOING=1        do not stop at the first crash (libFuzzer -fork=1 -ignore_crashes=1):
 #                       every crashing input is saved; the exit status is still 1
+#   CMIN=1              after fuzzing a target, minimise its corpus in place (cargo fuzz cmin):
+#                       do this before committing fuzz/corpus/ (see README.md, "Corpora")
 #
 # Needs: cargo-fuzz (`cargo install cargo-fuzz --locked`) and a C++ compiler (libFuzzer is
 # built from source by libfuzzer-sys).
@@ -39,7 +42,8 @@ read -r -a extra <<<"${FUZZ_ARGS:-}"
 # Release with debug assertions (so overflow checks and debug_assert! fire too).
 build_flags=(--release --debug-assertions --sanitizer "$sanitizer")
 
-all_targets=(prefer_parse mode_resolve config_load callback_guard)
+all_targets=(prefer_parse mode_resolve config_load callback_guard job_path signed_url record_decode
+    idempotency_key retry_after)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 max_len() {
@@ -125,6 +129,18 @@ for t in "${targets[@]}"; do
         grep -m 1 -A 8 -E "panicked at|ERROR: (libFuzzer|AddressSanitizer)" "$log" >&2 || tail -n 30 "$log" >&2
         if [ -n "$artifact" ]; then
             echo "   minimise: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz tmin ${build_flags[*]} $t $artifact" >&2
+        fi
+    fi
+    if [ -n "${CMIN:-}" ]; then
+        # Keeps a smallest set of inputs with the same coverage (set-cover merge: about a
+        # third fewer files than the default greedy merge), so the corpus stays small
+        # enough to commit.
+        if cargo fuzz cmin "${build_flags[@]}" "$t" "corpus/$t" -- -max_len="$(max_len "$t")" \
+            -set_cover_merge=1 \
+            >"artifacts/logs/$t.cmin.log" 2>&1; then
+            echo "   $t: corpus minimised to $(find "corpus/$t" -type f | wc -l) inputs"
+        else
+            echo "   cmin of $t failed: see fuzz/artifacts/logs/$t.cmin.log" >&2
         fi
     fi
     echo "   $t: ${execs[$t]} executions, ${result[$t]}"

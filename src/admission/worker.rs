@@ -108,7 +108,7 @@ async fn attempt_one(store: &dyn JobStore, w: &Worker, delivery: Delivery, job: 
             let delay =
                 schedule::next_delay(&w.schedule, done, retry_after, schedule::jitter_unit());
             match delay {
-                Some(d) => AttemptNext::Retry(now_millis().saturating_add(millis(d))),
+                Some(d) => AttemptNext::Retry(schedule::retry_at(now_millis(), d)),
                 None => AttemptNext::GiveUp,
             }
         }

@@ -78,23 +78,13 @@ pub async fn handle<B>(
     base: &str,
     drain: Drain,
 ) -> Response<Body> {
-    let path = req.uri().path();
-    if path == engine.cfg.path {
-        return list(engine, req, base).await;
-    }
-    let rest = path
-        .strip_prefix(engine.cfg.path.as_str())
-        .and_then(|r| r.strip_prefix('/'))
-        .unwrap_or_default();
-    let (id, sub) = match rest.split_once('/') {
-        None => (rest, Sub::Status),
-        Some((id, "result")) => (id, Sub::Result),
-        Some((id, "callback")) => (id, Sub::Callback),
-        Some(_) => return Problem::NoRoute.into_response(),
+    let (id, sub) = match parse_path(&engine.cfg.path, req.uri().path()) {
+        Some(JobPath::List) => return list(engine, req, base).await,
+        Some(JobPath::Status(id)) => (id, Sub::Status),
+        Some(JobPath::Result(id)) => (id, Sub::Result),
+        Some(JobPath::Callback(id)) => (id, Sub::Callback),
+        None => return Problem::NoRoute.into_response(),
     };
-    if id.is_empty() {
-        return Problem::NoRoute.into_response();
-    }
     let allowed = match sub {
         Sub::Status => "DELETE, GET, HEAD",
         Sub::Result => "GET, HEAD",
@@ -151,6 +141,45 @@ enum Sub {
     Status,
     Result,
     Callback,
+}
+
+/// What a path under `[jobs].path` names.
+#[doc(hidden)] // public for the fuzz target (fuzz/fuzz_targets/job_path.rs), not API
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobPath<'a> {
+    /// `{prefix}` itself: the list.
+    List,
+    /// `{prefix}/{id}`.
+    Status(&'a str),
+    /// `{prefix}/{id}/result`.
+    Result(&'a str),
+    /// `{prefix}/{id}/callback`.
+    Callback(&'a str),
+}
+
+/// Splits a request path under the job API's `prefix` (`[jobs].path`); `None` (→ `404`)
+/// for anything else: an empty id, an unknown sub-resource, more segments, or a path
+/// outside the prefix. The id is not checked further: an id the store does not know is an
+/// ordinary `404` from the lookup, the same answer as another tenant's id.
+#[doc(hidden)] // public for the fuzz target, not API
+pub fn parse_path<'a>(prefix: &str, path: &'a str) -> Option<JobPath<'a>> {
+    if path == prefix {
+        return Some(JobPath::List);
+    }
+    let rest = path.strip_prefix(prefix)?.strip_prefix('/')?;
+    let (id, sub) = match rest.split_once('/') {
+        None => (rest, None),
+        Some((id, sub)) => (id, Some(sub)),
+    };
+    if id.is_empty() {
+        return None;
+    }
+    match sub {
+        None => Some(JobPath::Status(id)),
+        Some("result") => Some(JobPath::Result(id)),
+        Some("callback") => Some(JobPath::Callback(id)),
+        Some(_) => None,
+    }
 }
 
 pub(super) fn store_down(e: crate::store::StoreError) -> Problem {
@@ -379,4 +408,36 @@ pub fn webhook_secret<B>(
         Ok(resp)
     };
     answer().unwrap_or_else(Problem::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_path, JobPath};
+
+    #[test]
+    fn job_paths() {
+        let p = "/jobs";
+        assert_eq!(parse_path(p, "/jobs"), Some(JobPath::List));
+        assert_eq!(parse_path(p, "/jobs/a1"), Some(JobPath::Status("a1")));
+        assert_eq!(
+            parse_path(p, "/jobs/a1/result"),
+            Some(JobPath::Result("a1"))
+        );
+        assert_eq!(
+            parse_path(p, "/jobs/a1/callback"),
+            Some(JobPath::Callback("a1"))
+        );
+        for miss in [
+            "/jobs/",
+            "/jobs//result",
+            "/jobs/a1/",
+            "/jobs/a1/other",
+            "/jobs/a1/result/x",
+            "/jobsa1",
+            "/other/a1",
+            "",
+        ] {
+            assert_eq!(parse_path(p, miss), None, "{miss:?}");
+        }
+    }
 }

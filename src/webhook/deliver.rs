@@ -92,9 +92,8 @@ impl Deliverer {
                     retry_after,
                     schedule::jitter_unit(),
                 ) {
-                    Some(d) => AttemptNext::Retry(
-                        now_millis() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-                    ),
+                    // Saturating: `d` can be a receiver's huge `Retry-After`.
+                    Some(d) => AttemptNext::Retry(schedule::retry_at(now_millis(), d)),
                     None => AttemptNext::GiveUp,
                 }
             }

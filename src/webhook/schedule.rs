@@ -37,6 +37,14 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// When the next attempt is due: `now` (Unix milliseconds) plus `delay`, saturating.
+/// `delay` may be a receiver's `Retry-After`, which can be any `u64` of seconds, so the
+/// sum must not overflow: a wrapped sum would schedule the retry in the past, that is at
+/// once, the opposite of what the receiver asked for (and panic in a debug build).
+pub fn retry_at(now: i64, delay: Duration) -> i64 {
+    now.saturating_add(crate::store::claims::millis(delay))
+}
+
 /// A uniform number in `[0, 1)` for jitter (from the OS random source, via UUIDv4).
 pub fn jitter_unit() -> f64 {
     let r = uuid::Uuid::new_v4().as_u128() as u64;
@@ -86,6 +94,16 @@ mod tests {
             None,
             "Retry-After never adds attempts"
         );
+    }
+
+    #[test]
+    fn a_huge_retry_after_saturates_instead_of_wrapping() {
+        // fuzz/regressions/retry_after/huge-delta-seconds: `Retry-After: 18446744073709551615`
+        // made the callback deliverer compute `now + delay` with a plain `+`.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let delay = parse_retry_after("18446744073709551615", now).unwrap();
+        assert_eq!(retry_at(1_700_000_000_000, delay), i64::MAX);
+        assert_eq!(retry_at(5, Duration::from_millis(7)), 12);
     }
 
     #[test]

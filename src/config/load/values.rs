@@ -181,6 +181,12 @@ pub(super) fn upstream(s: &str) -> Result<Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("upstream {s:?} must not have a query or fragment"));
     }
+    // The URL standard allows host characters an HTTP authority does not (`{`, `}`, `"`,
+    // ...), so `Url::parse` accepts upstreams the proxy cannot address; start-up would
+    // then fail after the config had loaded (found by fuzz/config_load). Refuse them here,
+    // with the same conversion start-up uses.
+    crate::upstream::forward::Upstream::from_url(&url)
+        .map_err(|e| format!("upstream {s:?} is not a valid HTTP address ({e})"))?;
     Ok(url)
 }
 
@@ -337,6 +343,10 @@ mod tests {
         assert!(upstream("http://u:p@x").is_err());
         assert!(upstream("http://x/?q=1").is_err());
         assert!(upstream("127.0.0.1:9000").is_err());
+        // fuzz/regressions/config_load/upstream-host-brace: a host the URL standard allows
+        // but an HTTP authority does not.
+        assert!(upstream("http://127.0.0.1}:9000/").is_err());
+        assert!(upstream("http://exa{mple/").is_err());
         assert!(status_url("http://h:1/t/{id}").is_ok());
         assert!(status_url("//h/t/{id}").is_err());
         assert!(status_url("/t/id").is_err());
