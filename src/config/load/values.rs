@@ -182,11 +182,23 @@ pub(super) fn upstream(s: &str) -> Result<Url, String> {
         return Err(format!("upstream {s:?} must not have a query or fragment"));
     }
     // The URL standard allows host characters an HTTP authority does not (`{`, `}`, `"`,
-    // ...), so `Url::parse` accepts upstreams the proxy cannot address; start-up would
-    // then fail after the config had loaded (found by fuzz/config_load). Refuse them here,
-    // with the same conversion start-up uses.
-    crate::upstream::forward::Upstream::from_url(&url)
-        .map_err(|e| format!("upstream {s:?} is not a valid HTTP address ({e})"))?;
+    // ...), so `Url::parse` accepts upstreams the proxy cannot address; start-up
+    // (`upstream::forward::Upstream::from_url`) would then fail after the config had loaded
+    // (found by fuzz/config_load). Refuse them here with the same two checks — an
+    // `http::uri::Authority` and a `Host` header value — without importing the upstream
+    // layer (config is a foundation).
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let authority = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let valid = http::uri::Authority::try_from(authority.as_str()).is_ok()
+        && http::HeaderValue::from_str(&authority).is_ok();
+    if !valid {
+        return Err(format!("upstream {s:?} is not a valid HTTP address"));
+    }
     Ok(url)
 }
 
