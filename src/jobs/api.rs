@@ -61,6 +61,10 @@ use crate::store::model::Job;
 use crate::store::{Canceled, Lookup, Redeliver};
 use crate::webhook::deliver::Deliverer;
 
+mod path;
+
+pub use path::{parse_path, JobPath};
+
 /// The caller's tenant under the one rule (`401` when the gateway is multi-tenant and the
 /// request names none).
 pub(super) fn tenant(engine: &Engine, headers: &http::HeaderMap) -> Result<String, Problem> {
@@ -78,41 +82,34 @@ pub async fn handle<B>(
     base: &str,
     drain: Drain,
 ) -> Response<Body> {
-    let (id, sub) = match parse_path(&engine.cfg.path, req.uri().path()) {
+    let path = match parse_path(&engine.cfg.path, req.uri().path()) {
         Some(JobPath::List) => return list(engine, req, base).await,
-        Some(JobPath::Status(id)) => (id, Sub::Status),
-        Some(JobPath::Result(id)) => (id, Sub::Result),
-        Some(JobPath::Callback(id)) => (id, Sub::Callback),
+        Some(path) => path,
         None => return Problem::NoRoute.into_response(),
     };
-    let allowed = match sub {
-        Sub::Status => "DELETE, GET, HEAD",
-        Sub::Result => "GET, HEAD",
-        Sub::Callback => "POST",
-    };
-    let method = req.method();
-    let resp = match (method, sub) {
-        (&Method::GET, Sub::Status) if events::wanted(req.headers()) => {
+    let allowed = path.allowed();
+    let resp = match (req.method(), path) {
+        (&Method::GET, JobPath::Status(id)) if events::wanted(req.headers()) => {
             stream(engine, req, id, base, drain).await
         }
-        (&Method::GET | &Method::HEAD, Sub::Status) => {
+        (&Method::GET | &Method::HEAD, JobPath::Status(id)) => {
             status(engine, defaults, req, id, base).await
         }
-        (&Method::GET | &Method::HEAD, Sub::Result) => {
+        (&Method::GET | &Method::HEAD, JobPath::Result(id)) => {
             match LinkParams::from_query(req.uri().query()) {
                 Some(link) => signed_result(engine, link, id, base).await,
                 None => fetch_result(engine, req, id, base).await,
             }
         }
         // Tenant first (401 before 400), as everywhere in the job API.
-        (&Method::DELETE, Sub::Status) => match tenant(engine, req.headers())
+        (&Method::DELETE, JobPath::Status(id)) => match tenant(engine, req.headers())
             .and_then(|_| listing::wants_purge(req.uri().query()))
         {
             Ok(true) => listing::purge(engine, req, id).await,
             Ok(false) => cancel(engine, req, id, base).await,
             Err(p) => Err(p),
         },
-        (&Method::POST, Sub::Callback) => redeliver(engine, req, id, base).await,
+        (&Method::POST, JobPath::Callback(id)) => redeliver(engine, req, id, base).await,
         _ => Err(Problem::MethodNotAllowed(HeaderValue::from_static(allowed))),
     };
     resp.unwrap_or_else(|p| {
@@ -127,59 +124,13 @@ pub async fn handle<B>(
 
 /// `GET {jobs.path}` (and `HEAD`): the list; any other method is `405`.
 async fn list<B>(engine: &Engine, req: &Request<B>, base: &str) -> Response<Body> {
-    const ALLOWED: &str = "GET, HEAD";
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Problem::MethodNotAllowed(HeaderValue::from_static(ALLOWED)).into_response();
+        let allowed = HeaderValue::from_static(JobPath::List.allowed());
+        return Problem::MethodNotAllowed(allowed).into_response();
     }
     listing::list(engine, req, base)
         .await
         .unwrap_or_else(Problem::into_response)
-}
-
-#[derive(Clone, Copy)]
-enum Sub {
-    Status,
-    Result,
-    Callback,
-}
-
-/// What a path under `[jobs].path` names.
-#[doc(hidden)] // public for the fuzz target (fuzz/fuzz_targets/job_path.rs), not API
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobPath<'a> {
-    /// `{prefix}` itself: the list.
-    List,
-    /// `{prefix}/{id}`.
-    Status(&'a str),
-    /// `{prefix}/{id}/result`.
-    Result(&'a str),
-    /// `{prefix}/{id}/callback`.
-    Callback(&'a str),
-}
-
-/// Splits a request path under the job API's `prefix` (`[jobs].path`); `None` (→ `404`)
-/// for anything else: an empty id, an unknown sub-resource, more segments, or a path
-/// outside the prefix. The id is not checked further: an id the store does not know is an
-/// ordinary `404` from the lookup, the same answer as another tenant's id.
-#[doc(hidden)] // public for the fuzz target, not API
-pub fn parse_path<'a>(prefix: &str, path: &'a str) -> Option<JobPath<'a>> {
-    if path == prefix {
-        return Some(JobPath::List);
-    }
-    let rest = path.strip_prefix(prefix)?.strip_prefix('/')?;
-    let (id, sub) = match rest.split_once('/') {
-        None => (rest, None),
-        Some((id, sub)) => (id, Some(sub)),
-    };
-    if id.is_empty() {
-        return None;
-    }
-    match sub {
-        None => Some(JobPath::Status(id)),
-        Some("result") => Some(JobPath::Result(id)),
-        Some("callback") => Some(JobPath::Callback(id)),
-        Some(_) => None,
-    }
 }
 
 pub(super) fn store_down(e: crate::store::StoreError) -> Problem {
@@ -408,36 +359,4 @@ pub fn webhook_secret<B>(
         Ok(resp)
     };
     answer().unwrap_or_else(Problem::into_response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_path, JobPath};
-
-    #[test]
-    fn job_paths() {
-        let p = "/jobs";
-        assert_eq!(parse_path(p, "/jobs"), Some(JobPath::List));
-        assert_eq!(parse_path(p, "/jobs/a1"), Some(JobPath::Status("a1")));
-        assert_eq!(
-            parse_path(p, "/jobs/a1/result"),
-            Some(JobPath::Result("a1"))
-        );
-        assert_eq!(
-            parse_path(p, "/jobs/a1/callback"),
-            Some(JobPath::Callback("a1"))
-        );
-        for miss in [
-            "/jobs/",
-            "/jobs//result",
-            "/jobs/a1/",
-            "/jobs/a1/other",
-            "/jobs/a1/result/x",
-            "/jobsa1",
-            "/other/a1",
-            "",
-        ] {
-            assert_eq!(parse_path(p, miss), None, "{miss:?}");
-        }
-    }
 }
