@@ -505,6 +505,11 @@ fn demo_prints_curl_lines_that_each_answer_what_their_comment_says() {
                 .stdout,
         )
     };
+    // The deadline line: Cancel-After 1 on a 3 s job ends it canceled, deadline_exceeded.
+    let canceled = shell("url=", "Cancel-After");
+    assert!(canceled.starts_with("HTTP/1.1 200"), "{canceled}");
+    assert!(canceled.contains("\"status\":\"canceled\""), "{canceled}");
+    assert!(canceled.contains("deadline_exceeded"), "{canceled}");
     assert_eq!(
         shell("for i in", "/v1/paid/render").trim(),
         "202 202 202 402"

@@ -97,6 +97,14 @@ pub fn tour(gw: &str, hooks: SocketAddr) -> String {
         id_of("status_url"),
     ));
     out.push_str(&format!(
+        "\n# a deadline: Cancel-After: 1 on a 3 s render; the gateway drops the upstream call \
+         at 1 s and the job ends canceled with error.code deadline_exceeded (its callback and \
+         admission release follow) → 200 with status canceled\n\
+         url=$({} -s -H 'Prefer: respond-async' -H 'Cancel-After: 1' | {}); sleep 2; curl -si \"$url\"\n",
+        post("", "/v1/render", 3).replace("curl -si", "curl"),
+        id_of("status_url"),
+    ));
+    out.push_str(&format!(
         "\n# admission: /v1/paid/render asks the demo balance service first ({} credits); \
          the 4th submit gets the service's own 402 and no job is created \
          → prints 202 202 202 402 (watch this terminal: \"balance: reserved … settled …\")\n\

@@ -1,0 +1,114 @@
+//! The soak's per-minute samples and its verdict table.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::load::Counts;
+use crate::Hooks;
+
+/// One minute's sample.
+pub(crate) struct Row {
+    pub(crate) minute: u64,
+    pub(crate) rss_kib: u64,
+    pub(crate) fds: u64,
+    pub(crate) ok: u64,
+    pub(crate) accepted: u64,
+    pub(crate) called_back: u64,
+    pub(crate) errors: u64,
+}
+
+/// Reads the gateway's RSS and open files, and the totals so far.
+pub(crate) fn sample(minute: u64, pid: u32, counts: &Counts, hooks: &Hooks) -> Row {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    Row {
+        minute,
+        rss_kib,
+        fds,
+        ok: counts.ok.load(Relaxed),
+        accepted: counts.accepted.load(Relaxed),
+        called_back: hooks.seen.lock().map(|s| s.len() as u64).unwrap_or(0),
+        errors: counts.error_total(),
+    }
+}
+
+/// A row as printed while the soak runs.
+pub(crate) fn line(r: &Row) -> String {
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} |",
+        r.minute, r.rss_kib, r.fds, r.ok, r.accepted, r.called_back, r.errors
+    )
+}
+
+/// `prefer_gateway_config_reloads_total{outcome="applied"}` from a /metrics scrape.
+pub(crate) fn reloads_applied(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("prefer_gateway_config_reloads_total") && l.contains("applied"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The verdict and the markdown that goes to bench/results/.
+pub(crate) struct Verdict {
+    pub(crate) ok: bool,
+    pub(crate) markdown: String,
+}
+
+/// (max − min) / min over minutes 10..=end, in percent.
+fn spread(rows: &[Row], f: impl Fn(&Row) -> u64) -> (u64, u64, f64) {
+    let vals: Vec<u64> = rows.iter().filter(|r| r.minute >= 10).map(f).collect();
+    let (min, max) = (
+        vals.iter().copied().min().unwrap_or(0),
+        vals.iter().copied().max().unwrap_or(0),
+    );
+    let pct = if min == 0 {
+        0.0
+    } else {
+        (max - min) as f64 * 100.0 / min as f64
+    };
+    (min, max, pct)
+}
+
+/// Checks the run: no errors, nothing lost, every reload applied, RSS and fds flat.
+pub(crate) fn finish(
+    rows: &[Row],
+    counts: &Counts,
+    hooks: &Hooks,
+    reloads: u64,
+    applied: u64,
+) -> Verdict {
+    let accepted = counts.accepted.load(Relaxed);
+    let called = hooks.seen.lock().map(|s| s.len() as u64).unwrap_or(0);
+    let lost = accepted.saturating_sub(called);
+    let errors = counts.error_total();
+    let (rmin, rmax, rpct) = spread(rows, |r| r.rss_kib);
+    let (fmin, fmax, fpct) = spread(rows, |r| r.fds);
+    let long = rows.len() >= 11;
+    let ok =
+        errors == 0 && lost == 0 && applied >= reloads && (!long || (rpct <= 10.0 && fpct <= 10.0));
+    let mut md = String::from("| minute | RSS KiB | open fds | 200s (proxy, waiters, sync) | jobs accepted | callbacks (distinct jobs) | errors |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        md.push_str(&line(r));
+        md.push('\n');
+    }
+    md.push_str(&format!(
+        "\n- errors outside the contract: **{errors}**\n- jobs accepted {accepted}, called back {called}, lost **{lost}**, repeated callbacks {}\n- job status reads `succeeded`: {}\n- reloads sent {reloads}, applied {applied}\n- RSS minutes 10–{end}: {rmin}–{rmax} KiB (spread {rpct:.1} %)\n- open fds minutes 10–{end}: {fmin}–{fmax} (spread {fpct:.1} %)\n- verdict: **{}**\n",
+        hooks.repeats.load(Relaxed),
+        counts.status_reads.load(Relaxed),
+        if ok { "pass" } else { "FAIL" },
+        end = rows.last().map_or(0, |r| r.minute),
+    ));
+    if let Ok(e) = counts.errors.lock() {
+        for (kind, (n, detail)) in e.iter() {
+            md.push_str(&format!("- error `{kind}`: {n} (first: {detail})\n"));
+        }
+    }
+    Verdict { ok, markdown: md }
+}
