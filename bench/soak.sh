@@ -10,10 +10,11 @@
 #   bench/soak.sh                         # 60 minutes, 200 proxy/s, 20 waiters/s, 20 jobs/s, 5 sync/s
 #   MINUTES=12 bench/soak.sh              # a short look (the flatness check needs ≥ 11 minutes)
 #   SOAK_ARGS="--proxy 500 --jobs 50" bench/soak.sh
+#   SKIP_BUILD=1 bench/soak.sh           # run the binaries already built
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-60}
-cargo build --release --bin prefer-gateway --example soak
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --bin prefer-gateway --example soak
 target="${CARGO_TARGET_DIR:-target}"
 out="bench/results/soak-$(date -u +%Y%m%d-%H%M).md"
 read -r -a extra <<<"${SOAK_ARGS:-}"
