@@ -4,7 +4,7 @@
 //! `redis-server` the case starts itself (`support/redis.rs`: a free port, a temporary
 //! directory, killed on drop; one server per case, and a key prefix naming the case), so
 //! the three cannot drift apart. Deadlines (`job_store/deadlines.rs`), listing and purging (`job_store/listing.rs`,
-//! `job_store/purging.rs`) are shared cases too. After the shared suite: what only a file-backed store can
+//! `job_store/purging.rs`) and queue positions (`job_store/queue.rs`) are shared cases too. After the shared suite: what only a file-backed store can
 //! show (reopening, schema versions and migrations, corrupt rows), in
 //! `job_store/sqlite_file.rs` and (files from before admission deliveries)
 //! `job_store/sqlite_v3_file.rs`, and what only the shared Redis store can (restarts,
@@ -35,6 +35,8 @@ mod limits;
 mod listing;
 #[path = "job_store/purging.rs"]
 mod purging;
+#[path = "job_store/queue.rs"]
+mod queue;
 #[path = "job_store/redis_deliveries.rs"]
 mod redis_deliveries;
 #[path = "job_store/redis_listing.rs"]
@@ -297,4 +299,7 @@ suite!(
     deadlines::deadline_round_trips,
     deadlines::deadline_cancel_is_a_cancel_with_its_own_reason,
     deadlines::client_cancel_keeps_its_reason,
+    queue::positions_follow_claim_order_across_tenants,
+    queue::a_cancel_ahead_moves_the_queue_up,
+    queue::a_recovered_job_goes_back_to_its_place,
 );

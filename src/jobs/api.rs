@@ -4,7 +4,9 @@
 //! - `GET` on `[jobs].path` itself → a page of the caller's jobs, newest first, with a
 //!   cursor for the next; `DELETE {id}?purge=true` → deletes a finished job at once
 //!   (`204`). Both are in [`super::listing`].
-//! - `GET {id}` → `200` status document (`Retry-After: 1` while not terminal). With
+//! - `GET {id}` → `200` status document; while not terminal with `Retry-After` and, when
+//!   pending, `queue_position` (see [`super::pace`]; the canceled job a `DELETE` answers
+//!   and a redelivered finished job carry neither). With
 //!   `Prefer: wait=N` it long-polls until the job is terminal or N seconds pass
 //!   (`Preference-Applied: wait=N`; N is capped by `[defaults].max_wait`). With
 //!   `Accept: text/event-stream` it streams the job's state changes instead
@@ -56,7 +58,7 @@ use crate::drain::Drain;
 use crate::prefer::{Preferences, PREFERENCE_APPLIED};
 use crate::problem::Problem;
 use crate::signed_url::{LinkError, LinkParams};
-use crate::store::document;
+use crate::store::document::{self, Progress};
 use crate::store::model::Job;
 use crate::store::{Canceled, Lookup, Redeliver};
 use crate::webhook::deliver::Deliverer;
@@ -162,7 +164,8 @@ async fn status<B>(
     .map_err(store_down)?;
     let mut resp = match found {
         Lookup::Found(job) => {
-            document::status_response(&engine.links(&job, base), &job, StatusCode::OK)
+            let progress = engine.progress(&job).await;
+            document::status_response(&engine.links(&job, base), &job, StatusCode::OK, &progress)
         }
         Lookup::Expired => return Err(Problem::JobExpired),
         Lookup::Missing => return Err(Problem::JobNotFound),
@@ -194,9 +197,15 @@ async fn stream<B>(
     match found {
         Lookup::Found(job) => {
             let last = events::last_event_id(req.headers());
+            let position = if events::event_id(&job) > last {
+                engine.progress(&job).await.queue_position
+            } else {
+                None
+            };
             Ok(events::respond(
                 engine,
                 &job,
+                position,
                 tenant,
                 base.to_owned(),
                 last,
@@ -221,7 +230,7 @@ async fn fetch_result<B>(
         .await
         .map_err(store_down)?
     {
-        Lookup::Found(job) => result_of(engine, &job, base),
+        Lookup::Found(job) => result_of(engine, &job, base).await,
         Lookup::Expired => Err(Problem::JobExpired),
         Lookup::Missing => Err(Problem::JobNotFound),
     }
@@ -257,14 +266,19 @@ async fn signed_result(
     }
     link.check_expiry(now)
         .map_err(|_| Problem::SignatureExpired)?;
-    result_of(engine, &job, base)
+    result_of(engine, &job, base).await
 }
 
 /// The result of a job the caller may read: the stored response replayed verbatim; `202`
 /// with the status document while unfinished; `409` when it ended without a response.
-fn result_of(engine: &Engine, job: &Job, base: &str) -> Result<Response<Body>, Problem> {
+async fn result_of(engine: &Engine, job: &Job, base: &str) -> Result<Response<Body>, Problem> {
     if !job.status.is_terminal() {
-        return Ok(document::result_pending(&engine.links(job, base), job));
+        let progress = engine.progress(job).await;
+        return Ok(document::result_pending(
+            &engine.links(job, base),
+            job,
+            &progress,
+        ));
     }
     match &job.response {
         Some(stored) => Ok(document::replay(stored)),
@@ -294,6 +308,7 @@ async fn cancel<B>(
                 &engine.links(&job, base),
                 &job,
                 StatusCode::OK,
+                &Progress::default(),
             ))
         }
         Canceled::AlreadyTerminal(job) => Err(Problem::JobFinished(job.status.as_str())),
@@ -321,6 +336,7 @@ async fn redeliver<B>(
                 &engine.links(&job, base),
                 &job,
                 StatusCode::ACCEPTED,
+                &Progress::default(),
             ))
         }
         Redeliver::NotFinished(_) => Err(Problem::CannotRedeliver(

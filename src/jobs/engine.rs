@@ -59,6 +59,8 @@ pub struct Engine {
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
     /// Queue deadlines of the jobs this process accepted (see `deadlines`).
     queue_timers: deadlines::QueueTimers,
+    /// Run-time estimates per route, for `Retry-After` (see [`super::pace`]).
+    pub(crate) pace: super::pace::Pace,
 }
 
 /// What the engine is made of.
@@ -99,6 +101,7 @@ impl Engine {
             changes: Mutex::default(),
             cancels: Mutex::default(),
             queue_timers: deadlines::QueueTimers::default(),
+            pace: super::pace::Pace::default(),
         });
         let n = engine
             .recover(single_process)

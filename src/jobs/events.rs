@@ -17,7 +17,10 @@
 //! ```
 //!
 //! `data` is the status document exactly as the plain `GET` returns it
-//! ([`crate::store::document::status_doc`]), compact JSON on one line. The first event is
+//! ([`crate::store::document::live_doc`]), compact JSON on one line: a `pending` event
+//! carries the job's `queue_position` as it was when the event was written. A position
+//! that moves is not a new event (the ids name states, see below, and a resumed stream
+//! must not replay a pending state); a client that wants it live reads the plain `GET`. The first event is
 //! the state at connect time; after that an event is sent whenever a read shows a state
 //! with a higher id than the last one sent, so states a job passed through between two
 //! reads are not replayed (the terminal one always is: it ends the stream). A `: heartbeat`
@@ -69,7 +72,7 @@ use super::engine::Engine;
 use crate::body::{Body, Generated};
 use crate::drain::{self, Drain};
 use crate::metrics::{RouteLabel, RouteLabels};
-use crate::store::document;
+use crate::store::document::{self, Progress};
 use crate::store::{Job, JobStatus, Lookup};
 
 /// The media type of a Server-Sent Events stream.
@@ -141,9 +144,14 @@ fn id_of(status: JobStatus, attempts: u32) -> u64 {
     u64::from(attempts) * 2 + rank
 }
 
-/// One `status` event: the job's id, its status document on one line.
-fn render(engine: &Engine, job: &Job, base: &str) -> Bytes {
-    let doc = document::status_doc(&engine.links(job, base), job);
+/// One `status` event: the job's id, its status document (with `position` while
+/// pending) on one line.
+fn render(engine: &Engine, job: &Job, position: Option<u64>, base: &str) -> Bytes {
+    let progress = Progress {
+        queue_position: position,
+        ..Progress::default()
+    };
+    let doc = document::live_doc(&engine.links(job, base), job, &progress);
     // Compact JSON has no raw line breaks (they are escaped inside strings), so the
     // document is one `data:` line.
     let data = serde_json::to_string(&doc).unwrap_or_default();
@@ -153,12 +161,13 @@ fn render(engine: &Engine, job: &Job, base: &str) -> Bytes {
     ))
 }
 
-/// The stream for `job` (already read for `tenant`, after the client's `Last-Event-ID`
-/// `last`): `200 text/event-stream`, or `204` when the job is finished and the client has
-/// seen its last event.
+/// The stream for `job` (already read for `tenant`, at queue `position` when pending,
+/// after the client's `Last-Event-ID` `last`): `200 text/event-stream`, or `204` when the
+/// job is finished and the client has seen its last event.
 pub fn respond(
     engine: &Arc<Engine>,
     job: &Job,
+    position: Option<u64>,
     tenant: String,
     base: String,
     last: u64,
@@ -179,7 +188,7 @@ pub fn respond(
         drain,
         open: None,
     };
-    watch.first = watch.event(job);
+    watch.first = watch.event(job, position);
     let mut resp = if watch.closed && watch.first.is_none() {
         let mut r = Response::new(Body::Empty);
         *r.status_mut() = StatusCode::NO_CONTENT;
@@ -263,7 +272,8 @@ impl Drop for Open {
 
 /// What one read of the job found, for the stream.
 enum Read {
-    Job(Box<Job>),
+    /// The job, and its queue position when it is pending.
+    Job(Box<Job>, Option<u64>),
     /// Expired or gone: the stream ends (a reconnect gets the `410` or `404`).
     Gone,
     /// The store did not answer: the next tick tries again.
@@ -273,7 +283,7 @@ enum Read {
 impl Watch {
     /// The event for `job`'s state if the client has not seen it; marks the stream closed
     /// once the state is terminal.
-    fn event(&mut self, job: &Job) -> Option<Bytes> {
+    fn event(&mut self, job: &Job, position: Option<u64>) -> Option<Bytes> {
         let id = event_id(job);
         let terminal = job.status.is_terminal();
         self.closed |= terminal;
@@ -285,7 +295,7 @@ impl Watch {
         // between this read and that registration is then not left to the re-read tick.
         self.read_now = !terminal;
         self.written = Instant::now();
-        Some(render(&self.engine, job, &self.base))
+        Some(render(&self.engine, job, position, &self.base))
     }
 
     async fn read(&self) -> Read {
@@ -295,7 +305,16 @@ impl Watch {
             .get(&self.tenant, &self.id, self.engine.now())
             .await
         {
-            Ok(Lookup::Found(job)) => Read::Job(Box::new(job)),
+            Ok(Lookup::Found(job)) => {
+                // Only a pending state's event shows a position, and only a new state is
+                // sent: the read is skipped for every other state and every re-read.
+                let position = if job.status == JobStatus::Pending && event_id(&job) > self.last {
+                    self.engine.progress(&job).await.queue_position
+                } else {
+                    None
+                };
+                Read::Job(Box::new(job), position)
+            }
             Ok(Lookup::Expired | Lookup::Missing) => Read::Gone,
             Err(e) => {
                 // Counted like every store error; logged quietly, as every open stream
@@ -324,8 +343,8 @@ impl Watch {
             if std::mem::take(&mut self.read_now) {
                 tick = Instant::now() + REREAD;
                 match self.read().await {
-                    Read::Job(job) => {
-                        if let Some(event) = self.event(&job) {
+                    Read::Job(job, position) => {
+                        if let Some(event) = self.event(&job, position) {
                             return Some((event, self));
                         }
                     }

@@ -4,6 +4,7 @@
 //! `sync` route does with them:
 //!
 //! - [`engine`]: store + dispatcher + waiters; [`run`]: one job's upstream call;
+//!   [`pace`]: run-time estimates, queue position and `Retry-After` for status reads;
 //! - [`submit`]: `sync` route requests; [`api`]: `GET`/`DELETE` under `[jobs].path`;
 //!   [`events`]: the live status stream (Server-Sent Events) of `GET {id}`;
 //!   [`listing`]: the list at `[jobs].path` and purging a job;
@@ -13,6 +14,7 @@ pub mod api;
 pub mod engine;
 pub mod events;
 pub mod listing;
+pub mod pace;
 pub mod run;
 pub mod submit;
 pub mod task_cancel;

@@ -6,7 +6,8 @@
 //! the call is in flight the lease is renewed every third of `[jobs].lease`; a cancel — local
 //! (the job API of this process) or seen through a failed renewal — drops the call, and so
 //! does the job's run deadline (`store::deadline`), which then cancels the job as
-//! `deadline_exceeded`.
+//! `deadline_exceeded`. A successful run's wall time feeds the route's run-time estimate
+//! (`super::pace`), which the `Retry-After` of status reads is derived from.
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub async fn run(engine: &Engine, job: Job) {
     let stop = engine.register_run(&job.id);
     let limit = engine.route(&job.route).and_then(|r| r.cfg.max_run_time);
     let run_deadline = deadline::run_deadline(&job, engine.now(), limit);
+    let started = tokio::time::Instant::now();
     // `Err(true)`: the run deadline passed; `Err(false)`: stopped by a cancel.
     let outcome = tokio::select! {
         outcome = call(engine, &job) => Ok(outcome),
@@ -45,6 +47,7 @@ pub async fn run(engine: &Engine, job: Job) {
         engine.finished(&job.id);
         return;
     };
+    let took = started.elapsed();
     let state = match &outcome {
         Outcome::Answered(r) if (200..300).contains(&r.status) => "succeeded",
         _ => "failed",
@@ -63,6 +66,10 @@ pub async fn run(engine: &Engine, job: Job) {
             .unwrap_or_else(|_| Err(StoreError("no answer within 10s".into())));
         match written {
             Ok(stored) => {
+                if stored && state == "succeeded" {
+                    // What the route's next `Retry-After`s are estimated from (`pace`).
+                    engine.pace.record(&job.route, took);
+                }
                 if stored {
                     crate::metrics::get()
                         .jobs_finished

@@ -36,8 +36,8 @@ use crate::mode::Mode;
 use crate::prepare::Prepared;
 use crate::problem::Problem;
 use crate::routes::table::Route;
-use crate::store::document::{self, Shown};
-use crate::store::model::{new_id, JobKind, NewJob, StoredRequest};
+use crate::store::document::{self, Progress, Shown};
+use crate::store::model::{new_id, Job, JobKind, NewJob, StoredRequest};
 use crate::store::{deadline, headers};
 use crate::store::{Created, Lookup, StoreError};
 use crate::upstream::client::HttpClient;
@@ -208,20 +208,28 @@ async fn submit(
         }
     };
     let links = engine.links(&job, &call.base);
+    // The handle's `Retry-After` is the route's run time (no queue read on the submit
+    // path; see `pace`).
+    let handle = |job: &Job| document::accepted(&links, job, engine.retry_after(job, None));
     let (mut resp, shown) = match deadline {
-        None => (document::accepted(&links, &job), Shown::Handle),
+        None => (handle(&job), Shown::Handle),
         Some(deadline) => {
             match waiting(engine, &tenant, &job.id, deadline, call.drain.clone()).await {
                 Ok(Lookup::Found(done)) if done.status.is_terminal() => match &done.response {
                     Some(stored) => (document::replay(stored), Shown::Result),
                     None => (
-                        document::status_response(&links, &done, StatusCode::OK),
+                        document::status_response(
+                            &links,
+                            &done,
+                            StatusCode::OK,
+                            &Progress::default(),
+                        ),
                         Shown::Status,
                     ),
                 },
-                Ok(Lookup::Found(pending)) => (document::accepted(&links, &pending), Shown::Handle),
+                Ok(Lookup::Found(pending)) => (handle(&pending), Shown::Handle),
                 // Swept or unreadable meanwhile: the handle is still the truthful answer.
-                Ok(_) | Err(_) => (document::accepted(&links, &job), Shown::Handle),
+                Ok(_) | Err(_) => (handle(&job), Shown::Handle),
             }
         }
     };

@@ -3,7 +3,7 @@
 //! The status document is the same JSON for `GET {jobs}/{id}`, `DELETE`, a `wait` that ran
 //! out, and the webhook payload (minus its `callback` section):
 //! `{"id","job_id","status","created_at","updated_at","expires_at","status_url",
-//! "deadline"?,"result_url"?,"resourceLocation"?,"download_url"?,"error"?}`.
+//! "deadline"?,"queue_position"?,"result_url"?,"resourceLocation"?,"download_url"?,"error"?}`.
 //!
 //! Every URL in it is absolute: [`Links::prefix`] is the jobs API as the client reaches it
 //! (`https://api.example.com/jobs`, see `pipeline::public`). Beside our own fields it has
@@ -23,6 +23,13 @@
 //! (the URL itself is not echoed: it may carry a token). `deadline` is the client's
 //! `Cancel-After` as a time, when it sent one (the route's `max_queue_time` /
 //! `max_run_time` may end the job earlier; see [`crate::store::deadline`]).
+//!
+//! A status read of an unfinished job (`GET {id}`, the `202` of `GET {id}/result`, a live
+//! status event) adds its [`Progress`]: `queue_position` (pending jobs only: `1` is the
+//! next to start on the route) in the document, and `Retry-After` in seconds (running,
+//! pending) on the response. Both are computed by the job engine (`jobs::pace`); the
+//! webhook payload and the listing's rows carry no position (a listing would pay one store
+//! read per pending row, and a callback is only sent for a finished job).
 
 use http::header::{
     HeaderName, HeaderValue, CONTENT_LOCATION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
@@ -51,6 +58,39 @@ pub struct Links<'a> {
 /// The status URL of job `id` under the job API prefix.
 pub fn status_url(prefix: &str, id: &str) -> String {
     format!("{prefix}/{id}")
+}
+
+/// What a status read adds for an unfinished job (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The job's place on its route's queue (`1` = next); pending jobs only.
+    pub queue_position: Option<u64>,
+    /// Seconds until the client should look again (≥ 1); sent while not terminal.
+    pub retry_after: u64,
+}
+
+impl Default for Progress {
+    /// No position, `Retry-After: 1`.
+    fn default() -> Progress {
+        Progress {
+            queue_position: None,
+            retry_after: 1,
+        }
+    }
+}
+
+/// The status document with `progress`: `queue_position` added while the job is pending.
+pub fn live_doc(links: &Links<'_>, job: &Job, progress: &Progress) -> Value {
+    let mut doc = status_doc(links, job);
+    if let (JobStatus::Pending, Some(p)) = (job.status, progress.queue_position) {
+        doc["queue_position"] = json!(p);
+    }
+    doc
+}
+
+/// `Retry-After: secs` (at least 1).
+fn retry_after(h: &mut http::HeaderMap, secs: u64) {
+    h.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
 }
 
 /// The status document.
@@ -106,22 +146,28 @@ pub fn status_doc(links: &Links<'_>, job: &Job) -> Value {
     doc
 }
 
-/// A JSON response with `status`; `Retry-After: 1` while the job is not terminal.
-pub fn status_response(links: &Links<'_>, job: &Job, status: StatusCode) -> Response<Body> {
-    let body = serde_json::to_vec(&status_doc(links, job)).unwrap_or_default();
+/// A JSON response with `status`: the document with `progress`, and its `Retry-After`
+/// while the job is not terminal.
+pub fn status_response(
+    links: &Links<'_>,
+    job: &Job,
+    status: StatusCode,
+    progress: &Progress,
+) -> Response<Body> {
+    let body = serde_json::to_vec(&live_doc(links, job, progress)).unwrap_or_default();
     let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if !job.status.is_terminal() {
-        h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        retry_after(h, progress.retry_after);
     }
     resp
 }
 
 /// The `202 Accepted` handle: `{"id","job_id","status","status_url"}` with `Location` and
-/// `Operation-Location` (the status monitor) and `Retry-After: 1`.
-pub fn accepted(links: &Links<'_>, job: &Job) -> Response<Body> {
+/// `Operation-Location` (the status monitor) and `Retry-After: retry_after` seconds.
+pub fn accepted(links: &Links<'_>, job: &Job, retry_after_secs: u64) -> Response<Body> {
     let url = status_url(&links.prefix, &job.id);
     let doc = json!({
         "id": job.id,
@@ -133,7 +179,7 @@ pub fn accepted(links: &Links<'_>, job: &Job) -> Response<Body> {
     *resp.status_mut() = StatusCode::ACCEPTED;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    retry_after(h, retry_after_secs);
     if let Ok(v) = HeaderValue::from_str(&url) {
         h.insert(OPERATION_LOCATION.clone(), v.clone());
         h.insert(LOCATION, v);
@@ -193,15 +239,14 @@ pub fn name_job(
 
 /// `GET {id}/result` while the job runs: `202` with the status document, `Location` (this
 /// result URL: the OData/Azure "Location" monitor polls it until it answers the result)
-/// and `Retry-After: 1`.
-pub fn result_pending(links: &Links<'_>, job: &Job) -> Response<Body> {
-    let mut resp = status_response(links, job, StatusCode::ACCEPTED);
+/// and `Retry-After` (from `progress`).
+pub fn result_pending(links: &Links<'_>, job: &Job, progress: &Progress) -> Response<Body> {
+    let mut resp = status_response(links, job, StatusCode::ACCEPTED, progress);
     let url = format!("{}/result", status_url(&links.prefix, &job.id));
     if let Ok(v) = HeaderValue::from_str(&url) {
         resp.headers_mut().insert(LOCATION, v);
     }
-    resp.headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    retry_after(resp.headers_mut(), progress.retry_after);
     resp
 }
 

@@ -352,6 +352,10 @@ impl JobStore for MemoryStore {
         Ok(self.state().depths())
     }
 
+    async fn queue_position(&self, route: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.state().queue_position(route, id))
+    }
+
     async fn claim_delivery(
         &self,
         kind: DeliveryKind,

@@ -29,6 +29,10 @@
 //! Metrics: [`JobStore::depths`] counts the unfinished jobs per route for `/metrics`, read
 //! at one instant where the store allows it (see each store for how).
 //!
+//! Queue position: [`JobStore::queue_position`] reads a pending job's place on its route's
+//! shared queue (every tenant's jobs, in claim order), from the same pending index `claim`
+//! takes from, so on Redis every replica reports the same number.
+//!
 //! Listing and purge: [`JobStore::list`] pages through one tenant's jobs newest first along
 //! a per-tenant index every store keeps in the same atomic steps that create and delete
 //! jobs; [`JobStore::purge`] deletes a finished job at once, without a tombstone (see
@@ -268,6 +272,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// has any, across all replicas sharing the store, sorted by route. Read-only; cheap
     /// enough to call per scrape (`/metrics`).
     async fn depths(&self) -> Result<Vec<RouteDepth>, StoreError>;
+
+    /// Where pending job `id` of `route` stands in that route's queue: `1` for the next job
+    /// a claim takes, counting every tenant's pending jobs ahead of it in claim order
+    /// (`created_at`, then id). `None` when the job is not pending on `route` (claimed,
+    /// finished, unknown). Read-only and not scoped to a tenant: the caller has read the
+    /// job for its tenant already, and only ever shows that job's own number. The cost is
+    /// the position itself at most (a count over the route's pending index; Redis: `ZRANK`).
+    async fn queue_position(&self, route: &str, id: &str) -> Result<Option<u64>, StoreError>;
 
     /// Ids of jobs that reached a terminal state in *any* process sharing this store, as
     /// they happen (Redis pub/sub), so a waiter on one replica wakes when another replica

@@ -56,6 +56,7 @@
 //! - **Listing** (see `listing`): one script walks the tenant's `P tenant:{tenant}:jobs`
 //!   from the cursor; `create`, `sweep` and `purge` keep that set in the same scripts that
 //!   create and delete jobs, so a listing never `SCAN`s. A purge is one script too.
+//! - **Queue position**: `ZRANK` on `P pending:{route}` (see `queue`).
 //! - **Queue depths** for `/metrics`: `SCAN` finds the queues, one script counts (`depths`).
 //! - **Durability** is the server's: run Redis with `appendonly yes` (and
 //!   `appendfsync always` for "accepted means on disk"); a `202` means Redis has the job.
@@ -65,6 +66,7 @@ mod deliveries;
 mod depths;
 mod feed;
 mod listing;
+mod queue;
 mod scripts;
 
 /// The job-hash codec, for the fuzz target `fuzz/fuzz_targets/record_decode.rs`. Not API.
@@ -348,6 +350,10 @@ impl JobStore for RedisStore {
 
     async fn depths(&self) -> Result<Vec<RouteDepth>, StoreError> {
         depths::depths(self).await
+    }
+
+    async fn queue_position(&self, route: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        queue::position(self, route, id).await
     }
 
     async fn claim_delivery(

@@ -45,6 +45,8 @@
 //!   `SCAN_LIMIT` + 1 of them, then only the chosen jobs, without their bodies. A purge
 //!   deletes the job row and its delivery rows in one `IMMEDIATE` transaction and writes
 //!   no tombstone.
+//! - **Queue position** (see `queue`): the job's row by primary key, then a count over
+//!   `jobs_pending` up to it, in one read transaction; no schema change.
 //! - `renew` moves only the lease, not `updated_at` (it is not a state change).
 //! - Every statement goes through `prepare_cached`; a corrupt row is a [`StoreError`].
 //! - `recover` asks `decide` per *route* before its transaction (the callback is not
@@ -61,6 +63,7 @@ mod group;
 mod list;
 mod migrations;
 mod ops;
+mod queue;
 mod tx;
 
 use std::collections::HashMap;
@@ -305,6 +308,12 @@ impl JobStore for SqliteStore {
             Ok(RouteDepth::tally(counts))
         })
         .await
+    }
+
+    async fn queue_position(&self, route: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        let (route, id) = (route.to_owned(), id.to_owned());
+        self.with(move |conn| queue::position(conn, &route, &id))
+            .await
     }
 
     async fn claim_delivery(

@@ -3,7 +3,8 @@
 //! checks against the route's limit, so every transition into or out of running goes
 //! through these two helpers and the set and the counts cannot disagree. The same counts,
 //! with the pending queues' sizes, are the store's `depths`; and `recover` moves running
-//! jobs whose runner is gone back to pending or to failed.
+//! jobs whose runner is gone back to pending or to failed. A pending job's queue position
+//! is read from the same pending queues.
 
 use super::State;
 use crate::store::model::{Job, JobError, JobStatus, Millis};
@@ -34,6 +35,21 @@ impl State {
     pub(super) fn is_stale(job: &Job, now: Millis, ignore_leases: bool) -> bool {
         job.status == JobStatus::Running
             && (ignore_leases || job.lease_until.is_none_or(|lease| lease < now))
+    }
+
+    /// Pending job `id`'s place on `route`'s queue (`1` = next), counted along the queue
+    /// up to it: O(position), like the SQLite store's count over its index.
+    pub(super) fn queue_position(&self, route: &str, id: &str) -> Option<u64> {
+        let job = self.jobs.get(id)?;
+        if job.status != JobStatus::Pending || job.route != route {
+            return None;
+        }
+        let queue = self.pending.get(route)?;
+        let me = (job.created_at, id.to_owned());
+        if !queue.contains(&me) {
+            return None;
+        }
+        u64::try_from(queue.range(..=me).count()).ok()
     }
 
     /// Pending and running jobs per route: the queues' sizes and the running counts (both
