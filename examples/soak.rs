@@ -310,7 +310,13 @@ async fn main() -> Result<(), BoxError> {
     let mut next_reload = args.reload_every;
     for minute in 1..=args.minutes {
         let until = Duration::from_secs(60 * minute);
+        let mut readings = Vec::with_capacity(60);
+        let mut next_probe = started.elapsed();
         while started.elapsed() < until {
+            if started.elapsed() >= next_probe {
+                readings.push(report::probe(pid));
+                next_probe += Duration::from_secs(1);
+            }
             if started.elapsed() >= next_reload {
                 reloads += 1;
                 std::fs::write(
@@ -324,7 +330,7 @@ async fn main() -> Result<(), BoxError> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let row = report::sample(minute, pid, &counts, &hooks);
+        let row = report::sample(minute, &readings, &counts, &hooks);
         eprintln!("{}", report::line(&row));
         rows.push(row);
     }

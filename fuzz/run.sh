@@ -43,7 +43,7 @@ read -r -a extra <<<"${FUZZ_ARGS:-}"
 build_flags=(--release --debug-assertions --sanitizer "$sanitizer")
 
 all_targets=(prefer_parse mode_resolve config_load callback_guard job_path signed_url record_decode
-    idempotency_key retry_after)
+    idempotency_key retry_after cancel_after)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 max_len() {

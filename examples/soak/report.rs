@@ -5,19 +5,23 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::load::Counts;
 use crate::Hooks;
 
-/// One minute's sample.
+/// One minute's sample: RSS and open files are the medians of one reading a second (a
+/// single reading of open files swings with the requests in flight at that instant),
+/// with the minute's largest reading beside them.
 pub(crate) struct Row {
     pub(crate) minute: u64,
     pub(crate) rss_kib: u64,
+    pub(crate) rss_max: u64,
     pub(crate) fds: u64,
+    pub(crate) fds_max: u64,
     pub(crate) ok: u64,
     pub(crate) accepted: u64,
     pub(crate) called_back: u64,
     pub(crate) errors: u64,
 }
 
-/// Reads the gateway's RSS and open files, and the totals so far.
-pub(crate) fn sample(minute: u64, pid: u32, counts: &Counts, hooks: &Hooks) -> Row {
+/// The gateway's RSS (KiB) and open files now.
+pub(crate) fn probe(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss_kib = status
         .lines()
@@ -27,10 +31,24 @@ pub(crate) fn sample(minute: u64, pid: u32, counts: &Counts, hooks: &Hooks) -> R
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count() as u64)
         .unwrap_or(0);
+    (rss_kib, fds)
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// The minute's row from its per-second `readings` and the totals so far.
+pub(crate) fn sample(minute: u64, readings: &[(u64, u64)], counts: &Counts, hooks: &Hooks) -> Row {
+    let rss: Vec<u64> = readings.iter().map(|r| r.0).collect();
+    let fds: Vec<u64> = readings.iter().map(|r| r.1).collect();
     Row {
         minute,
-        rss_kib,
-        fds,
+        rss_max: rss.iter().copied().max().unwrap_or(0),
+        fds_max: fds.iter().copied().max().unwrap_or(0),
+        rss_kib: median(rss),
+        fds: median(fds),
         ok: counts.ok.load(Relaxed),
         accepted: counts.accepted.load(Relaxed),
         called_back: hooks.seen.lock().map(|s| s.len() as u64).unwrap_or(0),
@@ -41,8 +59,8 @@ pub(crate) fn sample(minute: u64, pid: u32, counts: &Counts, hooks: &Hooks) -> R
 /// A row as printed while the soak runs.
 pub(crate) fn line(r: &Row) -> String {
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} |",
-        r.minute, r.rss_kib, r.fds, r.ok, r.accepted, r.called_back, r.errors
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        r.minute, r.rss_kib, r.rss_max, r.fds, r.fds_max, r.ok, r.accepted, r.called_back, r.errors
     )
 }
 
@@ -93,13 +111,13 @@ pub(crate) fn finish(
     let long = rows.len() >= 11;
     let ok =
         errors == 0 && lost == 0 && applied >= reloads && (!long || (rpct <= 10.0 && fpct <= 10.0));
-    let mut md = String::from("| minute | RSS KiB | open fds | 200s (proxy, waiters, sync) | jobs accepted | callbacks (distinct jobs) | errors |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut md = String::from("| minute | RSS KiB (median) | RSS KiB (max) | open fds (median) | open fds (max) | 200s so far (proxy, waiters, sync) | jobs accepted | callbacks (distinct jobs) | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         md.push_str(&line(r));
         md.push('\n');
     }
     md.push_str(&format!(
-        "\n- errors outside the contract: **{errors}**\n- jobs accepted {accepted}, called back {called}, lost **{lost}**, repeated callbacks {}\n- job status reads `succeeded`: {}\n- reloads sent {reloads}, applied {applied}\n- RSS minutes 10–{end}: {rmin}–{rmax} KiB (spread {rpct:.1} %)\n- open fds minutes 10–{end}: {fmin}–{fmax} (spread {fpct:.1} %)\n- verdict: **{}**\n",
+        "\n- errors outside the contract: **{errors}**\n- jobs accepted {accepted}, called back {called}, lost **{lost}**, repeated callbacks {}\n- job status reads `succeeded`: {}\n- reloads sent {reloads}, applied {applied}\n- RSS (per-minute medians) minutes 10–{end}: {rmin}–{rmax} KiB (spread {rpct:.1} %)\n- open fds (per-minute medians) minutes 10–{end}: {fmin}–{fmax} (spread {fpct:.1} %)\n- verdict: **{}**\n",
         hooks.repeats.load(Relaxed),
         counts.status_reads.load(Relaxed),
         if ok { "pass" } else { "FAIL" },
