@@ -149,7 +149,7 @@ fn job(u: &mut Unstructured<'_>) -> ArbResult<Job> {
             })
         } else {
             None
-        },
+        },        deadline: u.arbitrary()?,
     })
 }
 
