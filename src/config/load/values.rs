@@ -142,11 +142,20 @@ pub(super) fn route_name(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// A route path pattern: starts with `/`, no query or fragment, and valid for matchit 0.8
-/// (checked by inserting it into an empty router).
+/// The most `{` a route path may hold (escaped `{{` count too): matchit 0.8 *panics* past 26
+/// parameters (found by fuzz/config_load), and each parameter opens with a `{`.
+pub const MAX_ROUTE_BRACES: usize = 16;
+
+/// A route path pattern: starts with `/`, no query or fragment, at most [`MAX_ROUTE_BRACES`]
+/// `{`, and valid for matchit 0.8 (checked by inserting it into an empty router).
 pub(super) fn route_path(s: &str) -> Result<String, String> {
     if !s.starts_with('/') {
         return Err(format!("route path {s:?} must start with '/'"));
+    }
+    if s.matches('{').count() > MAX_ROUTE_BRACES {
+        return Err(format!(
+            "route path {s:?} has more than {MAX_ROUTE_BRACES} '{{' (parameters)"
+        ));
     }
     if s.contains(['?', '#']) || s.contains(char::is_whitespace) {
         return Err(format!(
@@ -375,6 +384,11 @@ mod tests {
         assert!(route_path("/a/{x}/{*rest}").is_ok());
         assert!(route_path("/a/{*rest}/b").is_err());
         assert!(route_path("/a/{x").is_err());
+        // fuzz/regressions/config_load/too-many-route-params: matchit panicked past 26.
+        let params = |n: usize| (0..n).map(|i| format!("/{{p{i}}}")).collect::<String>();
+        assert!(route_path(&params(MAX_ROUTE_BRACES)).is_ok());
+        assert!(route_path(&params(MAX_ROUTE_BRACES + 1)).is_err());
+        assert!(route_path(&params(27)).is_err());
         assert!(jobs_path("/").is_err());
         assert!(matches!(
             store("rediss://h:6380/0").unwrap(),
