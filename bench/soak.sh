@@ -21,7 +21,7 @@ read -r -a extra <<<"${SOAK_ARGS:-}"
 {
   echo "# Soak, $(date -u +%Y-%m-%d) — ${MINUTES} min, commit $(git rev-parse --short HEAD)"
   echo
-  echo "Machine: $(nproc) cores; \`bench/soak.sh\` with MINUTES=${MINUTES} ${SOAK_ARGS:-} (rates per second: proxy 200, waiters 20, jobs 20, sync 5 unless overridden). SQLite store."
+  echo "Machine: $(nproc) cores; \`bench/soak.sh\` with MINUTES=${MINUTES} ${SOAK_ARGS:-} (rates per second: proxy 200, waiters 20, jobs 20, sync 5 unless overridden). SQLite store, retention 1 min."
   echo
 } >"$out"
 set +e

@@ -10,7 +10,10 @@
 //!   2 s later (`GET /tasks/{id}` → `running` / `succeeded`), for waiters;
 //! - a **callback receiver** `POST /hook` counting each job's terminal callback once.
 //!
-//! The gateway (the binary given with `--gateway`) runs on a SQLite store in a temp dir.
+//! The gateway (the binary given with `--gateway`) runs on a SQLite store in a temp dir,
+//! with `retention = "1m"`: finished jobs are swept after a minute and their tombstones
+//! after seven, so the store reaches its steady size by minute 10, where the flatness
+//! check starts (with the default retention the file would grow all hour).
 //! Load is open-loop (a request starts on its tick whether or not earlier ones ended):
 //! `--proxy` GETs/s, `--waiters` `Prefer: wait=10` task submits/s (each parked ~2 s),
 //! `--jobs` `Prefer: respond-async` job submits/s with a callback (and one status read per
@@ -218,7 +221,7 @@ upstream_timeout = "30s"
 
 [jobs]
 store = "sqlite:{db}"
-retention = "10m"
+retention = "1m"
 
 [webhooks]
 signing_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -20,7 +20,13 @@ pub(crate) struct Counts {
 impl Counts {
     fn error(&self, kind: String, detail: String) {
         if let Ok(mut e) = self.errors.lock() {
-            e.entry(kind).or_insert((0, detail)).0 += 1;
+            let entry = e.entry(kind.clone()).or_insert((0, String::new()));
+            if entry.0 == 0 {
+                // Printed at once too: a run that is stopped early still says what went wrong.
+                eprintln!("first error {kind:?}: {detail}");
+                entry.1 = detail;
+            }
+            entry.0 += 1;
         }
     }
 
