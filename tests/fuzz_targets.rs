@@ -18,7 +18,10 @@ fn every_fuzz_target_compiles() {
         .arg(root.join("fuzz/Cargo.toml"))
         // Its own directory: no lock contention with the build running this test, and
         // the fuzz workspace's dependency versions never mix with the main build's.
-        .env("CARGO_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-check"))
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-check"),
+        )
         .env_remove("RUSTFLAGS")
         .output()
         .expect("cargo runs");
