@@ -355,7 +355,8 @@ fn outside_reserved_paths(
         return Ok(());
     };
     let why = format!(
-        "while any route runs jobs (a sync route, or a task route with callback or admission: \
+        "while any route runs jobs (a sync route, or a task route with callback, admission or \
+         task.callback: \
          here {:?}, routes[{j}])",
         owner.name
     );
