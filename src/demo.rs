@@ -162,7 +162,10 @@ async fn hooked_submit(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Resp
                 .send()
                 .await;
             match sent {
-                Ok(r) => println!("task callback sent: {id}, the gateway answered {}", r.status()),
+                Ok(r) => println!(
+                    "task callback sent: {id}, the gateway answered {}",
+                    r.status()
+                ),
                 Err(e) => println!("task callback for {id} failed: {e}"),
             }
         });

@@ -387,8 +387,14 @@ fn example_task_callback_lines_load_when_uncommented() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.example.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let on = text
-        .replace("# callback = { json = \"/webhook_url\" }", "callback = { json = \"/webhook_url\" }")
-        .replace("# fallback_poll_interval = \"30s\"", "fallback_poll_interval = \"45s\"");
+        .replace(
+            "# callback = { json = \"/webhook_url\" }",
+            "callback = { json = \"/webhook_url\" }",
+        )
+        .replace(
+            "# fallback_poll_interval = \"30s\"",
+            "fallback_poll_interval = \"45s\"",
+        );
     assert_ne!(on, text, "the example file has the commented lines");
     let cfg = load_str(&on, "example-cb.toml").unwrap();
     let route = cfg.routes.iter().find(|r| r.task.is_some()).unwrap();
@@ -396,5 +402,8 @@ fn example_task_callback_lines_load_when_uncommented() {
     assert_eq!(cb.fallback_poll_interval, secs(45));
     assert!(route.runs_jobs());
     let table = route_table(&cfg);
-    assert!(table.contains("task.callback=json:/webhook_url fallback_poll=45s"), "{table}");
+    assert!(
+        table.contains("task.callback=json:/webhook_url fallback_poll=45s"),
+        "{table}"
+    );
 }

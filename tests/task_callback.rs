@@ -6,9 +6,9 @@
 //! client waiting on another, through Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
 #[path = "task_callback/replicas.rs"]
 mod replicas;
+mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,8 +53,7 @@ pub struct Plan {
 /// `GET /v1/tasks/t-N` → running until `finish_after`, then succeeded.
 pub async fn callback_upstream(plan: Plan) -> (Upstream, Arc<Mutex<Calls>>) {
     let calls: Arc<Mutex<Calls>> = Arc::default();
-    let started: Arc<Mutex<std::collections::HashMap<String, std::time::Instant>>> =
-        Arc::default();
+    let started: Arc<Mutex<std::collections::HashMap<String, std::time::Instant>>> = Arc::default();
     let next = Arc::new(AtomicU64::new(0));
     let log = Arc::clone(&calls);
     let up = Upstream::start(move |s: Seen| {
@@ -95,7 +94,11 @@ pub async fn callback_upstream(plan: Plan) -> (Upstream, Arc<Mutex<Calls>>) {
                         });
                     }
                 }
-                return reply(202, &format!(r#"{{"taskId":"{id}","status":"pending"}}"#), &[]);
+                return reply(
+                    202,
+                    &format!(r#"{{"taskId":"{id}","status":"pending"}}"#),
+                    &[],
+                );
             }
             let id = s.uri.rsplit('/').next().unwrap_or("").to_owned();
             let at = started.lock().unwrap().get(&id).copied();
@@ -216,7 +219,11 @@ async fn answered_by_the_callback(store: &str, prefer: &str) {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "succeeded");
     assert_eq!(body["result"]["url"], "u/t-1");
-    assert_eq!(status_polls(&up), 0, "a callback-driven wait made a status poll");
+    assert_eq!(
+        status_polls(&up),
+        0,
+        "a callback-driven wait made a status poll"
+    );
     // The submit kept the client's fields and got the gateway's URL.
     let submitted: Value = serde_json::from_slice(&up.seen()[0].body).unwrap();
     assert_eq!(submitted["prompt"], "a cat");
@@ -236,9 +243,29 @@ async fn answered_by_the_callback(store: &str, prefer: &str) {
     // A forged token on the real id, a made-up id, a wrong method.
     let (base, _) = url.rsplit_once('/').unwrap();
     let forged = format!("{base}/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    problem(client().post(&forged).body(done("t-1")).send().await.unwrap(), 404, "task-callback-unknown").await;
+    problem(
+        client()
+            .post(&forged)
+            .body(done("t-1"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "task-callback-unknown",
+    )
+    .await;
     let unknown = format!("{prefix}0190c2d0-0000-7000-8000-000000000000/upstream-callback/x");
-    problem(client().post(&unknown).body(done("t-1")).send().await.unwrap(), 404, "task-callback-unknown").await;
+    problem(
+        client()
+            .post(&unknown)
+            .body(done("t-1"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "task-callback-unknown",
+    )
+    .await;
     let get = client().get(&url).send().await.unwrap();
     assert_eq!(get.headers()["allow"], "POST");
     problem(get, 405, "method-not-allowed").await;
@@ -286,7 +313,10 @@ async fn async_submits_are_watched_and_completed_by_the_callback_header() {
     assert_eq!(h["preference-applied"], "respond-async");
     let monitor = h["operation-location"].clone();
     assert_eq!(up.seen()[0].body.as_ref(), b"raw bytes, not JSON");
-    let sent = up.seen()[0].headers["x-callback-url"].to_str().unwrap().to_owned();
+    let sent = up.seen()[0].headers["x-callback-url"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(sent.contains("/upstream-callback/"), "{sent}");
     let doc: Value = client()
         .get(&monitor)
@@ -353,7 +383,12 @@ async fn progress_notes_bad_and_oversized_bodies_leave_the_operation_open() {
         rewrite_base: None,
     };
     let (up, calls) = callback_upstream(plan).await;
-    let cfg = config("memory", r#"{ json = "/webhook_url" }"#, "30s", "max_body = \"1KiB\"");
+    let cfg = config(
+        "memory",
+        r#"{ json = "/webhook_url" }"#,
+        "30s",
+        "max_body = \"1KiB\"",
+    );
     let gw = Gateway::start(&cfg, &up.url()).await;
     let resp = submit(&gw, "respond-async", "{}").await;
     assert_eq!(resp.status(), 202);
@@ -365,9 +400,24 @@ async fn progress_notes_bad_and_oversized_bodies_leave_the_operation_open() {
         serde_json::from_str::<Value>(&text).unwrap(),
         serde_json::json!({"completed": false, "state": "running"})
     );
-    problem(client().post(&url).body(r#"{"no":"state"}"#).send().await.unwrap(), 400, "task-callback-body").await;
+    problem(
+        client()
+            .post(&url)
+            .body(r#"{"no":"state"}"#)
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "task-callback-body",
+    )
+    .await;
     let big = format!(r#"{{"status":"succeeded","pad":"{}"}}"#, "x".repeat(2048));
-    problem(client().post(&url).body(big).send().await.unwrap(), 413, "body-too-large").await;
+    problem(
+        client().post(&url).body(big).send().await.unwrap(),
+        413,
+        "body-too-large",
+    )
+    .await;
     let doc: Value = client()
         .get(&monitor)
         .header("x-api-key", "acme")
@@ -399,11 +449,15 @@ async fn progress_notes_bad_and_oversized_bodies_leave_the_operation_open() {
 fn a_config_with_fallback_poll_interval_but_no_callback_is_refused() {
     let cfg = config("memory", r#"{ json = "/webhook_url" }"#, "30s", "")
         .replace("callback = { json = \"/webhook_url\" }\n", "");
-    let err = prefer_gateway::config::load_str(&cfg.replace("{up}", "http://127.0.0.1:9"), "t.toml")
-        .unwrap_err()
-        .to_string();
+    let err =
+        prefer_gateway::config::load_str(&cfg.replace("{up}", "http://127.0.0.1:9"), "t.toml")
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("routes[0].task"), "{err}");
-    assert!(err.contains("fallback_poll_interval applies only with task.callback"), "{err}");
+    assert!(
+        err.contains("fallback_poll_interval applies only with task.callback"),
+        "{err}"
+    );
 }
 
 /// A client's own callback (`routes[].callback`, signed webhooks) rides on the watch: the
@@ -428,14 +482,25 @@ allow_networks = ["127.0.0.0/8"]
 "#;
     // The client's URL and the gateway's share the body member: the client's is taken off
     // (routes[].callback) before the gateway's goes in.
-    let cfg = config("memory", r#"{ json = "/webhook_url" }"#, "30s", "callback = { json = \"/webhook_url\" }")
-        .replace("[jobs]", &format!("{webhooks}\n[jobs]"));
+    let cfg = config(
+        "memory",
+        r#"{ json = "/webhook_url" }"#,
+        "30s",
+        "callback = { json = \"/webhook_url\" }",
+    )
+    .replace("[jobs]", &format!("{webhooks}\n[jobs]"));
     let gw = Gateway::start(&cfg, &up.url()).await;
     let body = format!(r#"{{"prompt":"x","webhook_url":"{}/hook"}}"#, hooks.url());
     let resp = submit(&gw, "respond-async", &body).await;
     assert_eq!(resp.status(), 202);
     let sent: Value = serde_json::from_slice(&up.seen()[0].body).unwrap();
-    assert!(sent["webhook_url"].as_str().unwrap().contains("/upstream-callback/"), "{sent}");
+    assert!(
+        sent["webhook_url"]
+            .as_str()
+            .unwrap()
+            .contains("/upstream-callback/"),
+        "{sent}"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while hooks.count("/hook") == 0 {
         assert!(std::time::Instant::now() < deadline, "no webhook delivered");

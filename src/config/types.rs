@@ -96,7 +96,8 @@ impl JsonPointer {
                 Value::Object(map) => map
                     .entry(t.clone())
                     .or_insert_with(|| Value::Object(serde_json::Map::new())),
-                Value::Array(items) => match t.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Value::Array(items) => match t.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+                {
                     Some(item) => item,
                     None => return false,
                 },
@@ -108,13 +109,15 @@ impl JsonPointer {
                 map.insert(last.clone(), value);
                 true
             }
-            Value::Array(items) => match last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
-                Some(item) => {
-                    *item = value;
-                    true
+            Value::Array(items) => {
+                match last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(item) => {
+                        *item = value;
+                        true
+                    }
+                    None => false,
                 }
-                None => false,
-            },
+            }
             _ => false,
         }
     }

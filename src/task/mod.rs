@@ -216,7 +216,7 @@ async fn run(
                     let headers = &mut parts.headers;
                     let _stored =
                         watch::register(engine, &route.cfg, watched, &target, headers, &call.base)
-                        .await;
+                            .await;
                 }
             }
             Response::from_parts(parts, Body::full(accepted_body))

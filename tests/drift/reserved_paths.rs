@@ -147,5 +147,10 @@ fn a_route_under_the_jobs_path_is_a_config_error_whenever_jobs_run() {
         task(""),
         proxy("/jobs/{id}/upstream-callback/{token}")
     );
-    refused_at_load(&text, 1, "/jobs/{id}/upstream-callback/{token}", "jobs.path");
+    refused_at_load(
+        &text,
+        1,
+        "/jobs/{id}/upstream-callback/{token}",
+        "jobs.path",
+    );
 }

@@ -32,13 +32,23 @@ pub async fn a_callback_watch_keeps_its_token_hash_and_completes_once(store: Sto
     assert_eq!(seen.tenant, "acme");
     // A callback before the claim cannot complete it (the receiver waits for the claim).
     let done = Outcome::Answered(response(200));
-    assert!(!store.complete(&a.id, done.clone(), RET, T0 + 2).await.unwrap());
+    assert!(!store
+        .complete(&a.id, done.clone(), RET, T0 + 2)
+        .await
+        .unwrap());
     let mut claimed = Vec::new();
-    while let Some(job) = store.claim("edit", NO_LIMIT, T0 + 60_000, T0 + 3).await.unwrap() {
+    while let Some(job) = store
+        .claim("edit", NO_LIMIT, T0 + 60_000, T0 + 3)
+        .await
+        .unwrap()
+    {
         claimed.push(job.id);
     }
     assert!(claimed.contains(&a.id));
-    assert!(store.complete(&a.id, done.clone(), RET, T0 + 4).await.unwrap());
+    assert!(store
+        .complete(&a.id, done.clone(), RET, T0 + 4)
+        .await
+        .unwrap());
     // The repeat (or the fallback poll racing it) changes nothing.
     assert!(!store.complete(&a.id, done, RET, T0 + 5).await.unwrap());
     let Lookup::Found(after) = store.get_unscoped(&a.id, T0 + 6).await.unwrap() else {

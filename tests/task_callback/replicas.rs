@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::support::client;
 use super::support::process::GatewayProcess;
 use super::support::redis::RedisServer;
-use super::support::client;
 use super::{callback_upstream, Plan, Via};
 
 #[tokio::test]
@@ -18,9 +18,14 @@ async fn a_callback_to_one_replica_answers_a_client_waiting_on_another() {
     // B must exist before the upstream is told where to call back: its address first.
     let write = |name: &str, up: &str| {
         let path = dir.path().join(name);
-        let text = super::config(&redis.url().to_string(), r#"{ json = "/webhook_url" }"#, "30s", "")
-            .replace("{up}", up)
-            .replace("[jobs]", "[server]\nlisten = \"127.0.0.1:0\"\n\n[jobs]");
+        let text = super::config(
+            redis.url().as_ref(),
+            r#"{ json = "/webhook_url" }"#,
+            "30s",
+            "",
+        )
+        .replace("{up}", up)
+        .replace("[jobs]", "[server]\nlisten = \"127.0.0.1:0\"\n\n[jobs]");
         std::fs::write(&path, text).unwrap();
         path
     };
@@ -48,7 +53,11 @@ async fn a_callback_to_one_replica_answers_a_client_waiting_on_another() {
     assert_eq!(body["status"], "succeeded", "{body}");
     assert_eq!(body["result"]["url"], "u/t-1");
     let calls = calls.lock().unwrap();
-    assert!(calls.urls[0].starts_with(&a.url("/jobs/")), "{}", calls.urls[0]);
+    assert!(
+        calls.urls[0].starts_with(&a.url("/jobs/")),
+        "{}",
+        calls.urls[0]
+    );
     assert_eq!(calls.answers[0].0, 200, "B refused: {:?}", calls.answers[0]);
     assert_eq!(up.count("/v1/tasks/"), 0, "no status poll");
 }

@@ -225,7 +225,10 @@ fn route(
     // operation for its callback. Refused rather than ignored, so nobody relies on links
     // that never come.
     let on = r.signed_results.as_ref().filter(|b| *b.get_ref());
-    let driven = r.task.as_ref().is_some_and(|t| t.get_ref().callback.is_some());
+    let driven = r
+        .task
+        .as_ref()
+        .is_some_and(|t| t.get_ref().callback.is_some());
     if let (RouteKind::Task, None, false, Some(on)) = (kind, &r.callback, driven, on) {
         let msg = "`signed_results` needs jobs: a task route makes one only with `callback` \
                    or `task.callback`"

@@ -92,7 +92,12 @@ async fn receive(
         return Ok(ack(StatusCode::ACCEPTED, false, &state));
     }
     let headers = content_type
-        .map(|ct| vec![("content-type".to_owned(), bytes::Bytes::copy_from_slice(ct.as_bytes()))])
+        .map(|ct| {
+            vec![(
+                "content-type".to_owned(),
+                bytes::Bytes::copy_from_slice(ct.as_bytes()),
+            )]
+        })
         .unwrap_or_default();
     let outcome = Outcome::Answered(StoredResponse {
         status: 200,
@@ -145,7 +150,12 @@ async fn complete(engine: &Engine, job: &Job, outcome: Outcome) -> Result<(), Pr
     loop {
         let done = engine
             .store
-            .complete(&job.id, outcome.clone(), engine.retention_ms(), engine.now())
+            .complete(
+                &job.id,
+                outcome.clone(),
+                engine.retention_ms(),
+                engine.now(),
+            )
             .await
             .map_err(unavailable)?;
         if done {
