@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::support::client;
 use super::support::process::GatewayProcess;
 use super::support::redis::RedisServer;
-use super::{callback_upstream, Plan, Via};
+use super::upstream::{callback_upstream, config, Plan, Via};
 
 #[tokio::test]
 async fn a_callback_to_one_replica_answers_a_client_waiting_on_another() {
@@ -18,7 +18,7 @@ async fn a_callback_to_one_replica_answers_a_client_waiting_on_another() {
     // B must exist before the upstream is told where to call back: its address first.
     let write = |name: &str, up: &str| {
         let path = dir.path().join(name);
-        let text = super::config(
+        let text = config(
             redis.url().as_ref(),
             r#"{ json = "/webhook_url" }"#,
             "30s",
