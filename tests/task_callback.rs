@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{client, header_map, reply, Gateway, Seen, Upstream};
-use upstream::{callback_upstream, config, done, post, Plan, Via};
+use upstream::{callback_upstream, config, done, first_answer, post, Plan, Via};
 
 fn status_polls(up: &Upstream) -> usize {
     up.count("/v1/tasks/")
@@ -54,6 +54,7 @@ async fn answered_by_the_callback(store: &str, prefer: &str) {
         call_back_after: Some(Duration::from_millis(300)),
         finish_after: Duration::from_secs(3600),
         rewrite_base: None,
+        answer_after: Duration::ZERO,
     };
     let (up, calls) = callback_upstream(plan).await;
     let cfg = config(store, r#"{ json = "/webhook_url" }"#, "30s", "");
@@ -81,7 +82,7 @@ async fn answered_by_the_callback(store: &str, prefer: &str) {
     let prefix = format!("http://{}/jobs/", gw.addr);
     assert!(url.starts_with(&prefix), "{url}");
     assert!(url.contains("/upstream-callback/"), "{url}");
-    let (status, text) = calls.lock().unwrap().answers[0].clone();
+    let (status, text) = first_answer(&calls).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(
         serde_json::from_str::<Value>(&text).unwrap(),
@@ -144,6 +145,7 @@ async fn async_submits_are_watched_and_completed_by_the_callback_header() {
         call_back_after: Some(Duration::from_millis(300)),
         finish_after: Duration::from_secs(3600),
         rewrite_base: None,
+        answer_after: Duration::ZERO,
     };
     let (up, calls) = callback_upstream(plan).await;
     let cfg = config("memory", r#"{ header = "X-Callback-Url" }"#, "30s", "");
@@ -189,7 +191,7 @@ async fn async_submits_are_watched_and_completed_by_the_callback_header() {
         .await
         .unwrap();
     assert_eq!(result["result"]["url"], "u/t-1");
-    assert_eq!(calls.lock().unwrap().answers[0].0, 200);
+    assert_eq!(first_answer(&calls).await.0, 200);
     assert_eq!(status_polls(&up), 0);
     gw.shutdown().await;
 }
@@ -203,6 +205,7 @@ async fn the_fallback_poll_completes_an_operation_whose_callback_never_comes() {
         call_back_after: None,
         finish_after: Duration::from_millis(500),
         rewrite_base: None,
+        answer_after: Duration::ZERO,
     };
     let (up, calls) = callback_upstream(plan).await;
     let cfg = config("memory", r#"{ json = "/hook/url" }"#, "300ms", "");
@@ -231,6 +234,7 @@ async fn progress_notes_bad_and_oversized_bodies_leave_the_operation_open() {
         call_back_after: None,
         finish_after: Duration::from_secs(3600),
         rewrite_base: None,
+        answer_after: Duration::ZERO,
     };
     let (up, calls) = callback_upstream(plan).await;
     let cfg = config(
@@ -320,6 +324,7 @@ async fn the_clients_webhook_is_delivered_from_the_upstreams_callback() {
         call_back_after: Some(Duration::from_millis(300)),
         finish_after: Duration::from_secs(3600),
         rewrite_base: None,
+        answer_after: Duration::ZERO,
     };
     let (up, _calls) = callback_upstream(plan).await;
     let hooks = Upstream::start(|_s: Seen| async { reply(200, "", &[]) }).await;
@@ -375,6 +380,7 @@ async fn a_callback_saves_every_poll_a_polling_route_makes() {
         call_back_after: Some(Duration::from_secs(1)),
         finish_after: Duration::from_secs(1),
         rewrite_base: None,
+        answer_after: Duration::ZERO,
     };
     let (up, _) = callback_upstream(plan).await;
     let driven = Gateway::start(
@@ -396,4 +402,27 @@ async fn a_callback_saves_every_poll_a_polling_route_makes() {
     assert_eq!(by_callback, 0);
     driven.shutdown().await;
     polling.shutdown().await;
+}
+
+/// An upstream whose callback reaches the gateway before its own `202` does (sent at once,
+/// the `202` held 500 ms): the callback is held until the watch is stored, then completes
+/// it — the client is answered by it, with no poll.
+#[tokio::test]
+async fn a_callback_that_beats_the_202_is_held_until_the_watch_is_stored() {
+    let plan = Plan {
+        from: Via::Json,
+        call_back_after: Some(Duration::ZERO),
+        finish_after: Duration::from_secs(3600),
+        rewrite_base: None,
+        answer_after: Duration::from_millis(500),
+    };
+    let (up, calls) = callback_upstream(plan).await;
+    let cfg = config("memory", r#"{ json = "/webhook_url" }"#, "30s", "");
+    let gw = Gateway::start(&cfg, &up.url()).await;
+    let resp = submit(&gw, "wait=10", "{}").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "succeeded");
+    assert_eq!(first_answer(&calls).await.0, 200);
+    assert_eq!(status_polls(&up), 0);
+    gw.shutdown().await;
 }

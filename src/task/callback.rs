@@ -47,8 +47,8 @@
 //!
 //! | answer | when |
 //! |---|---|
-//! | `200` `{"accepted":true,"status":"succeeded"}` | terminal state: the operation is completed now |
-//! | `202` `{"accepted":true,"status":"running"}` | not terminal: taken as a progress note, nothing changes, the URL stays valid |
+//! | `200` `{"completed":true,"state":"succeeded"}` | terminal state: the operation is completed now |
+//! | `202` `{"completed":false,"state":"running"}` | not terminal: taken as a progress note, nothing changes, the URL stays valid |
 //! | `400 task-callback-body` | no readable state at `task.state`; the operation stays open |
 //! | `404 task-callback-unknown` | unknown id, not a callback-driven watch, or the token's hash differs |
 //! | `405` (`Allow: POST`) | another method |
@@ -63,7 +63,12 @@
 //! before its own `202` reached the gateway) is held: the id is a UUIDv7, so for an id
 //! minted within the last [`EARLY_GRACE`] the store is re-read every 100 ms until then;
 //! older unknown ids are `404` at once. Should even that miss, the fallback poll completes
-//! the operation.
+//! the operation. (An upstream that waits for the answer to its callback before it sends
+//! its own `202` cannot be served: the watch only exists after that `202`, so its
+//! callback gets `404` after the grace and the fallback poll completes the operation.)
+//!
+//! The callback endpoint takes no tenant header — the token is the credential — so under
+//! `server.tenant_rate` its calls are counted by the upstream's address.
 
 pub mod receive;
 

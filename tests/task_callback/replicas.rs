@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::support::client;
 use super::support::process::GatewayProcess;
 use super::support::redis::RedisServer;
-use super::upstream::{callback_upstream, config, Plan, Via};
+use super::upstream::{callback_upstream, config, first_answer, Plan, Via};
 
 #[tokio::test]
 async fn a_callback_to_one_replica_answers_a_client_waiting_on_another() {
@@ -36,6 +36,7 @@ async fn a_callback_to_one_replica_answers_a_client_waiting_on_another() {
         call_back_after: Some(Duration::from_millis(300)),
         finish_after: Duration::from_secs(3600),
         rewrite_base: Some(b.url("")),
+        answer_after: Duration::ZERO,
     };
     let (up, calls) = callback_upstream(plan).await;
     let a = GatewayProcess::start(&write("a.toml", &up.url()));
@@ -52,12 +53,9 @@ async fn a_callback_to_one_replica_answers_a_client_waiting_on_another() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "succeeded", "{body}");
     assert_eq!(body["result"]["url"], "u/t-1");
-    let calls = calls.lock().unwrap();
-    assert!(
-        calls.urls[0].starts_with(&a.url("/jobs/")),
-        "{}",
-        calls.urls[0]
-    );
-    assert_eq!(calls.answers[0].0, 200, "B refused: {:?}", calls.answers[0]);
+    let url = calls.lock().unwrap().urls[0].clone();
+    assert!(url.starts_with(&a.url("/jobs/")), "{url}");
+    let answer = first_answer(&calls).await;
+    assert_eq!(answer.0, 200, "B refused: {answer:?}");
     assert_eq!(up.count("/v1/tasks/"), 0, "no status poll");
 }

@@ -37,6 +37,8 @@ pub struct Plan {
     pub finish_after: Duration,
     /// Replace `http://host:port` of the callback URL with this base (another replica).
     pub rewrite_base: Option<String>,
+    /// Hold the submit's `202` this long (after the callback was scheduled).
+    pub answer_after: Duration,
 }
 
 /// A callback-capable task API: `POST /v1/edit` → `202 {"taskId":"t-N"}`, then (per
@@ -85,6 +87,7 @@ pub async fn callback_upstream(plan: Plan) -> (Upstream, Arc<Mutex<Calls>>) {
                         });
                     }
                 }
+                tokio::time::sleep(plan.answer_after).await;
                 return reply(
                     202,
                     &format!(r#"{{"taskId":"{id}","status":"pending"}}"#),
@@ -157,4 +160,20 @@ callback = {callback}
 fallback_poll_interval = "{fallback}"
 "#
     )
+}
+
+/// The gateway's answer to the upstream's first callback, once the upstream has it (a
+/// waiting client may be answered before the upstream reads the answer to its `POST`).
+pub async fn first_answer(calls: &Arc<Mutex<Calls>>) -> (u16, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(a) = calls.lock().unwrap().answers.first() {
+            return a.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the callback got no answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
