@@ -150,6 +150,10 @@ async fn async_submits_are_watched_and_completed_by_the_callback_header() {
     let (up, calls) = callback_upstream(plan).await;
     let cfg = config("memory", r#"{ header = "X-Callback-Url" }"#, "30s", "");
     let gw = Gateway::start(&cfg, &up.url()).await;
+    // Every operation is the tenant's watch job: no tenant, no submit.
+    let anonymous = client().post(gw.url("/v1/edit")).send().await.unwrap();
+    problem(anonymous, 401, "tenant-required").await;
+    assert!(up.seen().is_empty());
     let resp = client()
         .post(gw.url("/v1/edit"))
         .header("x-api-key", "acme")
