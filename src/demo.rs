@@ -3,6 +3,9 @@
 //! - a **task API** (async-first): `POST /v1/edit` with `{"duration": seconds}` answers
 //!   `202 {"taskId": …, "status": "pending"}`; `GET /v1/tasks/{id}` answers
 //!   `{"taskId", "status": "running" | "succeeded", "result"?}`;
+//!   `POST /v1/edit-hooked` is the same task, callback-capable: it takes a `webhook_url`
+//!   from the body and `POST`s the final status there when the task is done (the gateway's
+//!   callback-driven route puts its one-time URL there);
 //! - a **sync API**: `POST /v1/render` with `{"duration": seconds}` holds the connection
 //!   that long, then answers `200 {"rendered": true, …}`; with `Prefer` the gateway runs
 //!   it as a job (in-memory store: the demo keeps nothing across restarts).
@@ -90,6 +93,9 @@ async fn task_api(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Response<
         }
         return r;
     }
+    if req.method() == Method::POST && path == "/v1/edit-hooked" {
+        return hooked_submit(tasks, req).await;
+    }
     if let (&Method::GET, Some(id)) = (req.method(), path.strip_prefix("/v1/tasks/")) {
         let found = tasks
             .lock()
@@ -116,6 +122,57 @@ async fn task_api(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Response<
     json(
         StatusCode::NOT_FOUND,
         serde_json::json!({"error": "not found"}),
+    )
+}
+
+/// A callback-capable submit: the task is registered as usual (its status URL works too),
+/// and when it is done its final status is `POST`ed to the body's `webhook_url`.
+async fn hooked_submit(tasks: Arc<Mutex<Tasks>>, req: Request<Incoming>) -> Response<Body> {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let doc = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+    let secs = doc.get("duration").and_then(serde_json::Value::as_f64);
+    let d = Duration::from_secs_f64(secs.unwrap_or(1.0).clamp(0.0, 600.0));
+    let hook = doc
+        .get("webhook_url")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    let id = {
+        let mut t = tasks.lock().unwrap_or_else(|p| p.into_inner());
+        t.next += 1;
+        let id = format!("task-{}", t.next);
+        t.all.insert(id.clone(), (Instant::now(), d));
+        id
+    };
+    if let Some(url) = hook {
+        let done = serde_json::json!({"taskId": id, "status": "succeeded",
+            "result": {"url": format!("https://cdn.example/{id}.png")}});
+        let id = id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            let sent = reqwest::Client::new()
+                .post(&url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(done.to_string())
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await;
+            match sent {
+                Ok(r) => println!(
+                    "task callback sent: {id}, the gateway answered {}",
+                    r.status()
+                ),
+                Err(e) => println!("task callback for {id} failed: {e}"),
+            }
+        });
+    }
+    json(
+        StatusCode::ACCEPTED,
+        serde_json::json!({"taskId": id, "status": "pending"}),
     )
 }
 

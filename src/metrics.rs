@@ -14,6 +14,7 @@
 //! | `prefer_gateway_event_streams` | gauge | `route` (open live status streams, this replica) |
 //! | `prefer_gateway_webhook_attempts_total` | counter | `outcome` = delivered, retry, gone, failed |
 //! | `prefer_gateway_admission_checks_total` | counter | `outcome` = admitted, refused, unavailable |
+//! | `prefer_gateway_task_callbacks_total` | counter | `outcome` = completed, progress, repeated, unknown, refused |
 //! | `prefer_gateway_admission_notices_total` | counter | `outcome` = delivered, retry, gone, failed |
 //! | `prefer_gateway_store_errors_total` | counter | — |
 //! | `prefer_gateway_config_reloads_total` | counter | `outcome` = applied, rejected |
@@ -146,6 +147,8 @@ pub struct Metrics {
     pub admission_checks: Family<OutcomeLabels, Counter>,
     /// Settle/release attempts by outcome (durable and in-process ones).
     pub admission_notices: Family<OutcomeLabels, Counter>,
+    /// `POST`s to task callback URLs by outcome.
+    pub task_callbacks: Family<OutcomeLabels, Counter>,
     /// Failed job-store operations.
     pub store_errors: Counter,
     /// SIGHUP reloads by outcome.
@@ -175,6 +178,7 @@ impl Metrics {
             webhook_attempts: Family::default(),
             admission_checks: Family::default(),
             admission_notices: Family::default(),
+            task_callbacks: Family::default(),
             store_errors: Counter::default(),
             reloads: Family::default(),
         };
@@ -200,6 +204,11 @@ impl Metrics {
             m.waiting.clone(),
         );
         r.register("polls", "Status polls by outcome", m.polls.clone());
+        r.register(
+            "task_callbacks",
+            "POSTs to task callback URLs, by outcome",
+            m.task_callbacks.clone(),
+        );
         r.register(
             "jobs",
             "Unfinished jobs by route and state (all replicas)",
@@ -256,6 +265,13 @@ impl Metrics {
     /// Counts one status poll.
     pub fn poll(&self, outcome: &'static str) {
         self.polls.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts one `POST` to a task callback URL.
+    pub fn task_callback(&self, outcome: &'static str) {
+        self.task_callbacks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Counts one callback attempt.

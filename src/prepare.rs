@@ -7,7 +7,8 @@
 //!    handle to call back about).
 //! 3. The tenant, under the one rule ([`crate::tenant`]): required (`401`) when the request
 //!    will leave a job behind — a `sync` ASYNC/WAIT, a callback, a task route's admission
-//!    (its operation may be watched) — optional otherwise.
+//!    (its operation may be watched), a callback-driven task route (every operation is
+//!    watched) — optional otherwise.
 //! 4. The callback URL checked by the address guard (`422`).
 //! 5. For a `sync` job (ASYNC, WAIT, or DEFAULT on a `default = "job"` route): the
 //!    `Idempotency-Key` header (`400`), the body read whole within
@@ -106,8 +107,10 @@ pub async fn prepare(
     }
     // A sync route with `default = "job"` makes a job of a request without `Prefer` too.
     let job = kind == For::Sync && (mode != Mode::Default || route.default_job);
+    // A callback-driven task route (`task.callback`) makes every operation a watch job.
+    let driven = route.task.as_ref().is_some_and(|t| t.callback.is_some());
     let leaves_a_job =
-        job || callback.is_some() || (kind == For::Task && route.admission.is_some());
+        job || callback.is_some() || (kind == For::Task && (route.admission.is_some() || driven));
     let tenant = if leaves_a_job {
         let t = crate::tenant::required(&parts.headers, ctx.tenant_header);
         Some(t.map_err(|name| with(Problem::TenantRequired(name)))?)

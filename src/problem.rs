@@ -102,6 +102,14 @@ pub enum Problem {
     SignatureInvalid,
     /// A genuine signed result URL past its `expires`.
     SignatureExpired,
+    /// A `POST` to a task callback URL this gateway did not hand out (unknown or forged
+    /// token, unknown operation).
+    TaskCallbackUnknown,
+    /// A `POST` to a task callback URL whose operation has already ended (a repeated
+    /// delivery, or one after the fallback poll or a deadline ended it); its status.
+    TaskCallbackUsed(&'static str),
+    /// A task callback body the operation's state cannot be read from.
+    TaskCallbackBody(String),
 }
 
 impl From<crate::error::Error> for Problem {
@@ -202,6 +210,14 @@ impl Problem {
             Problem::SignatureExpired => Some(
                 "the job's status document (with the tenant header) has the current link".into(),
             ),
+            // Nothing is said about why: that would help a forger.
+            Problem::TaskCallbackUnknown => None,
+            Problem::TaskCallbackUsed(status) => Some(format!(
+                "the operation has already ended ({status}); this URL takes no more deliveries"
+            )),
+            Problem::TaskCallbackBody(why) => Some(format!(
+                "send the operation's status document (what its status URL returns): {why}"
+            )),
         }
     }
 

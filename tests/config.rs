@@ -379,3 +379,31 @@ fn example_signed_results_lines_load_when_uncommented() {
     let render = table.lines().find(|l| l.starts_with("render")).unwrap();
     assert!(render.ends_with("signed_results"), "{table}");
 }
+
+/// The example's commented `task.callback` lines load when uncommented: the route becomes
+/// callback-driven (and so runs jobs), with the fallback interval given.
+#[test]
+fn example_task_callback_lines_load_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let on = text
+        .replace(
+            "# callback = { json = \"/webhook_url\" }",
+            "callback = { json = \"/webhook_url\" }",
+        )
+        .replace(
+            "# fallback_poll_interval = \"30s\"",
+            "fallback_poll_interval = \"45s\"",
+        );
+    assert_ne!(on, text, "the example file has the commented lines");
+    let cfg = load_str(&on, "example-cb.toml").unwrap();
+    let route = cfg.routes.iter().find(|r| r.task.is_some()).unwrap();
+    let cb = route.task.as_ref().unwrap().callback.as_ref().unwrap();
+    assert_eq!(cb.fallback_poll_interval, secs(45));
+    assert!(route.runs_jobs());
+    let table = route_table(&cfg);
+    assert!(
+        table.contains("task.callback=json:/webhook_url fallback_poll=45s"),
+        "{table}"
+    );
+}

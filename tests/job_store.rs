@@ -55,6 +55,8 @@ mod running;
 mod sqlite_file;
 #[path = "job_store/sqlite_v3_file.rs"]
 mod sqlite_v3_file;
+#[path = "job_store/task_callbacks.rs"]
+mod task_callbacks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -235,6 +237,7 @@ macro_rules! suite {
 }
 
 suite!(
+    task_callbacks::a_callback_watch_keeps_its_token_hash_and_completes_once,
     admission::create_then_get_round_trips_every_field,
     admission::idempotent_create_returns_the_original,
     admission::same_key_other_request_is_a_conflict,

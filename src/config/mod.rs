@@ -248,13 +248,15 @@ pub struct RouteConfig {
 
 impl RouteConfig {
     /// Whether requests on this route can become gateway jobs: every `sync` route, and a
-    /// `task` route that watches operations for a callback or holds admission
-    /// reservations. While any route does, the gateway serves its own endpoints (the job
+    /// `task` route that watches operations for a callback, holds admission reservations,
+    /// or is callback-driven (`task.callback`: every operation is a watch). While any route does, the gateway serves its own endpoints (the job
     /// API under `jobs.path`, [`WEBHOOK_SECRET_PATH`]), so loading reserves those paths.
     pub fn runs_jobs(&self) -> bool {
         self.kind == RouteKind::Sync
             || (self.kind == RouteKind::Task
-                && (self.callback.is_some() || self.admission.is_some()))
+                && (self.callback.is_some()
+                    || self.admission.is_some()
+                    || self.task.as_ref().is_some_and(|t| t.callback.is_some())))
     }
 }
 
@@ -347,7 +349,24 @@ pub struct TaskConfig {
     /// deadline, or `DELETE` of the watch job); none: the operation is left alone. Boxed:
     /// rarely set, and it would otherwise double the size of every route's `Kind`.
     pub cancel: Option<Box<TaskCancel>>,
+    /// `callback = { json | header }`: the upstream reports completion to a one-time URL
+    /// the gateway puts into the submit (see `crate::task::callback`). Boxed like `cancel`.
+    pub callback: Option<Box<TaskCallback>>,
 }
+
+/// `[routes.task].callback` and `fallback_poll_interval`: a callback-driven task route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCallback {
+    /// Where the submit takes the callback URL: a JSON body member (set, created if
+    /// absent) or a request header.
+    pub at: FieldSource,
+    /// How often the gateway still polls the status URL while it waits for the callback
+    /// (instead of `poll_interval`). Default 30 s.
+    pub fallback_poll_interval: Duration,
+}
+
+/// The default `fallback_poll_interval`.
+pub const DEFAULT_FALLBACK_POLL: Duration = Duration::from_secs(30);
 
 /// `[routes.task].cancel = { method, url }`: the upstream's cancel call.
 #[derive(Debug, Clone, PartialEq, Eq)]

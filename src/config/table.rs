@@ -124,6 +124,13 @@ fn notes(r: &RouteConfig) -> Vec<String> {
     }
     if let Some(task) = &r.task {
         notes.push(format!("task id={} status={}", task.id, task.status_url));
+        if let Some(cb) = &task.callback {
+            notes.push(format!(
+                "task.callback={} fallback_poll={}",
+                field(&cb.at),
+                secs(cb.fallback_poll_interval)
+            ));
+        }
     }
     notes
 }

@@ -74,6 +74,55 @@ impl JsonPointer {
     }
 }
 
+impl JsonPointer {
+    /// Sets the value the pointer names, creating absent object members on the way (an
+    /// existing member is replaced). `false`, and `v` unchanged at that point, when the way
+    /// leads through something that is not an object (or an array index that exists), or
+    /// the pointer is the whole document (`""`).
+    pub fn set(&self, v: &mut Value, value: Value) -> bool {
+        let Some(rest) = self.0.strip_prefix('/') else {
+            return false;
+        };
+        let tokens: Vec<String> = rest
+            .split('/')
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        let Some((last, parents)) = tokens.split_last() else {
+            return false;
+        };
+        let mut at = v;
+        for t in parents {
+            at = match at {
+                Value::Object(map) => map
+                    .entry(t.clone())
+                    .or_insert_with(|| Value::Object(serde_json::Map::new())),
+                Value::Array(items) => match t.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+                {
+                    Some(item) => item,
+                    None => return false,
+                },
+                _ => return false,
+            };
+        }
+        match at {
+            Value::Object(map) => {
+                map.insert(last.clone(), value);
+                true
+            }
+            Value::Array(items) => {
+                match last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(item) => {
+                        *item = value;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 impl FromStr for JsonPointer {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -159,5 +208,31 @@ impl WaitLimits {
             min_secs,
             max_secs: max_wait.as_secs(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JsonPointer;
+    use serde_json::json;
+
+    #[test]
+    fn set_creates_replaces_and_refuses() {
+        let p: JsonPointer = "/hook/url".parse().unwrap();
+        let mut v = json!({"a": 1});
+        assert!(p.set(&mut v, json!("u")));
+        assert_eq!(v, json!({"a": 1, "hook": {"url": "u"}}));
+        assert!(p.set(&mut v, json!("w")));
+        assert_eq!(v["hook"]["url"], "w");
+        let mut not_obj = json!({"hook": 3});
+        assert!(!p.set(&mut not_obj, json!("u")));
+        let mut arr = json!([1]);
+        assert!(!p.set(&mut arr, json!("u")));
+        let esc: JsonPointer = "/a~1b".parse().unwrap();
+        let mut v = json!({});
+        assert!(esc.set(&mut v, json!(1)));
+        assert_eq!(v, json!({"a/b": 1}));
+        let root: JsonPointer = "".parse().unwrap();
+        assert!(!root.set(&mut json!({}), json!(1)));
     }
 }

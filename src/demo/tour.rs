@@ -12,7 +12,7 @@ pub fn tour(gw: &str, hooks: SocketAddr) -> String {
     let post = |extra: &str, path: &str, secs: u32| {
         format!("curl -si -X POST '{gw}{path}' -H 'Content-Type: application/json'{extra} -d '{{\"duration\": {secs}}}'")
     };
-    let rows: [(&str, String); 13] = [
+    let rows: [(&str, String); 14] = [
         (
             "no Prefer: sync by default, the gateway polls for you → 200 with the result",
             post("", "/v1/edit", 2),
@@ -48,6 +48,10 @@ pub fn tour(gw: &str, hooks: SocketAddr) -> String {
         (
             "deprecated ?mode=auto → default → 200 with Deprecation",
             post("", "/v1/edit?mode=auto", 1),
+        ),
+        (
+            "a callback-driven task route: the task API POSTs its result to the gateway's one-time URL after 2 s, so no status poll is made (fallback every 30 s) → 200 with the result",
+            post(" -H 'Prefer: wait=10'", "/v1/edit-hooked", 2),
         ),
         (
             "a sync backend, no Prefer: a plain proxy that holds the request → 200",

@@ -327,6 +327,10 @@ async fn dispatch(engine: Weak<Engine>) {
 async fn relay_finished(engine: Weak<Engine>, mut feed: tokio::sync::mpsc::Receiver<String>) {
     while let Some(id) = feed.recv().await {
         let Some(e) = engine.upgrade() else { return };
+        // Finished elsewhere while this replica still runs it: a watch completed by its
+        // task callback on another replica. Its run stops now, not at the next renewal
+        // or fallback poll (a run that completed here unregistered itself first).
+        e.abort_run(&id);
         e.finished(&id);
         e.wake();
     }

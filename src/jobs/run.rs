@@ -207,9 +207,12 @@ fn build(route: &Route, job: &Job) -> Result<Request<Body>, String> {
     Ok(req)
 }
 
-/// A watch: poll the task's status URL every `poll_interval` until it is terminal (the
-/// final status response becomes the job's result), broken, or `watch_limit` has passed
-/// since the job was created.
+/// A watch: poll the task's status URL every `poll_interval` (`fallback_poll_interval` on
+/// a callback-driven route) until it is terminal (the final status response becomes the
+/// job's result), broken, or `watch_limit` has passed since the job was created. A
+/// callback that completes the job first stops this loop: locally at once
+/// (`Engine::abort_run`), on another replica through the finished feed or the next lease
+/// renewal.
 async fn watch(engine: &Engine, route: &Route, job: &Job) -> Outcome {
     use crate::upstream::poller::{poll_once, PollOutcome, Target};
     let Kind::Task(task) = &route.kind else {
@@ -232,8 +235,14 @@ async fn watch(engine: &Engine, route: &Route, job: &Job) -> Outcome {
     };
     let limit_ms = i64::try_from(engine.watch_limit.as_millis()).unwrap_or(i64::MAX);
     let give_up_at = job.created_at.saturating_add(limit_ms);
+    // A callback-driven watch (its token hash is kept in `fingerprint`) mostly waits for
+    // the upstream's `POST`; polling is only the slow fallback (`crate::task::callback`).
+    let interval = match &task.cfg.callback {
+        Some(cb) if !job.fingerprint.is_empty() => cb.fallback_poll_interval,
+        _ => settings.poll_interval,
+    };
     loop {
-        tokio::time::sleep(settings.poll_interval).await;
+        tokio::time::sleep(interval).await;
         match poll_once(engine.client(), &task.cfg, &target).await {
             PollOutcome::Terminal { body, content_type } => {
                 let headers = content_type

@@ -135,6 +135,17 @@ impl Gateway {
                 let defaults = table.defaults;
                 drop(table);
                 let resp = match &self.jobs {
+                    // A task callback URL: the upstream calls, so no tenant is asked for
+                    // (the token authenticates it), and its body is read.
+                    Some(engine)
+                        if crate::task::callback::receive::parse(
+                            &engine.cfg.path,
+                            req.uri().path(),
+                        )
+                        .is_some() =>
+                    {
+                        crate::task::callback::receive::handle(engine, req).await
+                    }
                     Some(engine) => {
                         let base = self.public_base(&req, origin);
                         let drain = self.drain.subscribe();

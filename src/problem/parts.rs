@@ -175,6 +175,21 @@ impl Problem {
                 "signature-expired",
                 "The signed link has expired",
             ),
+            Problem::TaskCallbackUnknown => (
+                StatusCode::NOT_FOUND,
+                "task-callback-unknown",
+                "No such task callback URL",
+            ),
+            Problem::TaskCallbackUsed(_) => (
+                StatusCode::GONE,
+                "task-callback-used",
+                "The task callback URL has been used up",
+            ),
+            Problem::TaskCallbackBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "task-callback-body",
+                "The callback body is not a status document",
+            ),
         }
     }
 }

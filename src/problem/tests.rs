@@ -52,6 +52,9 @@ fn all() -> Vec<Problem> {
         Problem::RateLimited(3),
         Problem::SignatureInvalid,
         Problem::SignatureExpired,
+        Problem::TaskCallbackUnknown,
+        Problem::TaskCallbackUsed("succeeded"),
+        Problem::TaskCallbackBody("x".into()),
     ];
     for p in &all {
         match p {
@@ -88,7 +91,10 @@ fn all() -> Vec<Problem> {
             | Problem::BodyTimeout(_)
             | Problem::RateLimited(_)
             | Problem::SignatureInvalid
-            | Problem::SignatureExpired => {}
+            | Problem::SignatureExpired
+            | Problem::TaskCallbackUnknown
+            | Problem::TaskCallbackUsed(_)
+            | Problem::TaskCallbackBody(_) => {}
         }
     }
     all

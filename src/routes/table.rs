@@ -54,7 +54,8 @@ pub enum Kind {
     /// Streams the request to the upstream and the answer back.
     Proxy,
     /// An async-first upstream: submit, read the operation id, poll its status URL.
-    Task(Task),
+    /// Boxed: a task's settings are several times the size of the other arms.
+    Task(Box<Task>),
     /// A synchronous upstream: the gateway runs the call as a job when asked to.
     Sync,
 }
@@ -211,7 +212,7 @@ fn build_route(rc: &RouteConfig, old: Option<&Table>) -> Result<Route, String> {
                 .clone()
                 .ok_or_else(|| format!("route {:?}: a task route needs [task]", rc.name))?;
             let status = StatusUrl::new(&cfg.status_url);
-            Kind::Task(Task { cfg, status })
+            Kind::Task(Box::new(Task { cfg, status }))
         }
     };
     let max_running = match rc.kind {

@@ -13,7 +13,13 @@
 //! time, as does the route's `max_run_time` counted from the watch's start: the watch is
 //! canceled as `deadline_exceeded` (see [`crate::store::deadline`]); with `task.cancel`
 //! the upstream is then asked to cancel the operation ([`crate::jobs::task_cancel`]).
+//!
+//! A callback-driven route (`task.callback`, [`callback`]) puts a one-time URL into the
+//! submit, makes every 202 a watch at once, and has DEFAULT and WAIT wait on that watch —
+//! completed by the upstream's `POST` to the URL, or by the slow fallback poll — instead
+//! of polling in-process.
 
+pub mod callback;
 pub mod watch;
 
 use std::time::Duration;
@@ -94,6 +100,16 @@ async fn run(
         .jobs
         .zip(cancel_after)
         .map(|(e, d)| deadline::after(e.now(), d));
+    // A callback-driven route: the one-time URL goes into the submit (see `callback`).
+    let driven = task.cfg.callback.as_deref().zip(call.jobs);
+    let (armed, req) = match driven {
+        Some((cb, engine)) => {
+            let max = settings.max_body.bytes();
+            let (armed, req) = callback::arm(cb, &engine.cfg.path, &call.base, max, req).await?;
+            (Some(armed), req)
+        }
+        None => (None, req),
+    };
     let up = forward::upstream_request(&route.upstream, req, call.origin)?;
     let poll_headers = poll_headers(up.headers());
     let submitted = forward::send(call.client, up, settings.upstream_timeout).await?;
@@ -105,7 +121,7 @@ async fn run(
             }
             return Ok((forward::into_client_response(submitted), false));
         }
-        Mode::Async if prepared.callback.is_none() && reservation.is_none() => {
+        Mode::Async if prepared.callback.is_none() && reservation.is_none() && armed.is_none() => {
             return Ok((forward::into_client_response(submitted), true));
         }
         Mode::Async => None,
@@ -131,9 +147,35 @@ async fn run(
             detail: format!("202 body: {e}"),
         })?;
     let (id, target) = operation_of(route, task, &parts, &accepted_body, poll_headers)?;
-    let end = match wait {
-        None => poller::WaitEnd::Deadline,
-        Some(wait) => {
+    let tenant = prepared.tenant.clone().unwrap_or_default();
+    // Callback-driven: the watch is stored now, before any wait, so that the upstream's
+    // `POST` finds it on whichever replica it reaches.
+    let mut watching = None;
+    if let (Some(armed), Some(engine)) = (armed, call.jobs) {
+        let watched = watch::Watched {
+            id: armed.id,
+            token_hash: armed.token_hash,
+            tenant: tenant.clone(),
+            callback: prepared.callback.clone(),
+            reservation: reservation.take(),
+            deadline: watch_deadline,
+        };
+        let job_id = watched.id.clone();
+        let headers = &mut parts.headers;
+        if watch::register(engine, &route.cfg, watched, &target, headers, &call.base).await {
+            watching = Some((engine, job_id));
+        }
+    }
+    let end = match (wait, &watching) {
+        (None, _) => poller::WaitEnd::Deadline,
+        (Some(wait), Some((engine, job_id))) => {
+            let _waiting = crate::metrics::Waiting::start();
+            tokio::select! {
+                end = watch::wait(engine, &tenant, job_id, call.arrived + wait) => end,
+                () = drain::drained(call.drain.clone()) => poller::WaitEnd::Deadline,
+            }
+        }
+        (Some(wait), None) => {
             let slot = call.polls.slot(&target);
             let _waiting = crate::metrics::Waiting::start();
             let deadline = call.arrived + wait;
@@ -160,17 +202,21 @@ async fn run(
         }
         poller::WaitEnd::Deadline => {
             let reservation = reservation.take();
-            if prepared.callback.is_some() || reservation.is_some() {
+            let watched_already = watching.is_some();
+            if !watched_already && (prepared.callback.is_some() || reservation.is_some()) {
                 if let Some(engine) = call.jobs {
                     let watched = watch::Watched {
-                        tenant: prepared.tenant.clone().unwrap_or_default(),
+                        id: crate::store::model::new_id(),
+                        token_hash: String::new(),
+                        tenant,
                         callback: prepared.callback.clone(),
                         reservation,
                         deadline: watch_deadline,
                     };
                     let headers = &mut parts.headers;
-                    watch::register(engine, &route.cfg, watched, &target, headers, &call.base)
-                        .await;
+                    let _stored =
+                        watch::register(engine, &route.cfg, watched, &target, headers, &call.base)
+                            .await;
                 }
             }
             Response::from_parts(parts, Body::full(accepted_body))

@@ -105,8 +105,8 @@ async fn a_route_on_webhook_secret_is_a_config_error() {
     assert!(end.contains("routes[1].path"), "{end}");
 }
 
-/// The job API is mounted whenever a route runs jobs — a task route with a callback or an
-/// admission endpoint too, not only a sync route — so a route at or under `jobs.path` is a
+/// The job API is mounted whenever a route runs jobs — a task route with a callback, an
+/// admission endpoint or `task.callback` too, not only a sync route — so a route at or under `jobs.path` is a
 /// config error then.
 #[test]
 fn a_route_under_the_jobs_path_is_a_config_error_whenever_jobs_run() {
@@ -139,4 +139,18 @@ fn a_route_under_the_jobs_path_is_a_config_error_whenever_jobs_run() {
         proxy("/ops/jobs")
     );
     refused_at_load(&text, 1, "/ops/jobs", "jobs.path");
+    // A callback-driven task route (`task.callback`): its upstream's callback URLs live
+    // under jobs.path, so a proxy route cannot take them over.
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[jobs]\nstore = \"memory\"\n\n{}\
+         callback = {{ header = \"X-Callback-Url\" }}\n{}",
+        task(""),
+        proxy("/jobs/{id}/upstream-callback/{token}")
+    );
+    refused_at_load(
+        &text,
+        1,
+        "/jobs/{id}/upstream-callback/{token}",
+        "jobs.path",
+    );
 }

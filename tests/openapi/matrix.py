@@ -36,7 +36,9 @@ WRITES = ["POST", "DELETE"]
 
 def operations():
     ops = [r.ok() for r in schema.get_all_operations()]
-    ops = [op for op in ops if op.path.startswith("/jobs/")]
+    # The upstream-facing task callback needs a token the gateway handed to an upstream:
+    # tests/task_callback.rs drives it; here it is only fuzzed (every answer a 4xx).
+    ops = [op for op in ops if op.path.startswith("/jobs/") and "{token}" not in op.path]
     # Reads before writes, so every read sees the states the test set up.
     return sorted(ops, key=lambda op: (op.method.upper() in WRITES, op.method.upper() == "DELETE", op.path))
 

@@ -225,9 +225,14 @@ fn route(
     // operation for its callback. Refused rather than ignored, so nobody relies on links
     // that never come.
     let on = r.signed_results.as_ref().filter(|b| *b.get_ref());
-    if let (RouteKind::Task, None, Some(on)) = (kind, &r.callback, on) {
-        let msg =
-            "`signed_results` needs jobs: a task route makes one only with `callback`".to_owned();
+    let driven = r
+        .task
+        .as_ref()
+        .is_some_and(|t| t.get_ref().callback.is_some());
+    if let (RouteKind::Task, None, false, Some(on)) = (kind, &r.callback, driven, on) {
+        let msg = "`signed_results` needs jobs: a task route makes one only with `callback` \
+                   or `task.callback`"
+            .to_owned();
         return Err(src.error(format!("{at}.signed_results"), Some(on.span()), msg));
     }
     // A zero limit would cancel every job before it starts: refused as a typo.
@@ -353,7 +358,8 @@ fn outside_reserved_paths(
         return Ok(());
     };
     let why = format!(
-        "while any route runs jobs (a sync route, or a task route with callback or admission: \
+        "while any route runs jobs (a sync route, or a task route with callback, admission or \
+         task.callback: \
          here {:?}, routes[{j}])",
         owner.name
     );

@@ -276,6 +276,10 @@ struct RawTask {
     failed: Option<Vec<String>>,
     #[serde(default)]
     cancel: Option<RawTaskCancel>,
+    #[serde(default, deserialize_with = "opt_field")]
+    callback: Option<Spanned<FieldSource>>,
+    #[serde(default, deserialize_with = "opt_positive")]
+    fallback_poll_interval: Option<Duration>,
 }
 
 /// `[routes.task].cancel`: the upstream's cancel call.

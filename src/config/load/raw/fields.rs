@@ -16,7 +16,8 @@ use super::super::values as v;
 use super::{RawAdmission, RawField, RawMode, RawTask};
 use crate::config::{
     AdmissionConfig, AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind,
-    ModeSource, RouteKind, StoreConfig, TaskCancel, TaskConfig,
+    ModeSource, RouteKind, StoreConfig, TaskCallback, TaskCancel, TaskConfig,
+    DEFAULT_FALLBACK_POLL,
 };
 use crate::signed_url::UrlKey;
 
@@ -240,6 +241,17 @@ pub(super) fn opt_task<'de, D: Deserializer<'de>>(
         Some(ptr) => ptr,
         None => v::pointer("/status").map_err(de::Error::custom)?,
     };
+    let callback =
+        match (raw.callback, raw.fallback_poll_interval) {
+            (Some(at), every) => Some(Box::new(TaskCallback {
+                at: at.into_inner(),
+                fallback_poll_interval: every.unwrap_or(DEFAULT_FALLBACK_POLL),
+            })),
+            (None, Some(_)) => return Err(de::Error::custom(
+                "fallback_poll_interval applies only with task.callback (a callback-driven route)",
+            )),
+            (None, None) => None,
+        };
     let task = TaskConfig {
         id: raw.id,
         status_url: raw.status_url,
@@ -252,6 +264,7 @@ pub(super) fn opt_task<'de, D: Deserializer<'de>>(
                 url: c.url,
             })
         }),
+        callback,
     };
     Ok(Some(Spanned::new(span, task)))
 }
