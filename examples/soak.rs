@@ -282,6 +282,11 @@ async fn main() -> Result<(), BoxError> {
     let base = format!("http://127.0.0.1:{port}");
     let admin_url = format!("http://127.0.0.1:{admin}");
     let client = reqwest::Client::builder()
+        // Below the gateway's idle close (`header_read_timeout`, 10 s): a pooled connection
+        // reused just as the server closes it fails the request that was on it (the
+        // client-side keep-alive race every HTTP client has; RFC 9112 §9.3.1), which is not
+        // a gateway error.
+        .pool_idle_timeout(Duration::from_secs(4))
         .timeout(Duration::from_secs(60))
         .build()?;
     let ready = Instant::now();
