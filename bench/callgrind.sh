@@ -47,7 +47,7 @@ OUT=${OUT:-bench/results/callgrind-$SCENARIO-latest.txt}
 command -v nginx >/dev/null && command -v valgrind >/dev/null \
   || { apt-get update -qq && apt-get install -y -qq nginx valgrind; }
 cargo build --release -q
-gw_bin=$PWD/target/release/prefer-gateway
+gw_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/prefer-gateway
 
 work=$(mktemp -d)
 chmod 755 "$work"

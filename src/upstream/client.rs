@@ -229,26 +229,21 @@ impl HttpClient {
     }
 
     /// Sends `req` (absolute `http://` URI) and returns the response head; the body streams.
-    pub async fn request(&self, mut req: Request<Body>) -> Result<Response<Body>, ClientError> {
-        let uri = std::mem::take(req.uri_mut());
-        if uri.scheme().is_some_and(|s| *s != Scheme::HTTP) {
-            return Err(ClientError::Uri(format!(
-                "{uri}: only http:// is supported"
-            )));
-        }
-        let Some(authority) = uri.authority() else {
-            return Err(ClientError::Uri(format!("{uri}: no host")));
-        };
-        if !req.headers().contains_key(HOST) {
-            let host = host_header(authority)
-                .ok_or_else(|| ClientError::Uri(format!("{uri}: bad host")))?;
-            req.headers_mut().insert(HOST, host);
-        }
-        let pool = self.pool(authority);
-        *req.uri_mut() = match uri.into_parts().path_and_query {
-            Some(pq) => Uri::from(pq),
-            None => Uri::from_static("/"),
-        };
+    /// A request that may be sent again (see [`retry`]) is copied before it goes out on a
+    /// reused connection; a caller that can build it again uses [`HttpClient::request_with`].
+    pub async fn request(&self, req: Request<Body>) -> Result<Response<Body>, ClientError> {
+        self.request_with(req, Again::Copy).await
+    }
+
+    /// [`HttpClient::request`], with how a request whose reused connection died under it is
+    /// had again (`again`).
+    pub async fn request_with(
+        &self,
+        mut req: Request<Body>,
+        again: Again<'_>,
+    ) -> Result<Response<Body>, ClientError> {
+        let authority = origin_form(&mut req)?;
+        let pool = self.pool(&authority);
 
         // A pooled connection first. If it dies under the request (see `retry`), the request
         // goes out again once, on a fresh connection when one may be opened now — a second
@@ -262,10 +257,18 @@ impl HttpClient {
                     if tx.ready().await.is_err() {
                         continue;
                     }
-                    match retry::send_reused(&mut tx, req, !resent).await {
+                    match retry::send_reused(&mut tx, req, !resent, &again).await {
                         retry::Reused::Answered(resp) => return Ok(lend(resp, tx, pool)),
-                        retry::Reused::Again { again, maybe_sent } => {
+                        retry::Reused::Again {
+                            again,
+                            maybe_sent,
+                            rebuilt,
+                        } => {
                             req = again;
+                            if rebuilt {
+                                // The same request as the first, so the same upstream.
+                                origin_form(&mut req)?;
+                            }
                             resent |= maybe_sent;
                             avoid_pool = true;
                             continue;
@@ -348,6 +351,45 @@ impl HttpClient {
         }
         Err(ClientError::Connect(last))
     }
+}
+
+/// How a request whose reused connection died under it is had again, when [`retry`]'s rule
+/// allows sending it twice.
+pub enum Again<'a> {
+    /// A copy taken before the send (a header-map clone): for callers that cannot build the
+    /// request again.
+    Copy,
+    /// Built again by the caller from what it still holds (a proxy: the client's request),
+    /// only when it is needed — nothing is copied on the request's way out. Returns the
+    /// request as first given (absolute URI), or `None` when it cannot.
+    Rebuild(&'a (dyn Fn() -> Option<Request<Body>> + Send + Sync)),
+}
+
+/// Turns `req`'s absolute `http://` URI into origin form (`/path?query`), adding `Host` from
+/// it when the caller set none; returns the authority to connect to.
+fn origin_form(req: &mut Request<Body>) -> Result<Authority, ClientError> {
+    let uri = std::mem::take(req.uri_mut());
+    if uri.scheme().is_some_and(|s| *s != Scheme::HTTP) {
+        return Err(ClientError::Uri(format!(
+            "{uri}: only http:// is supported"
+        )));
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(ClientError::Uri(format!("{uri}: no host")));
+    };
+    if !req.headers().contains_key(HOST) {
+        let host =
+            host_header(authority).ok_or_else(|| ClientError::Uri(format!("{uri}: bad host")))?;
+        req.headers_mut().insert(HOST, host);
+    }
+    let parts = uri.into_parts();
+    *req.uri_mut() = match parts.path_and_query {
+        Some(pq) => Uri::from(pq),
+        None => Uri::from_static("/"),
+    };
+    parts
+        .authority
+        .ok_or_else(|| ClientError::Uri("no host".to_owned()))
 }
 
 /// `Host` for an authority: the port is left out when it is 80 (as browsers and curl do).

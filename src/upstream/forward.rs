@@ -30,7 +30,7 @@ use http::{Request, Response, Uri, Version};
 
 use crate::body::{Body, BodyError};
 use crate::error::{Error, ErrorKind};
-use crate::upstream::client::HttpClient;
+use crate::upstream::client::{Again, HttpClient};
 use crate::upstream::origin::Origin;
 
 /// `X-Forwarded-For`.
@@ -54,6 +54,25 @@ static HOP_BY_HOP: [HeaderName; HOPS] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
 ];
+
+/// Where `name` sits in [`HOP_BY_HOP`] (`HOPS` for `Upgrade`, `HOPS + 1` for `Expect`).
+/// One `match` on the (lower-case) name: the compiler switches on its length first, so a
+/// common header costs one length test or one short compare, not nine name comparisons.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => HOPS,
+        "expect" => HOPS + 1,
+        _ => return None,
+    })
+}
 
 /// Where a route's requests go: scheme, authority and an optional path prefix.
 #[derive(Debug, Clone)]
@@ -103,6 +122,16 @@ impl Upstream {
         (host.to_owned(), self.authority.port_u16().unwrap_or(80))
     }
 
+    /// The absolute upstream URI for `pq` as it is (no prefix applied).
+    fn uri_of(&self, pq: PathAndQuery) -> Result<Uri, Error> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(pq);
+        Uri::from_parts(parts)
+            .map_err(|e| Error::new(ErrorKind::BadTarget, format!("request target: {e}")))
+    }
+
     /// The absolute upstream URI for a request path (+ query), under the prefix.
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, Error> {
         let pq = if self.prefix.is_empty() {
@@ -131,21 +160,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn strip(headers: &mut HeaderMap, expect: bool) {
     // Hot path: most messages carry no hop-by-hop header but `Connection`/`Keep-Alive`, so
     // one scan over the names decides which removals are needed (each `remove` hashes).
-    let mut present = [false; HOPS + 1];
+    let mut present = [false; HOPS + 2];
     let mut any = false;
-    let mut has_expect = false;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_index(name) {
             present[i] = true;
-            any = true;
-        } else if name == header::UPGRADE {
-            present[HOPS] = true;
-            any = true;
-        } else if expect && name == header::EXPECT {
-            has_expect = true;
+            any |= i <= HOPS;
         }
     }
-    if has_expect {
+    if expect && present[HOPS + 1] {
         headers.remove(header::EXPECT);
     }
     if !any {
@@ -153,12 +176,19 @@ fn strip(headers: &mut HeaderMap, expect: bool) {
     }
     if present[0] {
         // Every `Connection` line counts: a header it names on any line is hop-by-hop.
+        // `close` and `keep-alive` (nearly every `Connection` there is) name no header, so
+        // they are passed over before any name is parsed or anything is collected.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-            .filter(|n| !matches!(n.as_str(), "close" | "keep-alive"))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| {
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case(b"close")
+                    && !t.eq_ignore_ascii_case(b"keep-alive")
+            })
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -265,12 +295,22 @@ pub struct UpstreamElapsed(pub Duration);
 /// fault, not the upstream's).
 pub async fn send(
     client: &HttpClient,
+    req: Request<Body>,
+    timeout: Duration,
+) -> Result<Response<Body>, Error> {
+    send_with(client, req, timeout, Again::Copy).await
+}
+
+/// [`send`], with how the request is had again if its reused connection dies under it.
+async fn send_with(
+    client: &HttpClient,
     mut req: Request<Body>,
     timeout: Duration,
+    again: Again<'_>,
 ) -> Result<Response<Body>, Error> {
     *req.version_mut() = Version::HTTP_11;
     let started = tokio::time::Instant::now();
-    match tokio::time::timeout(timeout, client.request(req)).await {
+    match tokio::time::timeout(timeout, client.request_with(req, again)).await {
         Err(_) => Err(Error::new(
             ErrorKind::Timeout,
             "the upstream did not answer in time",
@@ -308,12 +348,12 @@ pub fn upstream_request(
 ) -> Result<Request<Body>, Error> {
     let host = original_host(&req);
     let (mut parts, body) = req.into_parts();
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(PathAndQuery::as_str)
-        .unwrap_or("/");
-    parts.uri = upstream.uri(pq)?;
+    parts.uri = match parts.uri.path_and_query() {
+        // Without a prefix the client's path and query go up as they are: a shared copy of
+        // what hyper parsed (and checked by the same rules), not a new string to validate.
+        Some(pq) if upstream.prefix.is_empty() => upstream.uri_of(pq.clone())?,
+        pq => upstream.uri(pq.map(PathAndQuery::as_str).unwrap_or("/"))?,
+    };
     // `Host` as nginx's `proxy_set_header Host $proxy_host` (computed once per route).
     let upstream_host = Some(upstream.host.clone());
     forward_request_headers(
@@ -334,9 +374,68 @@ pub async fn forward(
     origin: &Origin,
     timeout: Duration,
 ) -> Result<Response<Body>, Error> {
+    // What the upstream request is made from, kept (before the rewrite) only when it may be
+    // sent twice; the client builds it again from this if its reused connection dies under
+    // it (see `client::retry`), instead of copying every request on its way out.
+    let kept = Kept::of(&req);
     let up = upstream_request(upstream, req, origin)?;
-    let resp = send(client, up, timeout).await?;
+    let rebuild = || {
+        let req = kept.as_ref()?.request();
+        upstream_request(upstream, req, origin).ok()
+    };
+    let again = match kept {
+        Some(_) => Again::Rebuild(&rebuild),
+        None => Again::Copy,
+    };
+    let resp = send_with(client, up, timeout, again).await?;
     Ok(into_client_response(resp))
+}
+
+/// A bodyless client request's head, kept to build its upstream request again.
+struct Kept {
+    method: http::Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl Kept {
+    /// The head of `req` when it has no body and the client's rule would send it twice
+    /// (an idempotent method or an `Idempotency-Key`); `None` otherwise.
+    fn of(req: &Request<Body>) -> Option<Kept> {
+        let idempotent = matches!(
+            *req.method(),
+            http::Method::GET
+                | http::Method::HEAD
+                | http::Method::OPTIONS
+                | http::Method::TRACE
+                | http::Method::PUT
+                | http::Method::DELETE
+        );
+        let keyed = || {
+            req.headers()
+                .contains_key(&crate::idempotency::IDEMPOTENCY_KEY)
+        };
+        if !http_body::Body::is_end_stream(req.body()) || !(idempotent || keyed()) {
+            return None;
+        }
+        Some(Kept {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    /// The client's request again, without a body.
+    fn request(&self) -> Request<Body> {
+        let mut req = Request::new(Body::Empty);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
 }
 
 /// An upstream response ready for the client: hop-by-hop gone, `Via` added, body streamed.

@@ -23,8 +23,14 @@
 //!
 //! hyper does not say whether *part* of a head had arrived before the EOF; for the requests
 //! this rule admits that does not matter, since sending them twice is safe by their method
-//! or key. The copy kept for a re-send costs one header-map clone per request on a reused
-//! connection (nginx keeps its request buffer for the same reason).
+//! or key.
+//!
+//! hyper takes the request by value and drops its head once written, so the second send
+//! needs the request from somewhere else. A caller that still holds what the request was
+//! made from builds it again only when the race happened ([`Again::Rebuild`]: the proxy
+//! path, from the client's request) — the common request copies nothing. Other callers get
+//! a copy taken before the send ([`Again::Copy`], one header-map clone; nginx keeps its
+//! request buffer for the same reason).
 
 use std::io::ErrorKind;
 
@@ -32,6 +38,7 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
+use super::Again;
 use crate::body::Body;
 use crate::idempotency::IDEMPOTENCY_KEY;
 
@@ -40,23 +47,31 @@ pub(super) enum Reused {
     /// The response head arrived.
     Answered(Response<Incoming>),
     /// Send `again` on another connection: it never went out, or (`maybe_sent`) it may
-    /// have, and the rule allows one re-send.
+    /// have, and the rule allows one re-send. `rebuilt`: built again by the caller, so its
+    /// URI is the absolute one the caller first gave.
     Again {
         again: Request<Body>,
         maybe_sent: bool,
+        rebuilt: bool,
     },
     /// Failed for good: the caller's error.
     Failed(hyper::Error),
 }
 
 /// Sends `req` on the reused connection `tx`; when it dies under the request, whether to
-/// send it again (`may_resend`: false once a possibly sent request has been re-sent).
+/// send it again (`may_resend`: false once a possibly sent request has been re-sent) and
+/// how to have it again (`again`).
 pub(super) async fn send_reused(
     tx: &mut SendRequest<Body>,
     req: Request<Body>,
     may_resend: bool,
+    again: &Again<'_>,
 ) -> Reused {
-    let copy = if may_resend { replayable(&req) } else { None };
+    let (copy, rebuild) = match again {
+        _ if !may_resend => (None, None),
+        Again::Copy => (replayable(&req), None),
+        Again::Rebuild(f) => (None, resendable(&req).then_some(*f)),
+    };
     match tx.try_send_request(req).await {
         Ok(resp) => Reused::Answered(resp),
         Err(mut e) => {
@@ -65,39 +80,58 @@ pub(super) async fn send_reused(
                 return Reused::Again {
                     again: unsent,
                     maybe_sent: false,
+                    rebuilt: false,
                 };
             }
             let e = e.into_error();
-            match copy {
-                Some(copy) if died_before_answer(&e) => {
-                    tracing::debug!(error = %e, "reused connection died; re-sending");
-                    Reused::Again {
-                        again: copy,
-                        maybe_sent: true,
-                    }
-                }
-                _ => Reused::Failed(e),
+            if !died_before_answer(&e) {
+                return Reused::Failed(e);
+            }
+            let (again, rebuilt) = match (copy, rebuild) {
+                (Some(copy), _) => (copy, false),
+                (None, Some(rebuild)) => match rebuild() {
+                    Some(req) => (req, true),
+                    None => return Reused::Failed(e),
+                },
+                (None, None) => return Reused::Failed(e),
+            };
+            tracing::debug!(error = %e, "reused connection died; re-sending");
+            Reused::Again {
+                again,
+                maybe_sent: true,
+                rebuilt,
             }
         }
+    }
+}
+
+/// Whether the rule of the module doc allows sending `req` twice: an idempotent method or
+/// an `Idempotency-Key`, and a body the gateway still holds (none, or one buffered chunk).
+fn resendable(req: &Request<Body>) -> bool {
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent && !req.headers().contains_key(&IDEMPOTENCY_KEY) {
+        return false;
+    }
+    match req.body() {
+        Body::Empty | Body::Full(_) => true,
+        // A client request without a body (hyper's `Incoming` that is already at its end).
+        Body::Incoming(b) => http_body::Body::is_end_stream(b),
+        _ => false,
     }
 }
 
 /// A copy of `req` to send again if its reused connection dies before answering, when the
 /// rule of the module doc allows a re-send; `None` otherwise.
 fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
-    let idempotent = matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    );
-    if !idempotent && !req.headers().contains_key(&IDEMPOTENCY_KEY) {
+    if !resendable(req) {
         return None;
     }
     let body = match req.body() {
-        Body::Empty => Body::Empty,
         Body::Full(chunk) => Body::Full(chunk.clone()),
-        // A client request without a body (hyper's `Incoming` that is already at its end).
-        Body::Incoming(b) if http_body::Body::is_end_stream(b) => Body::Empty,
-        _ => return None,
+        _ => Body::Empty,
     };
     let mut copy = Request::new(body);
     *copy.method_mut() = req.method().clone();

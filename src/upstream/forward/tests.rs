@@ -118,3 +118,102 @@ fn upstream_uri_keeps_path_query_and_prefix() {
     assert_eq!(u.uri("/").unwrap().to_string(), "http://localhost:80/");
     assert_eq!(u.host_port(), ("localhost".to_string(), 80));
 }
+
+#[test]
+fn expect_goes_from_requests_only_and_every_hop_name_is_found() {
+    let mut h = HeaderMap::new();
+    h.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+    h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+    h.insert(
+        header::PROXY_AUTHORIZATION,
+        HeaderValue::from_static("Basic x"),
+    );
+    h.insert(
+        header::PROXY_AUTHENTICATE,
+        HeaderValue::from_static("Basic"),
+    );
+    h.insert(header::TRAILER, HeaderValue::from_static("x-sum"));
+    let mut response = h.clone();
+    strip_hop_by_hop(&mut response);
+    assert_eq!(response.len(), 1, "{response:?}");
+    assert_eq!(response[header::EXPECT], "100-continue");
+    strip(&mut h, true);
+    assert!(h.is_empty(), "{h:?}");
+}
+
+#[test]
+fn connection_close_and_keep_alive_name_no_header_in_any_case() {
+    let mut h = HeaderMap::new();
+    h.append(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+    h.append(
+        header::CONNECTION,
+        HeaderValue::from_static(" CLOSE ,, x-drop"),
+    );
+    h.insert("x-drop", HeaderValue::from_static("1"));
+    h.insert(
+        "close",
+        HeaderValue::from_static("kept: only named by a token it skips"),
+    );
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert!(h.contains_key("close"));
+}
+
+#[test]
+fn without_a_prefix_the_clients_path_and_query_go_up_as_they_are() {
+    let origin = Origin::new(
+        IpAddr::from([10, 0, 0, 1]),
+        false,
+        "127.0.0.1:8080".parse().unwrap(),
+    );
+    let bare = Upstream::from_url(&url::Url::parse("http://127.0.0.1:9000").unwrap()).unwrap();
+    let based = Upstream::from_url(&url::Url::parse("http://127.0.0.1:9000/b").unwrap()).unwrap();
+    for (target, bare_want, based_want) in [
+        (
+            "/v1/x?a=1&b=%20",
+            "http://127.0.0.1:9000/v1/x?a=1&b=%20",
+            "http://127.0.0.1:9000/b/v1/x?a=1&b=%20",
+        ),
+        (
+            "http://client.example/p?q",
+            "http://127.0.0.1:9000/p?q",
+            "http://127.0.0.1:9000/b/p?q",
+        ),
+        ("*", "http://127.0.0.1:9000*", "http://127.0.0.1:9000/b*"),
+    ] {
+        let req = || Request::builder().uri(target).body(Body::Empty).unwrap();
+        let up = upstream_request(&bare, req(), &origin).unwrap();
+        assert_eq!(up.uri().to_string(), bare_want, "{target}");
+        let up = upstream_request(&based, req(), &origin).unwrap();
+        assert_eq!(up.uri().to_string(), based_want, "{target}");
+    }
+}
+
+#[test]
+fn only_bodyless_requests_that_may_go_twice_are_kept_to_be_built_again() {
+    let req = |m: http::Method, body: Body| {
+        let mut r = Request::new(body);
+        *r.method_mut() = m;
+        *r.uri_mut() = Uri::from_static("/a?b");
+        r.headers_mut()
+            .insert("x-trace", HeaderValue::from_static("1"));
+        r
+    };
+    for m in [http::Method::GET, http::Method::HEAD, http::Method::DELETE] {
+        let kept = Kept::of(&req(m.clone(), Body::Empty)).unwrap();
+        let again = kept.request();
+        assert_eq!(again.method(), m);
+        assert_eq!(again.uri(), "/a?b");
+        assert_eq!(again.headers()["x-trace"], "1");
+        assert!(matches!(again.body(), Body::Empty));
+    }
+    // A body the client streamed is gone once sent; a POST may have been acted on.
+    assert!(Kept::of(&req(http::Method::PUT, Body::full(&b"x"[..]))).is_none());
+    assert!(Kept::of(&req(http::Method::POST, Body::Empty)).is_none());
+    let mut keyed = req(http::Method::POST, Body::Empty);
+    keyed.headers_mut().insert(
+        &crate::idempotency::IDEMPOTENCY_KEY,
+        HeaderValue::from_static("k-1"),
+    );
+    assert!(Kept::of(&keyed).is_some());
+}
