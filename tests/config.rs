@@ -6,6 +6,8 @@
 
 #[path = "config/errors.rs"]
 mod errors;
+#[path = "config/retry.rs"]
+mod retry;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

@@ -47,6 +47,8 @@ mod redis_server;
 mod redis_shared;
 #[path = "job_store/retention.rs"]
 mod retention;
+#[path = "job_store/retries.rs"]
+mod retries;
 #[path = "job_store/running.rs"]
 mod running;
 #[path = "job_store/sqlite_file.rs"]
@@ -297,4 +299,6 @@ suite!(
     deadlines::deadline_round_trips,
     deadlines::deadline_cancel_is_a_cancel_with_its_own_reason,
     deadlines::client_cancel_keeps_its_reason,
+    retries::note_attempt_records_the_last_error_and_counts,
+    retries::the_count_and_last_error_survive_a_recovery,
 );

@@ -13,6 +13,7 @@
 
 pub mod env;
 pub mod load;
+pub mod retry;
 pub mod table;
 pub mod tls;
 pub mod types;
@@ -23,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 pub(crate) use load::public_url_value;
 pub use load::{load_file, load_str, ConfigError};
+pub use retry::{RetryConfig, RetryOn};
 pub use types::{ByteSize, IdSource, JsonPointer};
 
 use crate::signed_url::UrlKey;
@@ -228,6 +230,9 @@ pub struct RouteConfig {
     pub max_in_flight: u32,
     /// Re-run jobs a crash interrupted. Default false.
     pub retry_interrupted: bool,
+    /// Which transient upstream failures a job's call retries (see [`retry`]). Default:
+    /// 3 attempts, a refused connection only.
+    pub retry: RetryConfig,
     /// A job not started this long after it was accepted is canceled unsent
     /// (`deadline_exceeded`; see [`crate::store::deadline`]). Default none.
     pub max_queue_time: Option<Duration>,

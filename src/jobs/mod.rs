@@ -13,6 +13,7 @@ pub mod api;
 pub mod engine;
 pub mod events;
 pub mod listing;
+mod retry;
 pub mod run;
 pub mod submit;
 pub mod task_cancel;

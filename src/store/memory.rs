@@ -32,7 +32,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use super::model::{
-    Attempt, Delivery, DeliveryKind, Job, JobError, JobStatus, Millis, NewJob, Outcome,
+    Attempt, Delivery, DeliveryKind, Job, JobError, JobStatus, Millis, NewJob, Outcome, RunNote,
     StoredResponse,
 };
 use super::{
@@ -262,6 +262,15 @@ impl JobStore for MemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn note_attempt(
+        &self,
+        id: &str,
+        note: &RunNote,
+        _now: Millis,
+    ) -> Result<bool, StoreError> {
+        Ok(self.state().note_attempt(id, note))
     }
 
     async fn complete(

@@ -153,7 +153,8 @@ pub struct Job {
     pub error: Option<JobError>,
     /// While running: the claim is valid until then.
     pub lease_until: Option<Millis>,
-    /// How many times a runner claimed it.
+    /// Upstream attempts made so far: one per claim (a run's first attempt, also after a
+    /// re-queue) plus one per retry of a transient failure within a run (`routes[].retry`).
     pub attempts: u32,
     /// What running it means: an upstream call, or watching an upstream task.
     pub kind: JobKind,
@@ -310,6 +311,16 @@ impl Outcome {
             Outcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
         }
     }
+}
+
+/// What [`crate::store::JobStore::note_attempt`] records about a running job's retries.
+#[derive(Debug, Clone)]
+pub enum RunNote {
+    /// An upstream attempt failed and another will follow: the job's error becomes this
+    /// (shown as `last_error` while the job is unfinished).
+    Failed(JobError),
+    /// The next upstream attempt starts now: `attempts + 1`.
+    Next,
 }
 
 /// A fresh UUIDv7 job id.
