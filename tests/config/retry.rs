@@ -109,3 +109,14 @@ fn only_on_sync_routes() {
         "only for kind = \"sync\"",
     );
 }
+
+#[test]
+fn the_example_files_commented_line_is_the_default() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let on = text.replace("# retry = {", "retry = {");
+    assert_ne!(on, text, "the example file has the commented line");
+    let cfg = prefer_gateway::config::load_str(&on, "example-on.toml").unwrap();
+    let render = cfg.routes.iter().find(|r| r.name == "render").unwrap();
+    assert_eq!(render.retry, RetryConfig::default());
+}
