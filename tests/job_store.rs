@@ -55,6 +55,8 @@ mod running;
 mod sqlite_file;
 #[path = "job_store/sqlite_v3_file.rs"]
 mod sqlite_v3_file;
+#[path = "job_store/started.rs"]
+mod started;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -104,6 +106,7 @@ pub fn new_job(tenant: &str, route: &str, key: Option<&str>, fp: &str) -> NewJob
         request: request(0),
         kind: JobKind::Call,
         callback: None,
+        notify_started: false,
         admission: None,
         deadline: None,
     }
@@ -301,4 +304,7 @@ suite!(
     deadlines::client_cancel_keeps_its_reason,
     retries::note_attempt_records_the_last_error_and_counts,
     retries::the_count_and_last_error_survive_a_recovery,
+    started::only_when_asked_and_due_at_the_claim,
+    started::never_sent_for_a_job_that_never_started,
+    started::a_re_run_does_not_send_it_again,
 );

@@ -66,6 +66,7 @@
 //! | `routes[].mode` | none | `{ query = "name" }` or `{ json = "/ptr" }`, plus `kind` (`"enum"` default, or `"bool"`), `deprecation`, `sunset`, `link`; not on proxy |
 //! | `routes[].async_requires` | none | inline table, field JSON pointer → string, bool, integer or finite float; non-empty; not on proxy |
 //! | `routes[].callback` | none | `{ json = "/ptr" }` or `{ header = "Name" }`; not on proxy |
+//! | `routes[].callback_events` | none | as `callback`; needs `callback`; not on proxy |
 //! | `routes[].idempotency` | none | as `callback`; not on proxy |
 //! | `routes[].max_in_flight` | `64` | ≥ 1; not on proxy |
 //! | `routes[].retry_interrupted` | `false` | not on proxy |

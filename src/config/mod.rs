@@ -224,6 +224,9 @@ pub struct RouteConfig {
     pub async_requires: Vec<AsyncRule>,
     /// Where a callback URL comes from (signed webhooks).
     pub callback: Option<FieldSource>,
+    /// Where the client names the events it wants delivered besides the terminal one
+    /// (`callback_events`: `started`); only with `callback`. Default none: terminal only.
+    pub callback_events: Option<FieldSource>,
     /// Where an idempotency key may come from besides the header (gateway jobs).
     pub idempotency: Option<FieldSource>,
     /// Concurrent upstream calls for this route's jobs. Default 64.

@@ -75,6 +75,8 @@ struct State {
     /// Pending admission deliveries by due time (apart, so neither kind waits on the
     /// other's backlog).
     admissions_due: deliveries::DueIndex,
+    /// The same for `started` events.
+    started_due: deliveries::DueIndex,
 }
 
 // === impl MemoryStore ===
@@ -248,9 +250,10 @@ impl JobStore for MemoryStore {
         job.attempts = job.attempts.saturating_add(1);
         job.lease_until = Some(lease_until);
         job.updated_at = now;
-        let claimed = job.clone();
+        state.schedule_started(&id, now);
+        let claimed = state.jobs.get(&id).cloned();
         state.start_run(id, route);
-        Ok(Some(claimed))
+        Ok(claimed)
     }
 
     async fn renew(&self, id: &str, lease_until: Millis, _now: Millis) -> Result<bool, StoreError> {

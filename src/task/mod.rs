@@ -165,6 +165,7 @@ async fn run(
                     let watched = watch::Watched {
                         tenant: prepared.tenant.clone().unwrap_or_default(),
                         callback: prepared.callback.clone(),
+                        notify_started: prepared.notify_started,
                         reservation,
                         deadline: watch_deadline,
                     };

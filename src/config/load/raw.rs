@@ -179,6 +179,8 @@ pub(super) struct RawRoute {
     #[serde(default, deserialize_with = "opt_field")]
     pub callback: Option<Spanned<FieldSource>>,
     #[serde(default, deserialize_with = "opt_field")]
+    pub callback_events: Option<Spanned<FieldSource>>,
+    #[serde(default, deserialize_with = "opt_field")]
     pub idempotency: Option<Spanned<FieldSource>>,
     #[serde(default, deserialize_with = "opt_in_flight")]
     pub max_in_flight: Option<Spanned<u32>>,
