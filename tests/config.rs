@@ -6,6 +6,8 @@
 
 #[path = "config/errors.rs"]
 mod errors;
+#[path = "config/events.rs"]
+mod events;
 #[path = "config/retry.rs"]
 mod retry;
 
