@@ -246,6 +246,7 @@ mod tests {
                 "SEARCH j USING INDEX sqlite_autoindex_jobs_1 (id=?)",
                 "SEARCH d USING PRIMARY KEY (job_id=? AND kind=?) LEFT-JOIN",
                 "SEARCH a USING PRIMARY KEY (job_id=? AND kind=?) LEFT-JOIN",
+                "SEARCH s USING PRIMARY KEY (job_id=? AND kind=?) LEFT-JOIN",
             ]
         );
     }
