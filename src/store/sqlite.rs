@@ -55,6 +55,7 @@
 //!   (...)` query — each half then reads only its partial covering index (`jobs_pending`,
 //!   `jobs_running`: unfinished rows, no bodies) instead of scanning every retained job.
 
+mod attempts;
 mod codec;
 mod deliveries;
 mod group;
@@ -234,7 +235,7 @@ impl JobStore for SqliteStore {
         _now: Millis,
     ) -> Result<bool, StoreError> {
         let (id, note) = (id.to_owned(), note.clone());
-        self.with(move |conn| ops::note_attempt(conn, &id, &note))
+        self.with(move |conn| attempts::note_attempt(conn, &id, &note))
             .await
     }
 

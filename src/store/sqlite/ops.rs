@@ -16,7 +16,7 @@ use super::codec::{job_columns, job_from, job_from_row};
 use super::deliveries::{insert_deliveries, schedule_deliveries, schedule_started};
 use super::tx;
 use crate::store::headers::encode_headers;
-use crate::store::model::{Job, JobError, Millis, NewJob, Outcome, RunNote};
+use crate::store::model::{Job, JobError, Millis, NewJob, Outcome};
 use crate::store::{Canceled, Created, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
 
 const SELECT_BY_ID: &str = concat!("SELECT ", job_columns!(), job_from!(), " WHERE j.id = ?1");
@@ -211,29 +211,6 @@ pub(super) fn renew(
     let changed = tx
         .prepare_cached("UPDATE jobs SET lease_until = ?2 WHERE id = ?1 AND status = 'running'")?
         .execute(params![id, lease_until])?;
-    tx.commit()?;
-    Ok(changed == 1)
-}
-
-pub(super) fn note_attempt(
-    conn: &mut Connection,
-    id: &str,
-    note: &RunNote,
-) -> Result<bool, StoreError> {
-    let tx = tx::write(conn)?;
-    let changed = match note {
-        RunNote::Failed(e) => tx
-            .prepare_cached(
-                "UPDATE jobs SET error_code = ?2, error_message = ?3 \
-                 WHERE id = ?1 AND status = 'running'",
-            )?
-            .execute(params![id, e.code, e.message])?,
-        RunNote::Next => tx
-            .prepare_cached(
-                "UPDATE jobs SET attempts = attempts + 1 WHERE id = ?1 AND status = 'running'",
-            )?
-            .execute(params![id])?,
-    };
     tx.commit()?;
     Ok(changed == 1)
 }
