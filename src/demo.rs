@@ -225,12 +225,17 @@ async fn receive_callback(req: Request<Incoming>) -> Response<Body> {
         .is_some_and(|(secret, ts)| {
             crate::sign::standard_webhooks_signature(&secret, &id, ts, &body) == sig
         });
-    let status = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("status").and_then(|s| s.as_str().map(str::to_owned)))
-        .unwrap_or_default();
+    let doc = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let field = |name: &str| doc.get(name).and_then(|s| s.as_str()).unwrap_or_default();
+    let (status, event) = (field("status"), field("event"));
+    // `event` is there only when the client asked for events (`Callback-Events`).
+    let event = if event.is_empty() {
+        String::new()
+    } else {
+        format!(" event={event}")
+    };
     println!(
-        "callback received: webhook-id={id} status={status} signature {}",
+        "callback received: webhook-id={id} status={status}{event} signature {}",
         if valid { "valid" } else { "INVALID" }
     );
     json(StatusCode::OK, serde_json::json!({"received": true}))

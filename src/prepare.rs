@@ -9,6 +9,8 @@
 //!    will leave a job behind — a `sync` ASYNC/WAIT, a callback, a task route's admission
 //!    (its operation may be watched), a callback-driven task route (every operation is
 //!    watched) — optional otherwise.
+//!    Then the events it asks for besides the terminal one (`callback_events`, `400` when
+//!    unknown or without a callback URL; [`crate::webhook::events`]).
 //! 4. The callback URL checked by the address guard (`422`).
 //! 5. For a `sync` job (ASYNC, WAIT, or DEFAULT on a `default = "job"` route): the
 //!    `Idempotency-Key` header (`400`), the body read whole within
@@ -33,7 +35,7 @@ use crate::mode::Mode;
 use crate::problem::Problem;
 use crate::request_id::X_REQUEST_ID;
 use crate::webhook::deliver::Deliverer;
-use crate::webhook::intake;
+use crate::webhook::{events, intake};
 
 /// What the step needs from the gateway.
 #[derive(Clone, Copy)]
@@ -64,6 +66,8 @@ pub struct Prepared {
     pub tenant: Option<String>,
     /// A checked callback URL.
     pub callback: Option<String>,
+    /// The client asked for the `started` event too (`callback_events`).
+    pub notify_started: bool,
     /// The idempotency key (`sync` jobs).
     pub idempotency_key: Option<String>,
     /// The whole body, when it was read (`sync` jobs).
@@ -104,6 +108,11 @@ pub async fn prepare(
     let (callback, body) = intake::take(route, &mut parts, body).await.map_err(with)?;
     if callback.is_some() && mode == Mode::Default {
         return Err(with(Problem::CallbackWithoutAsync));
+    }
+    let (events, body) = events::take(route, &mut parts, body).await.map_err(with)?;
+    if events.is_some() && callback.is_none() {
+        let why = "callback_events needs a callback URL in the same request".to_owned();
+        return Err(with(Problem::InvalidCallbackEvents(why)));
     }
     // A sync route with `default = "job"` makes a job of a request without `Prefer` too.
     let job = kind == For::Sync && (mode != Mode::Default || route.default_job);
@@ -176,6 +185,7 @@ pub async fn prepare(
         intent,
         tenant,
         callback,
+        notify_started: events.is_some_and(|e| e.started),
         idempotency_key,
         body: whole,
         reservation,

@@ -80,6 +80,8 @@ pub enum Problem {
     InvalidQuery(String),
     /// `Cancel-After` is malformed or out of range; what is wrong with it.
     InvalidCancelAfter(String),
+    /// `callback_events` names an unknown event, or events without a callback URL.
+    InvalidCallbackEvents(String),
     /// The job ended without an upstream response to replay.
     NoResult(&'static str),
     /// The job store cannot be reached.
@@ -189,6 +191,7 @@ impl Problem {
             )),
             Problem::InvalidQuery(why) => Some(why.clone()),
             Problem::InvalidCancelAfter(why) => Some(format!("Cancel-After: {why}")),
+            Problem::InvalidCallbackEvents(why) => Some(why.clone()),
             Problem::StoreUnavailable | Problem::AdmissionUnavailable => {
                 Some("retry shortly; nothing was accepted".into())
             }

@@ -483,11 +483,25 @@ fn demo_prints_curl_lines_that_each_answer_what_their_comment_says() {
     }
     // The callback line's delivery shows up in the demo's own output, signature checked.
     let delivered = Proc::lines_until(&demo.stdout, Duration::from_secs(30), |l| {
-        l.starts_with("callback received:")
+        l.starts_with("callback received:") && l.contains("status=succeeded")
     });
     let line = delivered.last().unwrap();
     assert!(line.ends_with("signature valid"), "{line}");
     assert!(line.contains("status=succeeded"), "{line}");
+    // The webhook-events line asked for `started` too: it arrives, signed, as well.
+    let mut seen = delivered.clone();
+    if !seen.iter().any(|l| l.contains("event=job.started")) {
+        seen.extend(Proc::lines_until(
+            &demo.stdout,
+            Duration::from_secs(30),
+            |l| l.contains("event=job.started"),
+        ));
+    }
+    let started = seen
+        .iter()
+        .find(|l| l.contains("event=job.started"))
+        .unwrap();
+    assert!(started.ends_with("signature valid"), "{started}");
 
     // Admission: the balance service admits three paid jobs, refuses the fourth with its
     // own 402, and hears a settle for each job that succeeded.

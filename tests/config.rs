@@ -6,6 +6,10 @@
 
 #[path = "config/errors.rs"]
 mod errors;
+#[path = "config/events.rs"]
+mod events;
+#[path = "config/retry.rs"]
+mod retry;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

@@ -49,6 +49,8 @@ mod redis_server;
 mod redis_shared;
 #[path = "job_store/retention.rs"]
 mod retention;
+#[path = "job_store/retries.rs"]
+mod retries;
 #[path = "job_store/running.rs"]
 mod running;
 #[path = "job_store/sqlite_file.rs"]
@@ -57,6 +59,8 @@ mod sqlite_file;
 mod sqlite_v3_file;
 #[path = "job_store/task_callbacks.rs"]
 mod task_callbacks;
+#[path = "job_store/started.rs"]
+mod started;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -106,6 +110,7 @@ pub fn new_job(tenant: &str, route: &str, key: Option<&str>, fp: &str) -> NewJob
         request: request(0),
         kind: JobKind::Call,
         callback: None,
+        notify_started: false,
         admission: None,
         deadline: None,
     }
@@ -305,4 +310,9 @@ suite!(
     queue::positions_follow_claim_order_across_tenants,
     queue::a_cancel_ahead_moves_the_queue_up,
     queue::a_recovered_job_goes_back_to_its_place,
+    retries::note_attempt_records_the_last_error_and_counts,
+    retries::the_count_and_last_error_survive_a_recovery,
+    started::only_when_asked_and_due_at_the_claim,
+    started::never_sent_for_a_job_that_never_started,
+    started::a_re_run_does_not_send_it_again,
 );

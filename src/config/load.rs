@@ -66,9 +66,11 @@
 //! | `routes[].mode` | none | `{ query = "name" }` or `{ json = "/ptr" }`, plus `kind` (`"enum"` default, or `"bool"`), `deprecation`, `sunset`, `link`; not on proxy |
 //! | `routes[].async_requires` | none | inline table, field JSON pointer → string, bool, integer or finite float; non-empty; not on proxy |
 //! | `routes[].callback` | none | `{ json = "/ptr" }` or `{ header = "Name" }`; not on proxy |
+//! | `routes[].callback_events` | none | as `callback`; needs `callback`; not on proxy |
 //! | `routes[].idempotency` | none | as `callback`; not on proxy |
 //! | `routes[].max_in_flight` | `64` | ≥ 1; not on proxy |
 //! | `routes[].retry_interrupted` | `false` | not on proxy |
+//! | `routes[].retry` | `{ attempts = 3, backoff = "1s", max_backoff = "30s", on = ["connect"] }` | sync only; `attempts` ≥ 1, `backoff` > 0 and ≤ `max_backoff`, `on` entries unique, of `"connect"`, `"timeout"`, `"429"`, `"502"`, `"503"`, `"504"` |
 //! | `routes[].max_queue_time` | none | > 0; a job not started within it is canceled (`deadline_exceeded`); not on proxy |
 //! | `routes[].max_run_time` | none | > 0; a running job's call is aborted after it (`deadline_exceeded`); not on proxy |
 //! | `routes[].signed_results` | `false` | `download_url` in finished jobs' status; needs `jobs.signing_secret`; not on proxy; on task only with `callback` |

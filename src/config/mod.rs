@@ -13,6 +13,7 @@
 
 pub mod env;
 pub mod load;
+pub mod retry;
 pub mod table;
 pub mod tls;
 pub mod types;
@@ -23,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 pub(crate) use load::public_url_value;
 pub use load::{load_file, load_str, ConfigError};
+pub use retry::{RetryConfig, RetryOn};
 pub use types::{ByteSize, IdSource, JsonPointer};
 
 use crate::signed_url::UrlKey;
@@ -222,12 +224,18 @@ pub struct RouteConfig {
     pub async_requires: Vec<AsyncRule>,
     /// Where a callback URL comes from (signed webhooks).
     pub callback: Option<FieldSource>,
+    /// Where the client names the events it wants delivered besides the terminal one
+    /// (`callback_events`: `started`); only with `callback`. Default none: terminal only.
+    pub callback_events: Option<FieldSource>,
     /// Where an idempotency key may come from besides the header (gateway jobs).
     pub idempotency: Option<FieldSource>,
     /// Concurrent upstream calls for this route's jobs. Default 64.
     pub max_in_flight: u32,
     /// Re-run jobs a crash interrupted. Default false.
     pub retry_interrupted: bool,
+    /// Which transient upstream failures a job's call retries (see [`retry`]). Default:
+    /// 3 attempts, a refused connection only.
+    pub retry: RetryConfig,
     /// A job not started this long after it was accepted is canceled unsent
     /// (`deadline_exceeded`; see [`crate::store::deadline`]). Default none.
     pub max_queue_time: Option<Duration>,

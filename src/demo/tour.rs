@@ -80,6 +80,13 @@ pub fn tour(gw: &str, hooks: SocketAddr) -> String {
          curl -si -X POST '{gw}/v1/render' -H 'Content-Type: application/json' \
          -H 'Prefer: respond-async' -d '{{\"duration\": 1, \"callback_url\": \"http://{hooks}/hooks\"}}'\n\n"
     ));
+    out.push_str(&format!(
+        "# webhook events: Callback-Events: started asks for a started event too → 202 \
+         (watch this terminal: \"event=job.started\" first, then \"event=job.completed\")\n\
+         curl -si -X POST '{gw}/v1/render' -H 'Content-Type: application/json' \
+         -H 'Prefer: respond-async' -H 'Callback-Events: started' \
+         -d '{{\"duration\": 1, \"callback_url\": \"http://{hooks}/hooks\"}}'\n\n"
+    ));
     let id_of = |field: &str| format!("sed -E 's/.*\"{field}\":\"([^\"]+)\".*/\\1/'");
     out.push_str(&format!(
         "# submit a task, then poll its status endpoint yourself (proxied) → 200\n\

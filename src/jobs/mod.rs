@@ -15,6 +15,7 @@ pub mod engine;
 pub mod events;
 pub mod listing;
 pub mod pace;
+mod retry;
 pub mod run;
 pub mod submit;
 pub mod task_cancel;

@@ -6,20 +6,26 @@
 //! the call is in flight the lease is renewed every third of `[jobs].lease`; a cancel — local
 //! (the job API of this process) or seen through a failed renewal — drops the call, and so
 //! does the job's run deadline (`store::deadline`), which then cancels the job as
-//! `deadline_exceeded`. A successful run's wall time feeds the route's run-time estimate
-//! (`super::pace`), which the `Retry-After` of status reads is derived from.
+//! `deadline_exceeded`. A transient failure of the call (`routes[].retry`) is tried again
+//! after a backoff, with the same `Idempotency-Key` (see `retry`). A successful run's wall
+//! time feeds the route's run-time estimate (`super::pace`), which the `Retry-After` of
+//! status reads is derived from.
 
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request};
 
 use super::engine::Engine;
+use super::retry::{self, Tried};
 use crate::body::{self, Body};
+use crate::config::RetryOn;
+use crate::error::ErrorKind;
 use crate::idempotency::IDEMPOTENCY_KEY;
 use crate::routes::table::{Kind, Route};
-use crate::store::model::{Job, JobError, JobKind, Outcome, StoredResponse};
+use crate::store::model::{Job, JobError, JobKind, Outcome, RunNote, StoredResponse};
 use crate::store::{deadline, headers, StoreError};
 use crate::upstream::forward;
+use crate::webhook::schedule::parse_retry_after;
 
 /// Runs `job` to its end (or until canceled) and records the outcome.
 pub async fn run(engine: &Engine, job: Job) {
@@ -29,7 +35,7 @@ pub async fn run(engine: &Engine, job: Job) {
     let started = tokio::time::Instant::now();
     // `Err(true)`: the run deadline passed; `Err(false)`: stopped by a cancel.
     let outcome = tokio::select! {
-        outcome = call(engine, &job) => Ok(outcome),
+        outcome = call(engine, &job, run_deadline) => Ok(outcome),
         () = stop.notified() => Err(false),
         () = keep_lease(engine, &job.id) => Err(false),
         () = until(engine, run_deadline) => Err(true),
@@ -129,7 +135,7 @@ fn failed(code: &str, message: impl Into<String>) -> Outcome {
     })
 }
 
-async fn call(engine: &Engine, job: &Job) -> Outcome {
+async fn call(engine: &Engine, job: &Job, run_deadline: Option<i64>) -> Outcome {
     let Some(route) = engine.route(&job.route) else {
         return failed(
             "route_removed",
@@ -139,14 +145,68 @@ async fn call(engine: &Engine, job: &Job) -> Outcome {
     if job.kind == JobKind::Watch {
         return watch(engine, &route, job).await;
     }
+    // The claim counted this run's first attempt; one re-claimed after a crash makes only
+    // the attempts left (see `retry`).
+    let mut made = job.attempts.max(1);
+    loop {
+        let tried = attempt(engine, &route, job).await;
+        let left = run_deadline.map(|at| {
+            Duration::from_millis(u64::try_from(at.saturating_sub(engine.now())).unwrap_or(0))
+        });
+        let unit = crate::webhook::schedule::jitter_unit();
+        let Some(wait) = retry::next_wait(&route.cfg.retry, made, &tried, unit, left) else {
+            return tried.outcome;
+        };
+        let Some(error) = retry::last_error(&tried.outcome) else {
+            return tried.outcome;
+        };
+        tracing::info!(job = %job.id, attempt = made, code = %error.code, ?wait, "retrying the upstream call");
+        if !note(engine, &job.id, RunNote::Failed(error)).await {
+            return tried.outcome;
+        }
+        tokio::time::sleep(wait).await;
+        if !note(engine, &job.id, RunNote::Next).await {
+            return tried.outcome;
+        }
+        made = made.saturating_add(1);
+        engine.changed(&job.id);
+    }
+}
+
+/// Records a retry step; `false` when the job is no longer running (the runner stops). A
+/// store error is logged and the retry goes on: the count is then one behind, which the
+/// next successful write or the final `complete` does not depend on.
+async fn note(engine: &Engine, id: &str, note: RunNote) -> bool {
+    match engine.store.note_attempt(id, &note, engine.now()).await {
+        Ok(running) => running,
+        Err(e) => {
+            crate::metrics::get().store_errors.inc();
+            tracing::warn!(job = %id, error = %e, "cannot record a retry");
+            true
+        }
+    }
+}
+
+/// One upstream attempt of a call job, classified for `retry`.
+async fn attempt(engine: &Engine, route: &Route, job: &Job) -> Tried {
     let settings = &route.cfg.settings;
-    let req = match build(&route, job) {
+    let req = match build(route, job) {
         Ok(r) => r,
-        Err(why) => return failed("bad_request", why),
+        Err(why) => return Tried::done(failed("bad_request", why)),
     };
     let resp = match forward::send(engine.client(), req, settings.upstream_timeout).await {
         Ok(r) => r,
-        Err(e) => return failed(e.job_code(), e.detail),
+        Err(e) => {
+            let transient = match e.kind {
+                ErrorKind::Connect => Some(RetryOn::Connect),
+                ErrorKind::Timeout => Some(RetryOn::Timeout),
+                _ => None,
+            };
+            return Tried {
+                transient,
+                ..Tried::done(failed(e.job_code(), e.detail))
+            };
+        }
     };
     let (mut parts, incoming) = resp.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers);
@@ -154,20 +214,29 @@ async fn call(engine: &Engine, job: &Job) -> Outcome {
     let read = tokio::time::timeout(settings.upstream_timeout, body::collect(incoming, limit));
     let body = match read.await {
         Err(_) => {
-            return failed(
-                "upstream_timeout",
-                "the upstream's body did not arrive in time",
-            )
+            return Tried {
+                transient: Some(RetryOn::Timeout),
+                ..Tried::done(failed(
+                    "upstream_timeout",
+                    "the upstream's body did not arrive in time",
+                ))
+            }
         }
         Ok(Err(body::CollectError::TooLarge(n))) => {
-            return failed(
+            return Tried::done(failed(
                 "result_too_large",
                 format!("the upstream's answer exceeds {n} bytes"),
-            )
+            ))
         }
-        Ok(Err(e)) => return failed("upstream_unreachable", e.to_string()),
+        Ok(Err(e)) => return Tried::done(failed("upstream_unreachable", e.to_string())),
         Ok(Ok(b)) => b,
     };
+    let status = parts.status.as_u16();
+    let retry_after = parts
+        .headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
     let headers = parts
         .headers
         .iter()
@@ -178,11 +247,15 @@ async fn call(engine: &Engine, job: &Job) -> Outcome {
             )
         })
         .collect();
-    Outcome::Answered(StoredResponse {
-        status: parts.status.as_u16(),
-        headers,
-        body,
-    })
+    Tried {
+        outcome: Outcome::Answered(StoredResponse {
+            status,
+            headers,
+            body,
+        }),
+        transient: Some(RetryOn::Status(status)),
+        retry_after,
+    }
 }
 
 fn build(route: &Route, job: &Job) -> Result<Request<Body>, String> {

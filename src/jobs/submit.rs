@@ -120,6 +120,7 @@ async fn submit(
     let Prepared {
         tenant,
         callback,
+        notify_started,
         idempotency_key,
         body,
         reservation,
@@ -168,6 +169,7 @@ async fn submit(
         },
         kind: JobKind::Call,
         callback,
+        notify_started,
         admission,
         // Counted from acceptance, like `created_at` (the store stamps it with this `now`).
         deadline: cancel_after.map(|d| deadline::after(now, d)),

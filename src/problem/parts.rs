@@ -120,6 +120,11 @@ impl Problem {
                 "invalid-cancel-after",
                 "Invalid Cancel-After header",
             ),
+            Problem::InvalidCallbackEvents(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-callback-events",
+                "Invalid callback events",
+            ),
             Problem::NoResult(_) => (
                 StatusCode::CONFLICT,
                 "job-has-no-result",

@@ -41,6 +41,7 @@ fn all() -> Vec<Problem> {
         Problem::NoticePending(2),
         Problem::InvalidQuery("x".into()),
         Problem::InvalidCancelAfter("x".into()),
+        Problem::InvalidCallbackEvents("x".into()),
         Problem::NoResult("canceled"),
         Problem::StoreUnavailable,
         Problem::AdmissionUnavailable,
@@ -81,6 +82,7 @@ fn all() -> Vec<Problem> {
             | Problem::NoticePending(_)
             | Problem::InvalidQuery(_)
             | Problem::InvalidCancelAfter(_)
+            | Problem::InvalidCallbackEvents(_)
             | Problem::NoResult(_)
             | Problem::StoreUnavailable
             | Problem::AdmissionUnavailable

@@ -2,8 +2,9 @@
 //!
 //! The status document is the same JSON for `GET {jobs}/{id}`, `DELETE`, a `wait` that ran
 //! out, and the webhook payload (minus its `callback` section):
-//! `{"id","job_id","status","created_at","updated_at","expires_at","status_url",
-//! "deadline"?,"queue_position"?,"result_url"?,"resourceLocation"?,"download_url"?,"error"?}`.
+//! `{"id","job_id","status","created_at","updated_at","expires_at","status_url","attempts",
+//! "deadline"?,"queue_position"?,"result_url"?,"resourceLocation"?,"download_url"?,"error"?,
+//! "last_error"?}`.
 //!
 //! Every URL in it is absolute: [`Links::prefix`] is the jobs API as the client reaches it
 //! (`https://api.example.com/jobs`, see `pipeline::public`). Beside our own fields it has
@@ -18,7 +19,11 @@
 //! [`crate::signed_url`]) is added when the job succeeded or failed with a stored response
 //! and its route has `signed_results` — read from the routes in force when the document is
 //! rendered, so a reload that turns it off stops handing links out at once. `error` carries
-//! `code`, `message` and, for `upstream_status`, the upstream's `status`. A job with a
+//! `code`, `message` and, for `upstream_status`, the upstream's `status`. `attempts` is the
+//! number of upstream attempts made so far (0 while never started; retries of transient
+//! failures, `routes[].retry`, add to it); while an unfinished job is between retries (or
+//! re-queued after one) the failed attempt's error is `last_error`, same shape — once the
+//! retries are exhausted it is the job's `error`. A job with a
 //! callback adds `callback: {state, attempts, last_status, last_error, next_attempt_at}`
 //! (the URL itself is not echoed: it may carry a token). `deadline` is the client's
 //! `Cancel-After` as a time, when it sent one (the route's `max_queue_time` /
@@ -127,12 +132,20 @@ pub fn status_doc(links: &Links<'_>, job: &Job) -> Value {
         let url = signed_url::download_url(prefix, &job.id, expires_at, key);
         doc["download_url"] = json!(url);
     }
+    doc["attempts"] = json!(job.attempts);
     if let Some(e) = &job.error {
         let mut err = json!({"code": e.code, "message": e.message});
         if let (Some(r), "upstream_status") = (&job.response, e.code.as_str()) {
             err["status"] = json!(r.status);
         }
-        doc["error"] = err;
+        // Unfinished: the failed attempt a retry follows. Not `error`, which a standard
+        // LRO client reads as the operation's failure.
+        let key = if job.status.is_terminal() {
+            "error"
+        } else {
+            "last_error"
+        };
+        doc[key] = err;
     }
     if let Some(cb) = &job.callback {
         doc["callback"] = json!({

@@ -32,7 +32,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use super::model::{
-    Attempt, Delivery, DeliveryKind, Job, JobError, JobStatus, Millis, NewJob, Outcome,
+    Attempt, Delivery, DeliveryKind, Job, JobError, JobStatus, Millis, NewJob, Outcome, RunNote,
     StoredResponse,
 };
 use super::{
@@ -75,6 +75,8 @@ struct State {
     /// Pending admission deliveries by due time (apart, so neither kind waits on the
     /// other's backlog).
     admissions_due: deliveries::DueIndex,
+    /// The same for `started` events.
+    started_due: deliveries::DueIndex,
 }
 
 // === impl MemoryStore ===
@@ -248,9 +250,10 @@ impl JobStore for MemoryStore {
         job.attempts = job.attempts.saturating_add(1);
         job.lease_until = Some(lease_until);
         job.updated_at = now;
-        let claimed = job.clone();
+        state.schedule_started(&id, now);
+        let claimed = state.jobs.get(&id).cloned();
         state.start_run(id, route);
-        Ok(Some(claimed))
+        Ok(claimed)
     }
 
     async fn renew(&self, id: &str, lease_until: Millis, _now: Millis) -> Result<bool, StoreError> {
@@ -262,6 +265,15 @@ impl JobStore for MemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn note_attempt(
+        &self,
+        id: &str,
+        note: &RunNote,
+        _now: Millis,
+    ) -> Result<bool, StoreError> {
+        Ok(self.state().note_attempt(id, note))
     }
 
     async fn complete(

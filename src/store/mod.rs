@@ -53,7 +53,7 @@ pub mod sqlite;
 pub use listing::{Cursor, ListQuery, Page, Purged};
 pub use model::{
     Admission, Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, Job, JobError, JobKind,
-    JobStatus, Millis, NewAdmission, NewJob, Outcome, StoredRequest, StoredResponse,
+    JobStatus, Millis, NewAdmission, NewJob, Outcome, RunNote, StoredRequest, StoredResponse,
 };
 pub use open::open_store;
 
@@ -201,6 +201,16 @@ pub trait JobStore: Send + Sync + 'static {
     /// Extends a running job's lease. `false` if it is no longer running (canceled, or
     /// recovered by someone else): the runner must stop.
     async fn renew(&self, id: &str, lease_until: Millis, now: Millis) -> Result<bool, StoreError>;
+
+    /// Records a retry within a running job's run (`routes[].retry`): its last error
+    /// ([`RunNote::Failed`], before the backoff) or the start of its next upstream attempt
+    /// ([`RunNote::Next`]: `attempts + 1`, after the backoff). Persisted, so a status read
+    /// on any replica shows them and a crash mid-backoff keeps the count (the re-claim adds
+    /// the attempt it makes). `updated_at` is left alone: the state did not change. `false`
+    /// if the job is no longer running (canceled, or recovered by someone else): the runner
+    /// must stop.
+    async fn note_attempt(&self, id: &str, note: &RunNote, now: Millis)
+        -> Result<bool, StoreError>;
 
     /// Records the end of a run: succeeded / failed, `expires_at = now + retention_ms`.
     /// `false` if the job was no longer running (canceled meanwhile): nothing changes.

@@ -153,7 +153,8 @@ pub struct Job {
     pub error: Option<JobError>,
     /// While running: the claim is valid until then.
     pub lease_until: Option<Millis>,
-    /// How many times a runner claimed it.
+    /// Upstream attempts made so far: one per claim (a run's first attempt, also after a
+    /// re-queue) plus one per retry of a transient failure within a run (`routes[].retry`).
     pub attempts: u32,
     /// What running it means: an upstream call, or watching an upstream task.
     pub kind: JobKind,
@@ -161,6 +162,9 @@ pub struct Job {
     pub callback: Option<Delivery>,
     /// The admission it was created under, and the state of its settle / release.
     pub admission: Option<Admission>,
+    /// The `started` event to the callback URL, when the client asked for it
+    /// (`callback_events`): waiting until the job is claimed, then due.
+    pub started: Option<Delivery>,
     /// The client's `Cancel-After` as an absolute time, if it sent one (the route's
     /// `max_queue_time` / `max_run_time` are applied from the route when the job is
     /// claimed and run; see [`crate::store::deadline`]).
@@ -173,6 +177,7 @@ impl Job {
         match kind {
             DeliveryKind::Callback => self.callback.as_ref(),
             DeliveryKind::Admission => self.admission.as_ref().map(|a| &a.delivery),
+            DeliveryKind::Started => self.started.as_ref(),
         }
     }
 
@@ -181,6 +186,7 @@ impl Job {
         match kind {
             DeliveryKind::Callback => self.callback.as_mut(),
             DeliveryKind::Admission => self.admission.as_mut().map(|a| &mut a.delivery),
+            DeliveryKind::Started => self.started.as_mut(),
         }
     }
 
@@ -249,6 +255,9 @@ pub struct NewJob {
     pub kind: JobKind,
     /// Callback URL (already checked by the address guard), if any.
     pub callback: Option<String>,
+    /// The client asked for the `started` event as well (`callback_events`); only with a
+    /// `callback`.
+    pub notify_started: bool,
     /// The route's admission endpoint and the reservation it granted, if the route has
     /// one.
     pub admission: Option<NewAdmission>,
@@ -275,6 +284,11 @@ impl NewJob {
             lease_until: None,
             attempts: 0,
             kind: self.kind,
+            started: self
+                .callback
+                .clone()
+                .filter(|_| self.notify_started)
+                .map(Delivery::waiting),
             callback: self.callback.map(Delivery::waiting),
             admission: self.admission.map(NewAdmission::into_admission),
             deadline: self.deadline,
@@ -310,6 +324,16 @@ impl Outcome {
             Outcome::Failed(error) => (JobStatus::Failed, None, Some(error)),
         }
     }
+}
+
+/// What [`crate::store::JobStore::note_attempt`] records about a running job's retries.
+#[derive(Debug, Clone)]
+pub enum RunNote {
+    /// An upstream attempt failed and another will follow: the job's error becomes this
+    /// (shown as `last_error` while the job is unfinished).
+    Failed(JobError),
+    /// The next upstream attempt starts now: `attempts + 1`.
+    Next,
 }
 
 /// A fresh UUIDv7 job id.

@@ -81,7 +81,9 @@ use redis::{Script, Value};
 
 use self::codec::{arg, decode_job, flag, flatten, job_fields, num, outcome_fields, Args};
 use self::scripts::{integer, items, tagged, unexpected, Scripts};
-use super::model::{Attempt, Delivery, DeliveryKind, Job, JobError, Millis, NewJob, Outcome};
+use super::model::{
+    Attempt, Delivery, DeliveryKind, Job, JobError, Millis, NewJob, Outcome, RunNote,
+};
 use super::{
     Canceled, Created, JobStore, ListQuery, Lookup, Page, Purged, Recovery, Redeliver, RouteDepth,
     StoreError, TOMBSTONE_FACTOR,
@@ -242,6 +244,19 @@ impl JobStore for RedisStore {
     async fn renew(&self, id: &str, lease_until: Millis, _now: Millis) -> Result<bool, StoreError> {
         let args = vec![arg(id), num(lease_until)];
         Ok(integer(self.eval(&self.scripts.renew, args).await?)? == 1)
+    }
+
+    async fn note_attempt(
+        &self,
+        id: &str,
+        note: &RunNote,
+        _now: Millis,
+    ) -> Result<bool, StoreError> {
+        let args = match note {
+            RunNote::Failed(e) => vec![arg(id), arg("failed"), arg(&e.code), arg(&e.message)],
+            RunNote::Next => vec![arg(id), arg("next")],
+        };
+        Ok(integer(self.eval(&self.scripts.note_attempt, args).await?)? == 1)
     }
 
     async fn complete(

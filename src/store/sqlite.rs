@@ -57,6 +57,7 @@
 //!   (...)` query — each half then reads only its partial covering index (`jobs_pending`,
 //!   `jobs_running`: unfinished rows, no bodies) instead of scanning every retained job.
 
+mod attempts;
 mod codec;
 mod deliveries;
 mod group;
@@ -74,7 +75,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::Connection;
 
-use super::model::{Attempt, Delivery, DeliveryKind, Job, JobError, Millis, NewJob, Outcome};
+use super::model::{
+    Attempt, Delivery, DeliveryKind, Job, JobError, Millis, NewJob, Outcome, RunNote,
+};
 use super::{
     Canceled, Created, JobStore, ListQuery, Lookup, Page, Purged, Recovery, Redeliver, RouteDepth,
     StoreError,
@@ -225,6 +228,17 @@ impl JobStore for SqliteStore {
     async fn renew(&self, id: &str, lease_until: Millis, _now: Millis) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.with(move |conn| ops::renew(conn, &id, lease_until))
+            .await
+    }
+
+    async fn note_attempt(
+        &self,
+        id: &str,
+        note: &RunNote,
+        _now: Millis,
+    ) -> Result<bool, StoreError> {
+        let (id, note) = (id.to_owned(), note.clone());
+        self.with(move |conn| attempts::note_attempt(conn, &id, &note))
             .await
     }
 

@@ -210,6 +210,7 @@ async fn run(
                         token_hash: String::new(),
                         tenant,
                         callback: prepared.callback.clone(),
+                        notify_started: prepared.notify_started,
                         reservation,
                         deadline: watch_deadline,
                     };

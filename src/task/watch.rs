@@ -42,6 +42,8 @@ pub struct Watched {
     pub tenant: String,
     /// The checked callback URL.
     pub callback: Option<String>,
+    /// The client asked for the `started` event too: sent when the gateway starts watching.
+    pub notify_started: bool,
     /// The admission endpoint's grant, settled or released when the operation ends.
     pub reservation: Option<Reservation>,
     /// The client's `Cancel-After` as a time (from the request's arrival): the watch ends
@@ -74,6 +76,7 @@ pub async fn register(
         },
         kind: JobKind::Watch,
         callback: watched.callback,
+        notify_started: watched.notify_started,
         admission: watched.reservation.as_ref().map(Reservation::pending),
         deadline: watched.deadline,
     };

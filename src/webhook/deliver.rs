@@ -9,6 +9,16 @@
 //!
 //! `webhook-id` is the job id, so it is stable across attempts, restarts and
 //! re-deliveries; `webhook-timestamp` is the time of each attempt.
+//!
+//! A client that asked for it (`callback_events`, see [`super::events`]) also gets a
+//! `started` event when the job is claimed: its own delivery (kind `started`, durable and
+//! retried on the same schedule), `webhook-id` `{job id}.started`, and the status document
+//! with `"event": "job.started"`; its terminal payload then carries
+//! `"event": "job.completed"` (a client that did not ask sees no change). Order: the
+//! terminal event is held back while the `started` one is still due, so it never arrives
+//! first; a `started` event that fails for good (or gets `410`) no longer holds it. A job
+//! that ends without ever starting (canceled while pending) sends no `started` event. For
+//! a watched task operation `started` means the gateway began watching it.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
@@ -22,7 +32,9 @@ use crate::routes::table::Shared;
 use crate::sign::{self, Secret};
 use crate::store::claims::{self, claim_loop, Round};
 use crate::store::document::{self, Links};
-use crate::store::model::{now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, Job, JobKind};
+use crate::store::model::{
+    now_millis, Attempt, AttemptNext, Delivery, DeliveryKind, DeliveryState, Job, JobKind,
+};
 use crate::store::JobStore;
 
 /// Most of a receiver's answer the gateway reads.
@@ -163,12 +175,32 @@ pub fn payload(links: &Links<'_>, job: &Job) -> Bytes {
             return resp.body.clone();
         }
     }
+    // Only a client that asked for events gets the field: unchanged on the wire otherwise.
+    let event = job.started.as_ref().map(|_| COMPLETED_EVENT);
+    event_payload(links, job, event)
+}
+
+/// The `started` event's body: the status document as it is at the attempt (a late
+/// attempt may already show the job finished), with `"event": "job.started"`.
+pub fn started_payload(links: &Links<'_>, job: &Job) -> Bytes {
+    event_payload(links, job, Some(STARTED_EVENT))
+}
+
+fn event_payload(links: &Links<'_>, job: &Job, event: Option<&str>) -> Bytes {
     let mut doc = document::status_doc(links, job);
     if let Some(obj) = doc.as_object_mut() {
         obj.remove("callback");
+        if let Some(event) = event {
+            obj.insert("event".into(), event.into());
+        }
     }
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }
+
+/// The `event` of a `started` payload.
+pub const STARTED_EVENT: &str = "job.started";
+/// The `event` of a terminal payload, when the client asked for events.
+pub const COMPLETED_EVENT: &str = "job.completed";
 
 /// What the callback worker reads besides the store: the deliverer, the route table (a
 /// route's `signed_results` decides its links) and `[jobs]` (the links' prefix and key).
@@ -184,8 +216,28 @@ pub struct Worker {
     pub base: String,
 }
 
-/// Claims due callback deliveries and attempts them, until the store is dropped.
+/// Claims due callback deliveries — terminal events and `started` events, each kind with
+/// its own claim loop — and attempts them, until the store is dropped.
 pub async fn worker(store: Weak<dyn JobStore>, wake: Arc<tokio::sync::Notify>, w: Worker) {
+    tokio::join!(
+        kind_worker(
+            store.clone(),
+            Arc::clone(&wake),
+            w.clone(),
+            DeliveryKind::Callback
+        ),
+        // Started events are made due by a claim, which wakes nobody: the loop's tick
+        // (200 ms) finds them.
+        kind_worker(store, wake, w, DeliveryKind::Started),
+    );
+}
+
+async fn kind_worker(
+    store: Weak<dyn JobStore>,
+    wake: Arc<tokio::sync::Notify>,
+    w: Worker,
+    kind: DeliveryKind,
+) {
     let d = Arc::clone(&w.deliverer);
     let round = move || {
         Some(Round {
@@ -196,16 +248,42 @@ pub async fn worker(store: Weak<dyn JobStore>, wake: Arc<tokio::sync::Notify>, w
     };
     let attempt = move |store: Arc<dyn JobStore>, delivery: Delivery, job: Job| {
         let w = w.clone();
-        async move { attempt_one(&*store, &w, delivery, job).await }
+        async move { attempt_one(&*store, &w, kind, delivery, job).await }
     };
-    claim_loop(store, wake, DeliveryKind::Callback, round, attempt).await;
+    claim_loop(store, wake, kind, round, attempt).await;
 }
 
-async fn attempt_one(store: &dyn JobStore, w: &Worker, delivery: Delivery, job: Job) {
-    let body = payload(&w.routes.load().links(&w.jobs, &job, &w.base), &job);
+/// Whether the terminal event must wait: the client asked for `started`, which is due and
+/// not settled yet (delivered, given up or stopped). The claim's lease then holds the
+/// terminal delivery back for `2 × timeout` before it is claimed again — so the terminal
+/// event never overtakes the `started` one.
+fn held_back(kind: DeliveryKind, job: &Job) -> bool {
+    kind == DeliveryKind::Callback
+        && job
+            .started
+            .as_ref()
+            .is_some_and(|s| s.state == DeliveryState::Pending)
+}
+
+async fn attempt_one(
+    store: &dyn JobStore,
+    w: &Worker,
+    kind: DeliveryKind,
+    delivery: Delivery,
+    job: Job,
+) {
+    if held_back(kind, &job) {
+        tracing::debug!(job = %job.id, "terminal callback waits for the started event");
+        return;
+    }
+    let links = w.routes.load().links(&w.jobs, &job, &w.base);
+    let (body, msg_id) = match kind {
+        DeliveryKind::Started => (started_payload(&links, &job), format!("{}.started", job.id)),
+        _ => (payload(&links, &job), job.id.clone()),
+    };
     let attempt = w
         .deliverer
-        .attempt(&delivery, body, &job.id, &job.tenant)
+        .attempt(&delivery, body, &msg_id, &job.tenant)
         .await;
     crate::metrics::get().webhook_attempt(match attempt.next {
         AttemptNext::Delivered => "delivered",
@@ -215,6 +293,7 @@ async fn attempt_one(store: &dyn JobStore, w: &Worker, delivery: Delivery, job: 
     });
     tracing::info!(
         job = %job.id,
+        event = kind.as_str(),
         attempt = delivery.attempts + 1,
         status = attempt.status,
         error = attempt.error.as_deref().unwrap_or(""),
@@ -222,7 +301,7 @@ async fn attempt_one(store: &dyn JobStore, w: &Worker, delivery: Delivery, job: 
         "callback attempt"
     );
     if let Err(err) = store
-        .record_attempt(&job.id, DeliveryKind::Callback, attempt, now_millis())
+        .record_attempt(&job.id, kind, attempt, now_millis())
         .await
     {
         // The lease runs out and another attempt is made: at-least-once, never lost.

@@ -6,9 +6,11 @@
 //!   `X-Signature` signatures, per-tenant secrets;
 //! - [`schedule`]: when the next attempt is due (pure);
 //! - [`deliver`]: one delivery attempt and the worker that claims due deliveries;
-//! - [`intake`]: taking the callback URL off a request and checking it at submit.
+//! - [`intake`]: taking the callback URL off a request and checking it at submit;
+//! - [`events`]: the events a client asks for besides the terminal one (`started`).
 
 pub mod deliver;
+pub mod events;
 pub mod guard;
 pub mod intake;
 pub mod resolve;

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+mod retry;
+
 use super::raw::{RawConfig, RawJobs, RawRoute, RawServer, RawSettings, RawWebhooks};
 use super::{ConfigError, Source, DEFAULT_SETTINGS};
 use crate::config::{
@@ -196,6 +198,10 @@ fn route(
                 r.async_requires.as_ref().map(Spanned::span),
             ),
             ("callback", r.callback.as_ref().map(Spanned::span)),
+            (
+                "callback_events",
+                r.callback_events.as_ref().map(Spanned::span),
+            ),
             ("idempotency", r.idempotency.as_ref().map(Spanned::span)),
             ("max_in_flight", r.max_in_flight.as_ref().map(Spanned::span)),
             (
@@ -207,6 +213,7 @@ fn route(
                 "retry_interrupted",
                 r.retry_interrupted.as_ref().map(Spanned::span),
             ),
+            ("retry", r.retry.as_ref().map(Spanned::span)),
             (
                 "signed_results",
                 r.signed_results.as_ref().map(Spanned::span),
@@ -245,6 +252,11 @@ fn route(
             return Err(src.error(format!("{at}.{key}"), Some(d.span()), msg));
         }
     }
+    if let (Some(events), None) = (&r.callback_events, &r.callback) {
+        let msg = "`callback_events` needs `callback` (the events go to its URL)".to_owned();
+        return Err(src.error(format!("{at}.callback_events"), Some(events.span()), msg));
+    }
+    let retry = retry::retry(&at, kind, r.retry.as_ref(), src)?;
     let default_job = match &r.default {
         None => false,
         Some(d) if kind != RouteKind::Sync => {
@@ -276,9 +288,11 @@ fn route(
             .map(|rules| rules.get_ref().clone())
             .unwrap_or_default(),
         callback: r.callback.as_ref().map(|c| c.get_ref().clone()),
+        callback_events: r.callback_events.as_ref().map(|c| c.get_ref().clone()),
         idempotency: r.idempotency.as_ref().map(|c| c.get_ref().clone()),
         max_in_flight: r.max_in_flight.as_ref().map_or(64, |n| *n.get_ref()),
         retry_interrupted: r.retry_interrupted.as_ref().is_some_and(|b| *b.get_ref()),
+        retry,
         max_queue_time: r.max_queue_time.as_ref().map(|d| *d.get_ref()),
         max_run_time: r.max_run_time.as_ref().map(|d| *d.get_ref()),
         signed_results: on.is_some(),

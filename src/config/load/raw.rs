@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::config::{
     AdmissionConfig, AsyncRule, ByteSize, FieldSource, IdSource, JsonPointer, ModeConfig, ModeKind,
-    RouteKind, StoreConfig, TaskConfig,
+    RetryOn, RouteKind, StoreConfig, TaskConfig,
 };
 use crate::signed_url::UrlKey;
 
@@ -179,11 +179,15 @@ pub(super) struct RawRoute {
     #[serde(default, deserialize_with = "opt_field")]
     pub callback: Option<Spanned<FieldSource>>,
     #[serde(default, deserialize_with = "opt_field")]
+    pub callback_events: Option<Spanned<FieldSource>>,
+    #[serde(default, deserialize_with = "opt_field")]
     pub idempotency: Option<Spanned<FieldSource>>,
     #[serde(default, deserialize_with = "opt_in_flight")]
     pub max_in_flight: Option<Spanned<u32>>,
     #[serde(default)]
     pub retry_interrupted: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub retry: Option<Spanned<RawRetry>>,
     #[serde(default, deserialize_with = "opt_spanned_duration")]
     pub max_queue_time: Option<Spanned<Duration>>,
     #[serde(default, deserialize_with = "opt_spanned_duration")]
@@ -258,6 +262,24 @@ struct RawAdmission {
     url: Url,
     #[serde(default, deserialize_with = "opt_positive")]
     timeout: Option<Duration>,
+}
+
+/// `retry = { attempts?, backoff?, max_backoff?, on? }` (see [`crate::config::retry`]);
+/// the durations stay spanned for the `backoff ≤ max_backoff` check in `build`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table such as { attempts = 3, on = [\"connect\", \"503\"] }"
+)]
+pub(super) struct RawRetry {
+    #[serde(default, deserialize_with = "opt_in_flight")]
+    pub attempts: Option<Spanned<u32>>,
+    #[serde(default, deserialize_with = "opt_spanned_duration")]
+    pub backoff: Option<Spanned<Duration>>,
+    #[serde(default, deserialize_with = "opt_spanned_duration")]
+    pub max_backoff: Option<Spanned<Duration>>,
+    #[serde(default, deserialize_with = "opt_retry_on")]
+    pub on: Option<Vec<RetryOn>>,
 }
 
 /// `[routes.task]`.

@@ -67,6 +67,7 @@ fn job(id: &str) -> NewJob {
         },
         kind: JobKind::Call,
         callback: None,
+        notify_started: false,
         admission: None,
         deadline: None,
     }

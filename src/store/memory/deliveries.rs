@@ -51,6 +51,7 @@ impl State {
         match kind {
             DeliveryKind::Callback => &mut self.callbacks_due,
             DeliveryKind::Admission => &mut self.admissions_due,
+            DeliveryKind::Started => &mut self.started_due,
         }
     }
 
@@ -91,9 +92,21 @@ impl State {
         Some(())
     }
 
-    /// The job just finished: its waiting deliveries, of every kind, become due now.
+    /// Job `id` was claimed: a waiting `started` event becomes due now (only the first
+    /// claim finds it waiting, so a re-run never sends it twice).
+    pub(super) fn schedule_started(&mut self, id: &str, now: Millis) {
+        self.change_delivery(id, DeliveryKind::Started, |d| {
+            if d.state == DeliveryState::Waiting {
+                d.state = DeliveryState::Pending;
+                d.next_attempt_at = Some(now);
+            }
+        });
+    }
+
+    /// The job just finished: its waiting deliveries become due now — every kind but the
+    /// `started` event, which a job that never ran leaves unsent.
     pub(super) fn schedule_deliveries(&mut self, id: &str, now: Millis) {
-        for kind in DeliveryKind::ALL {
+        for kind in [DeliveryKind::Callback, DeliveryKind::Admission] {
             self.change_delivery(id, kind, |d| {
                 if d.state == DeliveryState::Waiting {
                     d.state = DeliveryState::Pending;
@@ -136,6 +149,7 @@ impl State {
         let index = match kind {
             DeliveryKind::Callback => &self.callbacks_due,
             DeliveryKind::Admission => &self.admissions_due,
+            DeliveryKind::Started => &self.started_due,
         };
         // `next + delay <= now` as a bound on `next`, so the set can be read in order.
         let first = self

@@ -7,10 +7,24 @@
 //! is read from the same pending queues.
 
 use super::State;
-use crate::store::model::{Job, JobError, JobStatus, Millis};
+use crate::store::model::{Job, JobError, JobStatus, Millis, RunNote};
 use crate::store::{Recovery, RouteDepth};
 
 impl State {
+    /// `JobStore::note_attempt` on the locked state.
+    pub(super) fn note_attempt(&mut self, id: &str, note: &RunNote) -> bool {
+        match self.jobs.get_mut(id) {
+            Some(job) if job.status == JobStatus::Running => {
+                match note {
+                    RunNote::Failed(e) => job.error = Some(e.clone()),
+                    RunNote::Next => job.attempts = job.attempts.saturating_add(1),
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Job `id` of `route` entered running.
     pub(super) fn start_run(&mut self, id: String, route: &str) {
         if self.running.insert(id) {

@@ -25,17 +25,27 @@ pub enum DeliveryKind {
     /// The route's admission endpoint: settle or release the job's reservation
     /// (`job.admission`).
     Admission,
+    /// The client's callback URL again, for the `started` event (`job.started`; only when
+    /// the client asked for it with `callback_events`). Unlike the others it becomes due
+    /// when the job is claimed, not when it ends; a job that ends without ever starting
+    /// leaves it `waiting` for good (never sent).
+    Started,
 }
 
 impl DeliveryKind {
-    /// Both kinds, in a fixed order.
-    pub const ALL: [DeliveryKind; 2] = [DeliveryKind::Callback, DeliveryKind::Admission];
+    /// Every kind, in a fixed order.
+    pub const ALL: [DeliveryKind; 3] = [
+        DeliveryKind::Callback,
+        DeliveryKind::Admission,
+        DeliveryKind::Started,
+    ];
 
     /// Storage spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryKind::Callback => "callback",
             DeliveryKind::Admission => "admission",
+            DeliveryKind::Started => "started",
         }
     }
 
@@ -44,6 +54,7 @@ impl DeliveryKind {
         match s {
             "callback" => Some(DeliveryKind::Callback),
             "admission" => Some(DeliveryKind::Admission),
+            "started" => Some(DeliveryKind::Started),
             _ => None,
         }
     }

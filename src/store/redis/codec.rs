@@ -17,6 +17,7 @@
 //! adm_url adm_state adm_attempts                 the admission release, likewise
 //! adm_next_at adm_last_status adm_last_error
 //! adm_lease_until adm_reservation
+//! st_url st_state st_attempts …                  the `started` event, likewise
 //! deadline                                       decimal integer, absent when None
 //! ```
 //!
@@ -223,6 +224,7 @@ fn decode_fields(id: String, f: &mut Fields) -> Result<Job, StoreError> {
         callback: deliveries::decode_callback(f)?,
         admission: deliveries::decode_admission(f)?,
         deadline: f.opt_number("deadline")?,
+        started: deliveries::decode_started(f)?,
     })
 }
 
@@ -246,6 +248,7 @@ mod tests {
             },
             kind: JobKind::Watch,
             callback: Some("https://hooks.example/cb".into()),
+            notify_started: true,
             admission: Some(NewAdmission {
                 url: "https://billing.internal/admit".into(),
                 reservation: Some("res-\u{e9}-1".into()),
@@ -309,6 +312,7 @@ mod tests {
             request: job.request,
             kind: JobKind::Call,
             callback: None,
+            notify_started: false,
             admission: None,
             deadline: None,
         }
@@ -324,6 +328,7 @@ mod tests {
             request: plain.request.clone(),
             kind: JobKind::Call,
             callback: None,
+            notify_started: false,
             admission: Some(NewAdmission {
                 url: "https://billing.internal/admit".into(),
                 reservation: None,

@@ -18,8 +18,8 @@ use crate::store::StoreError;
 // === Rows ===
 
 /// The columns every job-returning query selects, in [`job_from_row`] order: `jobs` as
-/// `j`, then its callback delivery as `d` and its admission delivery as `a` (each all
-/// `NULL` without one), so it goes with [`job_from!`]. Macros rather than `const`s so
+/// `j`, then its callback delivery as `d` and its admission delivery as `a`, `j.deadline`,
+/// and its `started` event's delivery as `s` (each all `NULL` without one), so it goes with [`job_from!`]. Macros rather than `const`s so
 /// queries can `concat!` them into one `&'static str`, which `prepare_cached` then keys
 /// on without a `format!` per call.
 macro_rules! job_columns {
@@ -29,7 +29,8 @@ macro_rules! job_columns {
          j.resp_status, j.resp_headers, j.resp_body, j.error_code, j.error_message, \
          j.lease_until, j.attempts, j.kind, d.url, d.state, d.attempts, d.next_at, \
          d.last_status, d.last_error, d.lease_until, a.url, a.state, a.attempts, a.next_at, \
-         a.last_status, a.last_error, a.lease_until, a.reservation, j.deadline"
+         a.last_status, a.last_error, a.lease_until, a.reservation, j.deadline, s.url, \
+         s.state, s.attempts, s.next_at, s.last_status, s.last_error, s.lease_until"
     };
 }
 /// [`job_columns!`] for a listing: the same columns in the same order, but the request's
@@ -46,7 +47,8 @@ macro_rules! summary_columns {
          j.error_code, j.error_message, \
          j.lease_until, j.attempts, j.kind, d.url, d.state, d.attempts, d.next_at, \
          d.last_status, d.last_error, d.lease_until, a.url, a.state, a.attempts, a.next_at, \
-         a.last_status, a.last_error, a.lease_until, a.reservation, j.deadline"
+         a.last_status, a.last_error, a.lease_until, a.reservation, j.deadline, s.url, \
+         s.state, s.attempts, s.next_at, s.last_status, s.last_error, s.lease_until"
     };
 }
 /// The `FROM` clause for [`job_columns!`]: one primary-key probe of `deliveries` per kind.
@@ -54,7 +56,8 @@ macro_rules! job_from {
     () => {
         " FROM jobs AS j \
          LEFT JOIN deliveries AS d ON d.job_id = j.id AND d.kind = 'callback' \
-         LEFT JOIN deliveries AS a ON a.job_id = j.id AND a.kind = 'admission'"
+         LEFT JOIN deliveries AS a ON a.job_id = j.id AND a.kind = 'admission' \
+         LEFT JOIN deliveries AS s ON s.job_id = j.id AND s.kind = 'started'"
     };
 }
 
@@ -64,6 +67,8 @@ const CALLBACK_COLUMNS: usize = 21;
 const ADMISSION_COLUMNS: usize = 28;
 /// Where `j.deadline` is (after the admission's columns).
 const DEADLINE_COLUMN: usize = ADMISSION_COLUMNS + 8;
+/// Where the `started` event's delivery columns start (after `j.deadline`).
+const STARTED_COLUMNS: usize = DEADLINE_COLUMN + 1;
 pub(super) use {job_columns, job_from, summary_columns};
 
 /// Builds a [`Job`] from a row selected with `job_columns!()`. Never panics: a corrupt row
@@ -135,6 +140,7 @@ fn decode_row(row: &Row<'_>) -> Result<Job, StoreError> {
         callback: decode_delivery(row, CALLBACK_COLUMNS)?,
         admission: decode_admission(row)?,
         deadline: row.get(DEADLINE_COLUMN).map_err(get)?,
+        started: decode_delivery(row, STARTED_COLUMNS)?,
     })
 }
 

@@ -41,6 +41,7 @@ pub(super) fn insert_deliveries(tx: &Connection, job: &Job) -> Result<(), StoreE
             admission.map(|a| &a.delivery),
             admission.and_then(|a| a.reservation.as_deref()),
         ),
+        (DeliveryKind::Started, job.started.as_ref(), None),
     ];
     for (kind, delivery, reservation) in rows {
         let Some(delivery) = delivery else { continue };
@@ -59,7 +60,19 @@ pub(super) fn insert_deliveries(tx: &Connection, job: &Job) -> Result<(), StoreE
     Ok(())
 }
 
-/// Job `id` reached a terminal state: its waiting deliveries, of every kind, are due now.
+/// Job `id` was claimed: a waiting `started` event is due now (only the first claim
+/// finds it waiting, so a re-run never sends it twice).
+pub(super) fn schedule_started(tx: &Connection, id: &str, now: Millis) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE deliveries SET state = 'pending', next_at = ?2 \
+         WHERE job_id = ?1 AND kind = 'started' AND state = 'waiting'",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+/// Job `id` reached a terminal state: its waiting deliveries are due now — every kind but
+/// the `started` event, which a job that never ran leaves unsent.
 pub(super) fn schedule_deliveries(
     tx: &Connection,
     id: &str,
@@ -67,7 +80,7 @@ pub(super) fn schedule_deliveries(
 ) -> Result<(), StoreError> {
     tx.prepare_cached(
         "UPDATE deliveries SET state = 'pending', next_at = ?2 \
-         WHERE job_id = ?1 AND state = 'waiting'",
+         WHERE job_id = ?1 AND state = 'waiting' AND kind <> 'started'",
     )?
     .execute(params![id, now])?;
     Ok(())
@@ -233,6 +246,7 @@ mod tests {
                 "SEARCH j USING INDEX sqlite_autoindex_jobs_1 (id=?)",
                 "SEARCH d USING PRIMARY KEY (job_id=? AND kind=?) LEFT-JOIN",
                 "SEARCH a USING PRIMARY KEY (job_id=? AND kind=?) LEFT-JOIN",
+                "SEARCH s USING PRIMARY KEY (job_id=? AND kind=?) LEFT-JOIN",
             ]
         );
     }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{job_columns, job_from, job_from_row};
-use super::deliveries::{insert_deliveries, schedule_deliveries};
+use super::deliveries::{insert_deliveries, schedule_deliveries, schedule_started};
 use super::tx;
 use crate::store::headers::encode_headers;
 use crate::store::model::{Job, JobError, Millis, NewJob, Outcome};
@@ -194,6 +194,9 @@ pub(super) fn claim(
         )?
         .query_row(params![route, lease_until, now], |row| row.get(0))
         .optional()?;
+    if let Some(id) = &id {
+        schedule_started(&tx, id, now)?;
+    }
     let job = id.map(|id| reload(&tx, &id)).transpose()?;
     tx.commit()?;
     Ok(job)

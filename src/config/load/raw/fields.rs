@@ -120,6 +120,18 @@ where
     .map(Some)
 }
 
+/// `retry.on`: known conditions only, each once (an empty list retries nothing).
+pub(super) fn opt_retry_on<'de, D>(d: D) -> Result<Option<Vec<crate::config::RetryOn>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let item = p(
+        "a retry condition such as \"connect\"",
+        crate::config::RetryOn::parse,
+    );
+    d.deserialize_seq(List { item, unique: true }).map(Some)
+}
+
 pub(super) fn opt_states<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     non_empty(d, p("a state string", v::state), true).map(Some)
 }

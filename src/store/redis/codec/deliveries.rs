@@ -1,7 +1,7 @@
 //! A job's deliveries ↔ their fields in the job hash.
 //!
 //! Each [`DeliveryKind`] has the same seven fields under its own prefix — `cb_` for the
-//! callback, `adm_` for the admission release — which is the prefix the Lua scripts join
+//! callback, `adm_` for the admission release, `st_` for the `started` event — which is the prefix the Lua scripts join
 //! field names from (`DELIVERIES` in `lua/prelude.lua`); the admission adds
 //! `adm_reservation`. A kind's fields are all absent when the job has no such delivery,
 //! its optional parts absent when `None`.
@@ -41,6 +41,16 @@ const ADMISSION: Names = Names {
     lease_until: "adm_lease_until",
 };
 
+const STARTED: Names = Names {
+    url: "st_url",
+    state: "st_state",
+    attempts: "st_attempts",
+    next_at: "st_next_at",
+    last_status: "st_last_status",
+    last_error: "st_last_error",
+    lease_until: "st_lease_until",
+};
+
 /// The admission's reservation id, absent when it has none.
 const RESERVATION: &str = "adm_reservation";
 
@@ -48,6 +58,7 @@ fn names(kind: DeliveryKind) -> &'static Names {
     match kind {
         DeliveryKind::Callback => &CALLBACK,
         DeliveryKind::Admission => &ADMISSION,
+        DeliveryKind::Started => &STARTED,
     }
 }
 
@@ -79,6 +90,11 @@ fn push_delivery(n: &Names, d: &Delivery, f: &mut FieldList) {
 /// The callback's fields; no URL means no callback.
 pub(super) fn decode_callback(f: &mut Fields) -> Result<Option<Delivery>, StoreError> {
     decode_delivery(&CALLBACK, f)
+}
+
+/// The `started` event's fields; no URL means the client did not ask for it.
+pub(super) fn decode_started(f: &mut Fields) -> Result<Option<Delivery>, StoreError> {
+    decode_delivery(&STARTED, f)
 }
 
 /// The admission's fields; no URL means no admission.

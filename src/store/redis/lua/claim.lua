@@ -26,6 +26,13 @@ while true do
   if redis.call('HGET', key, 'status') == 'pending' then
     redis.call('HSET', key, 'status', 'running', 'lease_until', ARGV[4], 'updated_at', ARGV[5])
     redis.call('HINCRBY', key, 'attempts', 1)
+    -- A waiting `started` event is due now; only the first claim finds it waiting.
+    local st = DELIVERIES.started
+    local g = redis.call('HMGET', key, st.field .. 'state', st.field .. 'attempts')
+    if g[1] == 'waiting' then
+      redis.call('HSET', key, st.field .. 'state', 'pending', st.field .. 'next_at', ARGV[5])
+      index_delivery(st, id, g[2], ARGV[5])
+    end
     redis.call('ZADD', RUNNING, ARGV[4], id)
     redis.call('SADD', running, id)
     return with_job('claimed', id)

@@ -14,9 +14,12 @@ local DELIVERIES = {
   callback = {field = 'cb_', first = P .. 'due:first', retry = P .. 'due:retry'},
   admission = {field = 'adm_', first = P .. 'due:admission:first',
     retry = P .. 'due:admission:retry'},
+  -- The `started` event: due when the job is claimed (claim.lua), never by `finish`.
+  started = {field = 'st_', first = P .. 'due:started:first',
+    retry = P .. 'due:started:retry', on_claim = true},
 }
 -- The same in a fixed order, for loops (`pairs` has none).
-local DELIVERY_KINDS = {DELIVERIES.callback, DELIVERIES.admission}
+local DELIVERY_KINDS = {DELIVERIES.callback, DELIVERIES.admission, DELIVERIES.started}
 
 -- The delivery kind an argument names; any other spelling means the script and the Rust
 -- code disagree, which must fail loudly rather than touch nothing.
@@ -89,7 +92,7 @@ end
 
 -- Moves unfinished job `id` to terminal `status` (`extra`: response / error fields):
 -- out of the pending or running indexes, into the expiry index, one fewer unfinished job
--- for its tenant, its waiting deliveries (every kind) due now, and the id published on
+-- for its tenant, its waiting deliveries (every kind but `started`) due now, and the id published on
 -- `P finished` — all in the caller's script.
 local function finish(id, status, now, expires_at, extra)
   local key = job_key(id)
@@ -109,7 +112,7 @@ local function finish(id, status, now, expires_at, extra)
   for _, d in ipairs(DELIVERY_KINDS) do
     local state = d.field .. 'state'
     local g = redis.call('HMGET', key, state, d.field .. 'attempts')
-    if g[1] == 'waiting' then
+    if g[1] == 'waiting' and not d.on_claim then
       redis.call('HSET', key, state, 'pending', d.field .. 'next_at', now)
       index_delivery(d, id, g[2], now)
     end
