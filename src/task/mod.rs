@@ -157,6 +157,7 @@ async fn run(
             token_hash: armed.token_hash,
             tenant: tenant.clone(),
             callback: prepared.callback.clone(),
+            notify_started: prepared.notify_started,
             reservation: reservation.take(),
             deadline: watch_deadline,
         };
