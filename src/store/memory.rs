@@ -229,31 +229,7 @@ impl JobStore for MemoryStore {
         lease_until: Millis,
         now: Millis,
     ) -> Result<Option<Job>, StoreError> {
-        let mut state = self.state();
-        if state.running_per_route.get(route).copied().unwrap_or(0) >= max_running {
-            return Ok(None);
-        }
-        let Some(queue) = state.pending.get_mut(route) else {
-            return Ok(None);
-        };
-        let next = queue.pop_first();
-        if queue.is_empty() {
-            state.pending.remove(route);
-        }
-        let Some((_, id)) = next else {
-            return Ok(None);
-        };
-        let Some(job) = state.jobs.get_mut(&id) else {
-            return Err(StoreError::new(format!("pending job {id} has no record")));
-        };
-        job.status = JobStatus::Running;
-        job.attempts = job.attempts.saturating_add(1);
-        job.lease_until = Some(lease_until);
-        job.updated_at = now;
-        state.schedule_started(&id, now);
-        let claimed = state.jobs.get(&id).cloned();
-        state.start_run(id, route);
-        Ok(claimed)
+        self.state().claim(route, max_running, lease_until, now)
     }
 
     async fn renew(&self, id: &str, lease_until: Millis, _now: Millis) -> Result<bool, StoreError> {

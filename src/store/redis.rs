@@ -67,6 +67,7 @@ mod depths;
 mod feed;
 mod listing;
 mod queue;
+mod recovery;
 mod scripts;
 
 /// The job-hash codec, for the fuzz target `fuzz/fuzz_targets/record_decode.rs`. Not API.
@@ -80,7 +81,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use self::codec::{arg, decode_job, flag, flatten, job_fields, num, outcome_fields, Args};
-use self::scripts::{integer, items, tagged, unexpected, Scripts};
+use self::scripts::{integer, tagged, unexpected, Scripts};
 use super::model::{
     Attempt, Delivery, DeliveryKind, Job, JobError, Millis, NewJob, Outcome, RunNote,
 };
@@ -311,27 +312,8 @@ impl JobStore for RedisStore {
         retention_ms: i64,
         decide: &(dyn for<'r> Fn(&'r str) -> Recovery + Send + Sync),
     ) -> Result<usize, StoreError> {
-        let routes = items(
-            self.eval(&self.scripts.stale, vec![num(now), flag(ignore_leases)])
-                .await?,
-        )?;
-        if routes.is_empty() {
-            return Ok(0);
-        }
-        let mut args = vec![
-            num(now),
-            flag(ignore_leases),
-            num(now.saturating_add(retention_ms)),
-        ];
-        for route in routes {
-            let decision = match decide(&String::from_utf8_lossy(&route)) {
-                Recovery::Retry => "retry",
-                Recovery::Fail => "fail",
-            };
-            args.extend([route, arg(decision)]);
-        }
-        let handled = integer(self.eval(&self.scripts.recover, args).await?)?;
-        Ok(usize::try_from(handled).unwrap_or(0))
+        self.recover_stale(now, ignore_leases, retention_ms, decide)
+            .await
     }
 
     async fn sweep(

@@ -32,8 +32,7 @@
 //! *new connection* — pooled connections are reused, so even then there is no lookup per
 //! request.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -48,7 +47,10 @@ use tokio::time::Instant;
 
 use crate::body::{Body, Lender, Loan, UpstreamBody};
 
+mod resolver;
 mod retry;
+
+pub use resolver::StaticResolver;
 
 /// An idle connection is closed after this long (nginx's upstream `keepalive_timeout` is 60 s).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -62,47 +64,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Most distinct upstream authorities with a pool (more are served without pooling leftovers).
 const MAX_POOLS: usize = 256;
-
-/// Host name → addresses resolved once at start.
-#[derive(Clone, Debug, Default)]
-pub struct StaticResolver {
-    table: Arc<HashMap<String, Vec<SocketAddr>>>,
-}
-
-impl StaticResolver {
-    /// Resolves every `(host, port)` now; a host that fails to resolve is an error.
-    pub async fn resolve_all(hosts: &[(String, u16)]) -> Result<Self, String> {
-        let mut table = HashMap::new();
-        for (host, port) in hosts {
-            if table.contains_key(host) {
-                continue;
-            }
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), *port))
-                .await
-                .map_err(|e| format!("cannot resolve upstream host {host:?}: {e}"))?
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!("upstream host {host:?} has no addresses"));
-            }
-            table.insert(host.clone(), addrs);
-        }
-        Ok(StaticResolver {
-            table: Arc::new(table),
-        })
-    }
-
-    /// Addresses for `host` (brackets of an IPv6 literal allowed) with `port` applied.
-    async fn lookup(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if let Some(addrs) = self.table.get(host) {
-            return Ok(addrs
-                .iter()
-                .map(|a| SocketAddr::new(a.ip(), port))
-                .collect());
-        }
-        Ok(tokio::net::lookup_host((host, port)).await?.collect())
-    }
-}
 
 /// Why an upstream request failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,9 +8,44 @@
 
 use super::State;
 use crate::store::model::{Job, JobError, JobStatus, Millis, RunNote};
-use crate::store::{Recovery, RouteDepth};
+use crate::store::{Recovery, RouteDepth, StoreError};
 
 impl State {
+    /// `JobStore::claim` on the locked state: the route's oldest pending job, if the route
+    /// runs fewer than `max_running`.
+    pub(super) fn claim(
+        &mut self,
+        route: &str,
+        max_running: u32,
+        lease_until: Millis,
+        now: Millis,
+    ) -> Result<Option<Job>, StoreError> {
+        if self.running_per_route.get(route).copied().unwrap_or(0) >= max_running {
+            return Ok(None);
+        }
+        let Some(queue) = self.pending.get_mut(route) else {
+            return Ok(None);
+        };
+        let next = queue.pop_first();
+        if queue.is_empty() {
+            self.pending.remove(route);
+        }
+        let Some((_, id)) = next else {
+            return Ok(None);
+        };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Err(StoreError::new(format!("pending job {id} has no record")));
+        };
+        job.status = JobStatus::Running;
+        job.attempts = job.attempts.saturating_add(1);
+        job.lease_until = Some(lease_until);
+        job.updated_at = now;
+        self.schedule_started(&id, now);
+        let claimed = self.jobs.get(&id).cloned();
+        self.start_run(id, route);
+        Ok(claimed)
+    }
+
     /// `JobStore::note_attempt` on the locked state.
     pub(super) fn note_attempt(&mut self, id: &str, note: &RunNote) -> bool {
         match self.jobs.get_mut(id) {

@@ -17,7 +17,7 @@ use super::deliveries::{insert_deliveries, schedule_deliveries, schedule_started
 use super::tx;
 use crate::store::headers::encode_headers;
 use crate::store::model::{Job, JobError, Millis, NewJob, Outcome};
-use crate::store::{Canceled, Created, Lookup, Recovery, StoreError, TOMBSTONE_FACTOR};
+use crate::store::{Canceled, Created, Lookup, Recovery, StoreError};
 
 const SELECT_BY_ID: &str = concat!("SELECT ", job_columns!(), job_from!(), " WHERE j.id = ?1");
 
@@ -65,7 +65,7 @@ fn expiry(now: Millis, retention_ms: i64) -> Millis {
     now.saturating_add(retention_ms)
 }
 
-fn sql_limit(batch: usize) -> i64 {
+pub(super) fn sql_limit(batch: usize) -> i64 {
     i64::try_from(batch).unwrap_or(i64::MAX)
 }
 
@@ -361,42 +361,4 @@ pub(super) fn recover(
     }
     tx.commit()?;
     Ok(handled)
-}
-
-pub(super) fn sweep(
-    conn: &mut Connection,
-    now: Millis,
-    retention_ms: i64,
-    batch: usize,
-) -> Result<usize, StoreError> {
-    let limit = sql_limit(batch);
-    let linger = TOMBSTONE_FACTOR.saturating_mul(retention_ms);
-    let tx = tx::write(conn)?;
-    // Same selection three times inside one write transaction, so all see the same rows.
-    // Deliveries go explicitly rather than by the foreign key's cascade, which only acts
-    // on connections that enabled `foreign_keys`.
-    tx.prepare_cached(
-        "DELETE FROM deliveries WHERE job_id IN (SELECT id FROM jobs WHERE expires_at <= ?1 \
-         ORDER BY expires_at, id LIMIT ?2)",
-    )?
-    .execute(params![now, limit])?;
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO tombstones (id, tenant, purge_at) \
-         SELECT id, tenant, expires_at + ?3 FROM jobs WHERE expires_at <= ?1 \
-         ORDER BY expires_at, id LIMIT ?2",
-    )?
-    .execute(params![now, limit, linger])?;
-    let deleted = tx
-        .prepare_cached(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE expires_at <= ?1 \
-             ORDER BY expires_at, id LIMIT ?2)",
-        )?
-        .execute(params![now, limit])?;
-    tx.prepare_cached(
-        "DELETE FROM tombstones WHERE id IN (SELECT id FROM tombstones WHERE purge_at <= ?1 \
-         ORDER BY purge_at, id LIMIT ?2)",
-    )?
-    .execute(params![now, limit])?;
-    tx.commit()?;
-    Ok(deleted)
 }
