@@ -57,10 +57,10 @@ mod running;
 mod sqlite_file;
 #[path = "job_store/sqlite_v3_file.rs"]
 mod sqlite_v3_file;
-#[path = "job_store/task_callbacks.rs"]
-mod task_callbacks;
 #[path = "job_store/started.rs"]
 mod started;
+#[path = "job_store/task_callbacks.rs"]
+mod task_callbacks;
 
 use std::path::Path;
 use std::sync::Arc;
