@@ -150,6 +150,11 @@ fn job(u: &mut Unstructured<'_>) -> ArbResult<Job> {
         } else {
             None
         },        deadline: u.arbitrary()?,
+        started: if u.arbitrary()? {
+            Some(delivery(u)?)
+        } else {
+            None
+        },
     })
 }
 
