@@ -18,44 +18,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::redis::RedisServer;
+use support::store::{store, Store};
 use support::{client, reply, Gateway, Seen, Upstream};
 
 pub(crate) const TENANT: &str = "acme";
-
-/// The store under test and what must outlive the gateway.
-pub(crate) struct Store {
-    spec: String,
-    _dir: Option<tempfile::TempDir>,
-    _redis: Option<RedisServer>,
-}
-
-pub(crate) fn store(kind: &str) -> Store {
-    match kind {
-        "memory" => Store {
-            spec: "memory".into(),
-            _dir: None,
-            _redis: None,
-        },
-        "sqlite" => {
-            let dir = tempfile::tempdir().unwrap();
-            let spec = format!("sqlite:{}", dir.path().join("jobs.db").display());
-            Store {
-                spec,
-                _dir: Some(dir),
-                _redis: None,
-            }
-        }
-        _ => {
-            let redis = RedisServer::start();
-            Store {
-                spec: redis.url().to_string(),
-                _dir: None,
-                _redis: Some(redis),
-            }
-        }
-    }
-}
 
 /// An upstream: a body with `"hang"` never gets an answer, one with `"fail"` gets a `500`,
 /// anything else `200`.

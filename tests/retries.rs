@@ -15,44 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::redis::RedisServer;
+use support::store::store;
 use support::{client, reply, sync_config, Gateway, Seen, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-/// The store under test and what must outlive the gateway.
-struct Store {
-    spec: String,
-    _dir: Option<tempfile::TempDir>,
-    _redis: Option<RedisServer>,
-}
-
-fn store(kind: &str) -> Store {
-    match kind {
-        "memory" => Store {
-            spec: "memory".into(),
-            _dir: None,
-            _redis: None,
-        },
-        "sqlite" => {
-            let dir = tempfile::tempdir().unwrap();
-            let spec = format!("sqlite:{}", dir.path().join("jobs.db").display());
-            Store {
-                spec,
-                _dir: Some(dir),
-                _redis: None,
-            }
-        }
-        _ => {
-            let redis = RedisServer::start();
-            Store {
-                spec: redis.url().to_string(),
-                _dir: None,
-                _redis: Some(redis),
-            }
-        }
-    }
-}
 
 /// Submits `respond-async` and returns the status URL.
 async fn submit(gw: &Gateway, cancel_after: Option<&str>) -> String {

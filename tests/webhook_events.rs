@@ -17,44 +17,10 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::redis::RedisServer;
+use support::store::store;
 use support::{client, reply, sync_upstream, Gateway, Seen, Upstream};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// The store under test and what must outlive the gateway.
-struct Store {
-    spec: String,
-    _dir: Option<tempfile::TempDir>,
-    _redis: Option<RedisServer>,
-}
-
-fn store(kind: &str) -> Store {
-    match kind {
-        "memory" => Store {
-            spec: "memory".into(),
-            _dir: None,
-            _redis: None,
-        },
-        "sqlite" => {
-            let dir = tempfile::tempdir().unwrap();
-            let spec = format!("sqlite:{}", dir.path().join("jobs.db").display());
-            Store {
-                spec,
-                _dir: Some(dir),
-                _redis: None,
-            }
-        }
-        _ => {
-            let redis = RedisServer::start();
-            Store {
-                spec: redis.url().to_string(),
-                _dir: None,
-                _redis: Some(redis),
-            }
-        }
-    }
-}
 
 /// One sync route with a body-field callback URL; `events` is its `callback_events`.
 fn config(store: &str, schedule: &str, events: &str) -> String {

@@ -12,6 +12,7 @@ pub mod process;
 pub mod python;
 pub mod redis;
 pub mod relay;
+pub mod store;
 pub mod wire;
 
 use std::collections::HashMap;
