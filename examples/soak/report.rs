@@ -10,10 +10,18 @@ use crate::Hooks;
 /// and shared memory, epoll, eventfds, pipes), which must not grow at all, and *sockets*
 /// (client connections in flight and pooled, upstream connections), which follow the
 /// connections open at that instant — shown as the minute's minimum, median and maximum.
+/// RSS is also shown split (`RssAnon`: heap and stacks; `RssFile`: the binary's pages and
+/// mapped files), with the part of it in transparent huge pages (`AnonHugePages`), beside the
+/// thread count — so a step in RSS can be told apart from khugepaged collapsing 2 MiB
+/// pages or a blocking-pool thread coming or going.
 pub(crate) struct Row {
     pub(crate) minute: u64,
     pub(crate) rss_kib: u64,
     pub(crate) rss_max: u64,
+    pub(crate) anon_kib: u64,
+    pub(crate) file_kib: u64,
+    pub(crate) huge_kib: u64,
+    pub(crate) threads_max: u64,
     pub(crate) files_max: u64,
     pub(crate) sockets_min: u64,
     pub(crate) sockets: u64,
@@ -24,17 +32,30 @@ pub(crate) struct Row {
     pub(crate) errors: u64,
 }
 
-/// One reading: RSS (KiB), open non-socket descriptors, open sockets.
-pub(crate) type Reading = (u64, u64, u64);
+/// One reading of the gateway process.
+pub(crate) struct Reading {
+    rss: u64,
+    anon: u64,
+    file: u64,
+    huge: u64,
+    threads: u64,
+    files: u64,
+    sockets: u64,
+}
 
-/// The gateway's RSS and open descriptors now.
+/// A `Name:   123 kB` line of /proc/PID/status, as a number.
+fn status_field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The gateway's RSS, threads and open descriptors now.
 pub(crate) fn probe(pid: u32) -> Reading {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let (mut files, mut sockets) = (0, 0);
     if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
         for entry in dir.flatten() {
@@ -45,7 +66,15 @@ pub(crate) fn probe(pid: u32) -> Reading {
             }
         }
     }
-    (rss_kib, files, sockets)
+    Reading {
+        rss: status_field(&status, "VmRSS:"),
+        anon: status_field(&status, "RssAnon:"),
+        file: status_field(&status, "RssFile:"),
+        huge: status_field(&rollup, "AnonHugePages:"),
+        threads: status_field(&status, "Threads:"),
+        files,
+        sockets,
+    }
 }
 
 fn median(mut v: Vec<u64>) -> u64 {
@@ -56,11 +85,15 @@ fn median(mut v: Vec<u64>) -> u64 {
 /// The minute's row from its per-second `readings` and the totals so far.
 pub(crate) fn sample(minute: u64, readings: &[Reading], counts: &Counts, hooks: &Hooks) -> Row {
     let col = |f: fn(&Reading) -> u64| readings.iter().map(f).collect::<Vec<u64>>();
-    let (rss, files, sockets) = (col(|r| r.0), col(|r| r.1), col(|r| r.2));
+    let (rss, files, sockets) = (col(|r| r.rss), col(|r| r.files), col(|r| r.sockets));
     Row {
         minute,
         rss_max: rss.iter().copied().max().unwrap_or(0),
         rss_kib: median(rss),
+        anon_kib: median(col(|r| r.anon)),
+        file_kib: median(col(|r| r.file)),
+        huge_kib: median(col(|r| r.huge)),
+        threads_max: col(|r| r.threads).into_iter().max().unwrap_or(0),
         files_max: files.iter().copied().max().unwrap_or(0),
         sockets_min: sockets.iter().copied().min().unwrap_or(0),
         sockets_max: sockets.iter().copied().max().unwrap_or(0),
@@ -75,10 +108,14 @@ pub(crate) fn sample(minute: u64, readings: &[Reading], counts: &Counts, hooks: 
 /// A row as printed while the soak runs.
 pub(crate) fn line(r: &Row) -> String {
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         r.minute,
         r.rss_kib,
         r.rss_max,
+        r.anon_kib,
+        r.file_kib,
+        r.huge_kib,
+        r.threads_max,
         r.files_max,
         r.sockets_min,
         r.sockets,
@@ -138,7 +175,7 @@ pub(crate) fn finish(
     let long = rows.len() >= 11;
     let ok =
         errors == 0 && lost == 0 && applied >= reloads && (!long || (rpct <= 10.0 && fpct <= 10.0));
-    let mut md = String::from("| minute | RSS KiB (median) | RSS KiB (max) | open files (max) | sockets (min) | sockets (median) | sockets (max) | 200s so far (proxy, waiters, sync) | jobs accepted | callbacks (distinct jobs) | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut md = String::from("| minute | RSS KiB (median) | RSS KiB (max) | anon KiB (median) | file KiB (median) | huge pages KiB (median) | threads (max) | open files (max) | sockets (min) | sockets (median) | sockets (max) | 200s so far (proxy, waiters, sync) | jobs accepted | callbacks (distinct jobs) | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         md.push_str(&line(r));
         md.push('\n');
