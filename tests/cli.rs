@@ -294,6 +294,14 @@ fn run_logs_the_bound_address_serves_and_exits_0_on_sigterm() {
     assert_eq!((status, body.as_str()), (200, r#"{"ok":true}"#));
     assert_eq!(up.count("/hello"), 1);
 
+    // Transparent huge pages are off for the gateway's process (see `no_huge_pages` in
+    // main.rs): the kernel reports it in the process's status (Linux 6.x spells the line
+    // `THP_enabled:`; older kernels have no line, and nothing to check).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gw.child.id())).unwrap();
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+
     gw.signal("TERM");
     let status = gw.wait_exit(Duration::from_secs(15));
     assert_eq!(

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::body::{self, Body};
 use crate::config::{JsonPointer, TaskConfig};
-use crate::upstream::client::HttpClient;
+use crate::upstream::client::{Again, HttpClient};
 use crate::upstream::scan::Found;
 
 /// What one poll found.
@@ -73,14 +73,23 @@ pub async fn poll_once(client: &HttpClient, task: &TaskConfig, t: &Target) -> Po
     outcome
 }
 
-async fn poll_and_classify(client: &HttpClient, task: &TaskConfig, t: &Target) -> PollOutcome {
+/// The status request for `t`: a bodyless `GET` of its URL with its headers.
+fn status_request(t: &Target) -> Request<Body> {
     let mut req = Request::new(Body::Empty);
     *req.uri_mut() = t.uri.clone();
     *req.headers_mut() = t.headers.clone();
+    req
+}
+
+async fn poll_and_classify(client: &HttpClient, task: &TaskConfig, t: &Target) -> PollOutcome {
     // One bound for the whole poll, head and body: a status URL that sends its head and
     // then stalls must not hold a watch (which has no client deadline) forever.
     let until = Instant::now() + t.timeout;
-    let resp = match tokio::time::timeout_at(until, client.request(req)).await {
+    // Should the pooled connection die under it, the poll is built again from `t` rather
+    // than copied before every send (`Again::Rebuild`: one header-map clone less a poll).
+    let rebuild = || Some(status_request(t));
+    let sent = client.request_with(status_request(t), Again::Rebuild(&rebuild));
+    let resp = match tokio::time::timeout_at(until, sent).await {
         Err(_) => return PollOutcome::Transient("status poll timed out".into()),
         Ok(Err(e)) => return PollOutcome::Transient(format!("status poll failed: {e}")),
         Ok(Ok(r)) => r,

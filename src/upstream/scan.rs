@@ -12,6 +12,7 @@
 //! sign or leading zeros, and for a key given twice the **last** one (a `Value` map keeps
 //! the last insert).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{
@@ -31,12 +32,12 @@ pub enum Found {
 
 /// Reads what `pointer` (RFC 6901 text, `""` for the whole body) names in `body`.
 pub fn at(body: &[u8], pointer: &str) -> Result<Found, serde_json::Error> {
-    let tokens: Vec<String> = if pointer.is_empty() {
+    // Borrowed tokens: a poll reads this once per answer, and a token needs a new string
+    // only when it holds an escape (`~`), which status pointers (`/status`) never do.
+    let tokens: Vec<Cow<'_, str>> = if pointer.is_empty() {
         Vec::new()
     } else if let Some(rest) = pointer.strip_prefix('/') {
-        rest.split('/')
-            .map(|t| t.replace("~1", "/").replace("~0", "~"))
-            .collect()
+        rest.split('/').map(unescape).collect()
     } else {
         // `Value::pointer` names nothing for a pointer without the leading `/`; the body
         // must still be JSON.
@@ -49,10 +50,19 @@ pub fn at(body: &[u8], pointer: &str) -> Result<Found, serde_json::Error> {
     Ok(found)
 }
 
-/// The rest of the path below the value being read.
-struct At<'p>(&'p [String]);
+/// An RFC 6901 token with `~1` → `/` and `~0` → `~` (in that order, so `~01` is `~1`).
+fn unescape(token: &str) -> Cow<'_, str> {
+    if token.contains('~') {
+        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(token)
+    }
+}
 
-impl<'de> DeserializeSeed<'de> for At<'_> {
+/// The rest of the path below the value being read.
+struct At<'p, 't>(&'p [Cow<'t, str>]);
+
+impl<'de> DeserializeSeed<'de> for At<'_, '_> {
     type Value = Found;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
@@ -60,7 +70,7 @@ impl<'de> DeserializeSeed<'de> for At<'_> {
     }
 }
 
-impl At<'_> {
+impl At<'_, '_> {
     fn scalar(&self) -> Found {
         if self.0.is_empty() {
             Found::Other
@@ -70,7 +80,7 @@ impl At<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for At<'_> {
+impl<'de> Visitor<'de> for At<'_, '_> {
     type Value = Found;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
