@@ -16,6 +16,7 @@
 # after-drain RSS; 5), WARMUP (waiters with 0.2 s tasks before the baseline; 50), THP (off: the
 # gateway runs with transparent huge pages disabled via prctl(PR_SET_THP_DISABLE), so VmRSS is
 # what it touches, not 2 MiB pages khugepaged filled in; system: the machine's setting).
+# GATEWAY (a gateway binary to measure instead of the fresh build: the commit before a change),
 # GW_LOG (the gateway's RUST_LOG; warn — its lines are summarised by message in the report),
 # MAX_CONNS (server.max_connections; default ulimit -n − 1,024 upstream connections − 256, so
 # 18,000 parked HTTP/1.1 waiters fit under 20,000 fds instead of stopping at the 10,000 default),
@@ -41,7 +42,7 @@ MAX_CONNS=${MAX_CONNS:-$((NOFILE - 1024 - 256))}
 cargo build --release -q
 cargo build --release -q --examples
 tdir=${CARGO_TARGET_DIR:-target}
-gw_bin=$tdir/release/prefer-gateway
+gw_bin=${GATEWAY:-$tdir/release/prefer-gateway} # GATEWAY=path: measure another build (e.g. the commit before a change)
 stub_bin=$tdir/release/examples/task_stub
 load_bin=$tdir/release/examples/waiter_load
 
