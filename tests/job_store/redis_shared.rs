@@ -60,14 +60,18 @@ async fn data_survives_a_redis_crash_and_the_connection_comes_back() {
     let hooked = found(&store, "t", &hooked.id, T0 + 5).await;
 
     server.kill();
-    // While Redis is down, operations fail promptly instead of hanging.
+    // While Redis is down, operations fail instead of hanging: at once when the connection
+    // is seen to be gone, or — when the command was written before the kill's reset
+    // arrived — at the store's 5 s response timeout (`RESPONSE_TIMEOUT` in
+    // src/store/redis.rs). The bound is that timeout plus slack for a slow machine, well
+    // under the 10 s that counts as a hang.
     let started = Instant::now();
     let down = tokio::time::timeout(Duration::from_secs(10), store.get("t", &keyed.id, T0))
         .await
         .expect("a store call hung while Redis was down");
     assert!(down.is_err(), "{down:?}");
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
     );
