@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+#[path = "main/tidy.rs"]
+mod tidy;
+
 /// See Cargo.toml: cheaper per-request allocations than glibc's malloc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -140,8 +143,12 @@ fn main() -> ExitCode {
         Command::Health { admin } => return health(*admin),
         _ => {}
     }
+    if let Err(e) = tidy::start_janitor() {
+        tracing::debug!(error = %e, "memory janitor not started");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(tidy::on_park)
         .build()
     {
         Ok(rt) => rt,

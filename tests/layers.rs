@@ -184,3 +184,26 @@ fn no_import_cycle_spans_two_concepts() {
     }
     assert!(cycles.is_empty(), "concepts on an import cycle: {cycles:?}");
 }
+
+/// `unsafe` is denied crate-wide and allowed in one place: the binary's call into
+/// mimalloc's C API (`src/main/tidy.rs`, see its module doc). A second one must be argued
+/// for the same way, so it fails here first.
+#[test]
+fn unsafe_code_is_allowed_in_one_function_only() {
+    let mut files = Vec::new();
+    rust_files(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
+        &mut files,
+    );
+    let mut allows = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("allow(unsafe_code)") {
+                allows.push(format!("{}:{}", f.display(), i + 1));
+            }
+        }
+    }
+    assert_eq!(allows.len(), 1, "allow(unsafe_code) at: {allows:?}");
+    assert!(allows[0].contains("src/main/tidy.rs"), "{allows:?}");
+}

@@ -38,6 +38,8 @@ upstream = "{up}"
 struct ScriptedUpstream {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    /// Connections open now (accepted and not yet closed by either side).
+    open: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -51,13 +53,25 @@ impl ScriptedUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let conns = Arc::clone(&connections);
+        let open_now = Arc::clone(&open);
         let task = tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 conns.fetch_add(1, Ordering::SeqCst);
                 let requests = Arc::clone(&requests);
+                let open = Arc::clone(&open_now);
+                open.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
+                    // Counted down however this task ends (the answer may return early).
+                    struct Closed(Arc<AtomicUsize>);
+                    impl Drop for Closed {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _closed = Closed(open);
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
                     loop {
@@ -80,6 +94,7 @@ impl ScriptedUpstream {
         ScriptedUpstream {
             addr,
             connections,
+            open,
             task,
         }
     }
@@ -90,6 +105,10 @@ impl ScriptedUpstream {
 
     fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 }
 
@@ -288,5 +307,65 @@ async fn at_the_connection_cap_requests_queue_instead_of_opening_more() {
         up.connections() <= 3,
         "30 concurrent requests opened {} connections with a cap of 3",
         up.connections()
+    );
+}
+
+#[tokio::test]
+async fn a_bursts_idle_connections_are_closed_by_half_every_five_seconds() {
+    // HAProxy's `pool-purge-delay` (default 5 s): the connections a burst opened do not
+    // stay open (and in memory) until the next request looks at the pool.
+    let up = ScriptedUpstream::start(|n, s| {
+        Box::pin(async move {
+            // Long enough that the burst's requests overlap even on a loaded machine.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            let body = format!("{n}");
+            let msg = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(msg.as_bytes()).await.is_ok()
+        })
+    })
+    .await;
+    let gw = Gateway::start(&config(), &up.url()).await;
+    let burst: Vec<_> = (0..32)
+        .map(|_| {
+            let url = gw.url("/burst");
+            tokio::spawn(async move { client().get(&url).send().await.unwrap().status() })
+        })
+        .collect();
+    for b in burst {
+        assert_eq!(b.await.unwrap(), 200);
+    }
+    let after_burst = up.open();
+    assert!(
+        after_burst >= 16,
+        "{after_burst} of the burst's connections are pooled: they are not closed at once"
+    );
+    // A purge that finds them unused for a whole interval comes within 10 s of the burst
+    // (ticks every 5 s from the pool's first use): half of them are closed.
+    let started = std::time::Instant::now();
+    let mut open = after_burst;
+    while started.elapsed() < Duration::from_secs(13) && open > after_burst / 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open = up.open();
+    }
+    let took = started.elapsed();
+    assert_eq!(
+        open,
+        after_burst / 2,
+        "{after_burst} idle connections, after {took:?}: half are closed"
+    );
+    assert!(
+        took >= Duration::from_secs(4),
+        "closed after {took:?}: a connection unused for less than 5 s is kept"
+    );
+    // What is left is still used.
+    let before = up.connections();
+    get_ok(&gw, "/after").await;
+    assert_eq!(
+        up.connections(),
+        before,
+        "an idle connection the purge kept was reused"
     );
 }

@@ -11,7 +11,8 @@
 //! Behaviour (nginx's `upstream { keepalive …; }` is the bar):
 //! - idle connections are reused most-recently-used first (warm caches, and the oldest ones
 //!   age out); one idle longer than [`IDLE_TIMEOUT`] is closed, at most [`MAX_IDLE`] are kept
-//!   per upstream;
+//!   per upstream, and every 5 s half of those unused for the whole 5 s are closed, as
+//!   HAProxy's `pool-purge-delay` does ([`idle`]), so a burst's surplus does not sit open;
 //! - at most [`MAX_CONNECTIONS`] are open per upstream; a request beyond that waits for a
 //!   connection to come back (or to close and free its slot) instead of opening another —
 //!   bursts queue in the gateway, not as thousands of sockets;
@@ -32,8 +33,7 @@
 //! *new connection* — pooled connections are reused, so even then there is no lookup per
 //! request.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use http::header::{HeaderValue, HOST};
@@ -43,10 +43,10 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 
 use crate::body::{Body, Lender, Loan, UpstreamBody};
 
+mod idle;
 mod resolver;
 mod retry;
 
@@ -106,64 +106,25 @@ struct Inner {
     resolver: arc_swap::ArcSwap<StaticResolver>,
     pools: Mutex<Vec<Arc<HostPool>>>,
     max_connections: usize,
+    /// Whether the idle purge task runs (started with the first pool; see [`idle`]).
+    purging: std::sync::atomic::AtomicBool,
 }
 
 /// Idle connections to one upstream authority.
 pub struct HostPool {
     authority: Authority,
-    idle: Mutex<VecDeque<Idle>>,
+    idle: idle::IdleStack,
     /// One permit per open connection (held by its connection task).
     open: Arc<Semaphore>,
     /// Signalled when a connection is put back idle.
     returned: Notify,
 }
 
-struct Idle {
-    tx: SendRequest<Body>,
-    since: Instant,
-}
-
 impl Lender for HostPool {
     fn give_back(&self, tx: SendRequest<Body>) {
-        self.put(tx);
-    }
-}
-
-impl HostPool {
-    fn put(&self, tx: SendRequest<Body>) {
-        if tx.is_closed() {
-            return;
-        }
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while idle
-            .front()
-            .is_some_and(|i| now.duration_since(i.since) > IDLE_TIMEOUT || i.tx.is_closed())
-        {
-            idle.pop_front();
-        }
-        if idle.len() < MAX_IDLE {
-            idle.push_back(Idle { tx, since: now });
-            drop(idle);
+        if self.idle.put(tx, IDLE_TIMEOUT, MAX_IDLE) {
             self.returned.notify_one();
         }
-    }
-
-    /// The most recently used idle connection that is still open and not expired.
-    fn take(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(i) = idle.pop_back() {
-            if i.tx.is_closed() {
-                continue;
-            }
-            if i.since.elapsed() > IDLE_TIMEOUT {
-                // Everything older is expired too.
-                idle.clear();
-                return None;
-            }
-            return Some(i.tx);
-        }
-        None
     }
 }
 
@@ -179,6 +140,7 @@ pub fn build_with_cap(resolver: StaticResolver, max_connections: usize) -> HttpC
             resolver: arc_swap::ArcSwap::from_pointee(resolver),
             pools: Mutex::new(Vec::new()),
             max_connections: max_connections.max(1),
+            purging: std::sync::atomic::AtomicBool::new(false),
         }),
     }
 }
@@ -212,7 +174,11 @@ impl HttpClient {
         let mut resent = false;
         let mut avoid_pool = false;
         loop {
-            let pooled = if avoid_pool { None } else { pool.take() };
+            let pooled = if avoid_pool {
+                None
+            } else {
+                pool.idle.take(IDLE_TIMEOUT)
+            };
             let permit = match pooled {
                 Some(mut tx) => {
                     if tx.ready().await.is_err() {
@@ -270,25 +236,51 @@ impl HttpClient {
             return Arc::clone(p);
         }
         if pools.len() >= MAX_POOLS {
-            pools.retain(|p| {
-                Arc::strong_count(p) > 1
-                    || !p
-                        .idle
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .is_empty()
-            });
+            pools.retain(|p| Arc::strong_count(p) > 1 || !p.idle.is_empty());
         }
         let p = Arc::new(HostPool {
             authority: authority.clone(),
-            idle: Mutex::new(VecDeque::new()),
+            idle: idle::IdleStack::default(),
             open: Arc::new(Semaphore::new(self.inner.max_connections)),
             returned: Notify::new(),
         });
         if pools.len() < MAX_POOLS {
             pools.push(Arc::clone(&p));
         }
+        drop(pools);
+        self.start_purging();
         p
+    }
+
+    /// Starts the idle purge ([`idle`]) once, from within the runtime: a task that holds
+    /// the client weakly, so it ends with the client (a reload's old one included).
+    fn start_purging(&self) {
+        use std::sync::atomic::Ordering;
+        if self.inner.purging.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.inner.purging.store(false, Ordering::Relaxed);
+            return;
+        };
+        let inner: Weak<Inner> = Arc::downgrade(&self.inner);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(idle::PURGE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let now = tick.tick().await;
+                let Some(inner) = inner.upgrade() else { return };
+                let pools = inner
+                    .pools
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                drop(inner);
+                for p in pools {
+                    p.idle.purge(now, IDLE_TIMEOUT);
+                }
+            }
+        });
     }
 
     async fn connect(

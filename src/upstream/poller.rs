@@ -172,8 +172,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The shared slot for this target (created on first use, freed with its last waiter).
-    pub fn slot(&self, t: &Target) -> Arc<Slot> {
+    /// The shared slot for this target, created on first use; its entry leaves the map
+    /// with the last [`Held`] (not later, in a sweep: a dead entry would keep its
+    /// allocation, scattered among the burst's freed pages, and so those pages, after the
+    /// waiters are gone).
+    pub fn slot(&self, t: &Target) -> Held<'_> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         t.uri.hash(&mut h);
         t.headers
@@ -185,17 +188,64 @@ impl Registry {
             .map(HeaderValue::as_bytes)
             .hash(&mut h);
         let key = h.finish();
-        // A poisoned lock only means another waiter panicked; the map is still usable.
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.lock();
         if let Some(slot) = slots.get(&key).and_then(Weak::upgrade) {
-            return slot;
-        }
-        if slots.len() >= 1024 && slots.len().is_power_of_two() {
-            slots.retain(|_, w| w.strong_count() > 0);
+            return Held {
+                registry: self,
+                key,
+                slot,
+            };
         }
         let slot = Arc::new(Slot::default());
         slots.insert(key, Arc::downgrade(&slot));
-        slot
+        Held {
+            registry: self,
+            key,
+            slot,
+        }
+    }
+
+    /// Operations with a waiter now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nobody waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Slot>>> {
+        // A poisoned lock only means another waiter panicked; the map is still usable.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One waiter's hold on its operation's [`Slot`].
+#[derive(Debug)]
+pub struct Held<'r> {
+    registry: &'r Registry,
+    key: u64,
+    slot: Arc<Slot>,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Arc<Slot>;
+    fn deref(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut slots = self.registry.lock();
+        // New holders are made only under this lock, so a count of one is the last holder.
+        let ours = slots
+            .get(&self.key)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.slot)));
+        if ours && Arc::strong_count(&self.slot) == 1 {
+            slots.remove(&self.key);
+        }
     }
 }
 
@@ -259,5 +309,46 @@ pub async fn wait(
         while next <= Instant::now() && next < deadline {
             next += interval;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn target(auth: Option<&'static str>) -> Target {
+        let mut headers = HeaderMap::new();
+        if let Some(a) = auth {
+            headers.insert(AUTHORIZATION, HeaderValue::from_static(a));
+        }
+        Target {
+            uri: "http://up/v1/tasks/7".parse().unwrap(),
+            headers,
+            timeout: Duration::from_secs(1),
+            max_body: 1024,
+        }
+    }
+
+    #[test]
+    fn waiters_of_one_operation_share_a_slot_and_the_last_one_out_removes_it() {
+        let reg = Registry::default();
+        let a = reg.slot(&target(Some("Bearer a")));
+        let b = reg.slot(&target(Some("Bearer a")));
+        assert!(Arc::ptr_eq(&a, &b));
+        // Another identity never shares the answer.
+        let other = reg.slot(&target(Some("Bearer b")));
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_eq!(reg.len(), 2);
+        drop(a);
+        assert_eq!(reg.len(), 2, "one waiter of the operation is left");
+        drop(b);
+        assert_eq!(reg.len(), 1);
+        drop(other);
+        assert!(reg.is_empty());
+        // A new waiter after that starts a fresh slot.
+        let again = reg.slot(&target(Some("Bearer a")));
+        assert_eq!(Arc::strong_count(&again), 1);
+        assert_eq!(reg.len(), 1);
     }
 }
