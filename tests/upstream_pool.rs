@@ -118,6 +118,18 @@ impl Drop for ScriptedUpstream {
     }
 }
 
+/// An answer for [`ScriptedUpstream`]: after `delay_ms`, a 200 whose body is the request's
+/// number; keeps the connection.
+async fn numbered(n: usize, s: &mut TcpStream, delay_ms: u64) -> bool {
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    let body = format!("{n}");
+    let msg = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(msg.as_bytes()).await.is_ok()
+}
+
 async fn get_ok(gw: &Gateway, path: &str) -> String {
     let resp = client().get(gw.url(path)).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{path}");
@@ -224,18 +236,7 @@ async fn a_response_abandoned_half_read_does_not_poison_the_pool() {
 
 #[tokio::test]
 async fn concurrent_requests_each_get_their_own_answer() {
-    let up = ScriptedUpstream::start(|n, s| {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            let body = format!("{n}");
-            let msg = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(msg.as_bytes()).await.is_ok()
-        })
-    })
-    .await;
+    let up = ScriptedUpstream::start(|n, s| Box::pin(numbered(n, s, 5))).await;
     let gw = Gateway::start(&config(), &up.url()).await;
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -266,18 +267,7 @@ async fn concurrent_requests_each_get_their_own_answer() {
 
 #[tokio::test]
 async fn at_the_connection_cap_requests_queue_instead_of_opening_more() {
-    let up = ScriptedUpstream::start(|n, s| {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let body = format!("{n}");
-            let msg = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(msg.as_bytes()).await.is_ok()
-        })
-    })
-    .await;
+    let up = ScriptedUpstream::start(|n, s| Box::pin(numbered(n, s, 20))).await;
     let resolver = prefer_gateway::upstream::client::StaticResolver::default();
     let client = prefer_gateway::upstream::client::build_with_cap(resolver, 3);
     let url: http::Uri = format!("{}/q", up.url()).parse().unwrap();
@@ -314,19 +304,8 @@ async fn at_the_connection_cap_requests_queue_instead_of_opening_more() {
 async fn a_bursts_idle_connections_are_closed_by_half_every_five_seconds() {
     // HAProxy's `pool-purge-delay` (default 5 s): the connections a burst opened do not
     // stay open (and in memory) until the next request looks at the pool.
-    let up = ScriptedUpstream::start(|n, s| {
-        Box::pin(async move {
-            // Long enough that the burst's requests overlap even on a loaded machine.
-            tokio::time::sleep(Duration::from_millis(1000)).await;
-            let body = format!("{n}");
-            let msg = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(msg.as_bytes()).await.is_ok()
-        })
-    })
-    .await;
+    // Long enough that the burst's requests overlap even on a loaded machine.
+    let up = ScriptedUpstream::start(|n, s| Box::pin(numbered(n, s, 1000))).await;
     let gw = Gateway::start(&config(), &up.url()).await;
     let burst: Vec<_> = (0..32)
         .map(|_| {
