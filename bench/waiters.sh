@@ -13,9 +13,10 @@
 #
 # Knobs: RUNS (N, or h2:N), RAMP (s, waiter starts spread over it; 5), FINISH_AFTER (s; 30),
 # WAIT (Prefer wait=; 60), H2_CONNS (100), SETTLE (s after the last answer before the
-# after-drain RSS; 5), WARMUP (waiters with 0.2 s tasks before the baseline; 50), THP (off: the
-# gateway runs with transparent huge pages disabled via prctl(PR_SET_THP_DISABLE), so VmRSS is
-# what it touches, not 2 MiB pages khugepaged filled in; system: the machine's setting).
+# after-drain RSS; 10, as issue 16 defines it), WARMUP (waiters with 0.2 s tasks before the
+# baseline; 50), THP (off: the gateway runs with transparent huge pages disabled via
+# prctl(PR_SET_THP_DISABLE), so VmRSS is what it touches, not 2 MiB pages khugepaged filled
+# in; system: the machine's setting).
 # GATEWAY (a gateway binary to measure instead of the fresh build: the commit before a change),
 # GW_LOG (the gateway's RUST_LOG; warn — its lines are summarised by message in the report),
 # MAX_CONNS (server.max_connections; default ulimit -n − 1,024 upstream connections − 256, so
@@ -30,7 +31,7 @@ FINISH_AFTER=${FINISH_AFTER:-30}
 WAIT=${WAIT:-60}
 H2_CONNS=${H2_CONNS:-100}
 SOURCES=${SOURCES:-8}
-SETTLE=${SETTLE:-5}
+SETTLE=${SETTLE:-10}
 WARMUP=${WARMUP:-50}
 THP=${THP:-off}
 GW_LOG=${GW_LOG:-warn}
