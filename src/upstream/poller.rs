@@ -189,15 +189,14 @@ impl Registry {
             .hash(&mut h);
         let key = h.finish();
         let mut slots = self.lock();
-        if let Some(slot) = slots.get(&key).and_then(Weak::upgrade) {
-            return Held {
-                registry: self,
-                key,
-                slot,
-            };
-        }
-        let slot = Arc::new(Slot::default());
-        slots.insert(key, Arc::downgrade(&slot));
+        let slot = match slots.get(&key).and_then(Weak::upgrade) {
+            Some(slot) => slot,
+            None => {
+                let slot = Arc::new(Slot::default());
+                slots.insert(key, Arc::downgrade(&slot));
+                slot
+            }
+        };
         Held {
             registry: self,
             key,

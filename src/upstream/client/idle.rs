@@ -78,8 +78,8 @@ impl IdleStack {
     }
 
     /// Closes the expired and closed connections and half (rounded up) of those unused for
-    /// a whole [`PURGE_EVERY`], oldest first; how many are left.
-    pub(super) fn purge(&self, now: Instant, timeout: Duration) -> usize {
+    /// a whole [`PURGE_EVERY`], oldest first.
+    pub(super) fn purge(&self, now: Instant, timeout: Duration) {
         let mut idle = self.lock();
         idle.retain(|i| now.duration_since(i.since) <= timeout && !i.tx.is_closed());
         let unused = idle
@@ -88,7 +88,6 @@ impl IdleStack {
             .count();
         // Dropping the sender ends the connection's task, which closes the socket.
         idle.drain(..unused.div_ceil(2));
-        idle.len()
     }
 
     /// Whether no connection is kept.
