@@ -9,6 +9,9 @@
 #           `sync` route with the SQLite store (202 after fsync), the job then run against
 #           an instant upstream and completed; REQUESTS POSTs on one connection, then
 #           SETTLE seconds for the jobs to finish inside the measured window;
+#   task    instructions per `Prefer: respond-async` submit on a `task` route: the POST
+#           forwarded, the upstream's 202 passed back with `Preference-Applied` (the
+#           proxy-vs-peers task scenario); REQUESTS POSTs on one connection;
 #   poll    instructions per status poll: WAITERS `Prefer: wait=…` requests on a `task`
 #           route whose task never finishes, polled every POLL_MS ms for WAIT seconds;
 #           divided by the polls the upstream counted (its access log), so the waiters'
@@ -21,6 +24,7 @@
 #
 #   bench/callgrind.sh                        proxy, REQUESTS=2000 WARMUP=200
 #   bench/callgrind.sh accept                 REQUESTS=1000 SETTLE=3
+#   bench/callgrind.sh task                   REQUESTS=2000 WARMUP=200
 #   bench/callgrind.sh poll                   WAITERS=20 WAIT=10 POLL_MS=100
 #   MAX_IPR=60000 bench/callgrind.sh          exit 1 when instructions/unit exceed it
 #
@@ -33,8 +37,9 @@ SCENARIO=${1:-proxy}
 case $SCENARIO in
   proxy) REQUESTS=${REQUESTS:-2000} ;;
   accept) REQUESTS=${REQUESTS:-1000} ;;
+  task) REQUESTS=${REQUESTS:-2000} ;;
   poll) ;;
-  *) echo "usage: bench/callgrind.sh [proxy|accept|poll]" >&2; exit 2 ;;
+  *) echo "usage: bench/callgrind.sh [proxy|accept|task|poll]" >&2; exit 2 ;;
 esac
 WARMUP=${WARMUP:-200}
 SETTLE=${SETTLE:-3}
@@ -113,7 +118,7 @@ gw_port=$(free_port)
 case $SCENARIO in
   proxy) store=memory ;;
   accept) store="sqlite:$work/jobs.db" ;;
-  poll) store=memory ;;
+  task | poll) store=memory ;;
 esac
 cat > "$work/gw.toml" <<TOML
 [server]
@@ -157,6 +162,10 @@ post() { # n: n respond-async POSTs on one connection
   curl -sf -o /dev/null -X POST -H 'Prefer: respond-async' -H 'Content-Type: application/json' \
     -d '{"scene":1}' "http://127.0.0.1:$gw_port/ok?i=[1-$1]"
 }
+submit() { # n: n respond-async POSTs on the task route, one connection
+  curl -sf -o /dev/null -X POST -H 'Prefer: respond-async' -H 'Content-Type: application/json' \
+    -d '{}' "http://127.0.0.1:$gw_port/v1/tasks?i=[1-$1]"
+}
 waiters() { # n secs: n waiters at once, each holding wait=secs
   local i clients=()
   for i in $(seq "$1"); do
@@ -168,6 +177,7 @@ waiters() { # n secs: n waiters at once, each holding wait=secs
 case $SCENARIO in
   proxy) curl -sf "$(printf "$get_url" "$WARMUP")" >/dev/null ;;
   accept) post "$WARMUP"; sleep "$SETTLE" ;;
+  task) submit "$WARMUP" ;;
   poll) waiters 2 2 ;;
 esac
 callgrind_control -d "$gw_pid" >/dev/null # dumps and zeroes: the next dump holds only what follows
@@ -175,6 +185,7 @@ callgrind_control -d "$gw_pid" >/dev/null # dumps and zeroes: the next dump hold
 case $SCENARIO in
   proxy) curl -sf "$(printf "$get_url" "$REQUESTS")" >/dev/null; units=$REQUESTS; unit=request ;;
   accept) post "$REQUESTS"; sleep "$SETTLE"; units=$REQUESTS; unit=job ;;
+  task) submit "$REQUESTS"; units=$REQUESTS; unit=submit ;;
   poll) waiters "$WAITERS" "$WAIT"; units=$(wc -l < "$work/up/polls.log"); unit=poll ;;
 esac
 callgrind_control -d "$gw_pid" >/dev/null
@@ -192,6 +203,7 @@ echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.
 case $SCENARIO in
   proxy) echo "requests: $REQUESTS (after $WARMUP warm-up), one keep-alive connection, RUST_LOG=${RUST_LOG:-info}" ;;
   accept) echo "jobs: $REQUESTS accepted on one connection (after $WARMUP), SQLite, each run and completed within ${SETTLE} s, RUST_LOG=${RUST_LOG:-info}" ;;
+  task) echo "submits: $REQUESTS respond-async POSTs (after $WARMUP warm-up), one keep-alive connection, RUST_LOG=${RUST_LOG:-info}" ;;
   poll) echo "polls: $units by $WAITERS waiters over ${WAIT} s every ${POLL_MS} ms, RUST_LOG=${RUST_LOG:-info}" ;;
 esac
 echo "instructions: $total"

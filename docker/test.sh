@@ -2,8 +2,12 @@
 # docker/test.sh — the container image exercised on the Docker engine (issue 15). Called
 # by .ci/run; fails (never skips) when the engine is missing.
 #
-#   1. makes the local base images when absent (base.sh: debootstrap, docker import);
-#   2. builds the runtime image from the host's release binary (image.sh);
+#   1. makes the local base images when absent (base.sh: cut from this bookworm host, or
+#      debootstrap elsewhere; docker import);
+#   2. builds the runtime image from a binary built on the host (image.sh): the release
+#      one by default; PROFILE=debug takes target/debug/prefer-gateway instead, which
+#      .ci/run does because `cargo test` has just built it — the same source, and a release
+#      build would add 4–8 minutes of CI on two cores for no behaviour the scenarios see;
 #   3. checks the image alone: `docker run` serves on the published port with the default
 #      config, as uid 10001, SQLite on the volume; a mounted config and an environment
 #      override are used and shown by `check`; `docker run … demo` is reachable from the
@@ -21,14 +25,19 @@ started=$(date +%s)
 docker info >/dev/null 2>&1 || { echo "docker/test.sh: no Docker engine answers (docker info)" >&2; exit 1; }
 command -v docker-compose >/dev/null || { echo "docker/test.sh: docker-compose is missing" >&2; exit 1; }
 
-cargo build --release --quiet
+case ${PROFILE:-release} in
+  release) cargo build --release --quiet; binary=target/release/prefer-gateway ;;
+  debug) cargo build --quiet; binary=target/debug/prefer-gateway ;;
+  *) echo "docker/test.sh: PROFILE is release or debug, not '$PROFILE'" >&2; exit 2 ;;
+esac
 export GATEWAY_IMAGE=prefer-gateway:ci-$$
 export REDIS_IMAGE=prefer-gateway-redis:bookworm
-IMAGE=$GATEWAY_IMAGE bash docker/image.sh
+IMAGE=$GATEWAY_IMAGE bash docker/image.sh "$binary"
 
 project=pgw$$
 compose=(docker-compose -p "$project" -f docker/compose.yml)
 single=()
+work_logs=$(mktemp /tmp/prefer-gateway-logs.XXXXXX)
 cleanup() {
   local rc=$?
   if [[ $rc != 0 ]]; then
@@ -38,6 +47,7 @@ cleanup() {
   [[ ${#single[@]} -gt 0 ]] && docker rm -f -v "${single[@]}" >/dev/null 2>&1 || true
   "${compose[@]}" down -v --remove-orphans -t 1 >/dev/null 2>&1 || true
   docker image rm "$GATEWAY_IMAGE" >/dev/null 2>&1 || true
+  rm -f "$work_logs"
   echo "docker/test.sh: $(( $(date +%s) - started )) s, exit $rc"
 }
 trap cleanup EXIT
@@ -65,8 +75,11 @@ user=$(docker inspect -f '{{.Config.User}}' "$id")
 echo "ok   runs as uid 10001"
 wait_for 30 healthy "$id"
 echo "ok   HEALTHCHECK (prefer-gateway health) → healthy"
-docker logs "$id" 2>&1 | head -1 | python3 -c 'import json,sys; json.loads(sys.stdin.readline())' \
-  || { echo "FAIL the log is not JSON lines"; exit 1; }
+# Every line, not the first: `head -1` closing the pipe early could fail it (SIGPIPE under
+# pipefail) when the log is long.
+docker logs "$id" >"$work_logs" 2>&1
+python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$work_logs" \
+  || { echo "FAIL the log is not JSON lines:"; head -5 "$work_logs"; exit 1; }
 echo "ok   logs are JSON lines"
 docker stop -t 30 "$id" >/dev/null
 [[ $(docker inspect -f '{{.State.ExitCode}}' "$id") == 0 ]] || { echo "FAIL SIGTERM: exit $(docker inspect -f '{{.State.ExitCode}}' "$id")"; exit 1; }
