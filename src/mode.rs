@@ -333,8 +333,16 @@ fn imf_fixdate(t: SystemTime) -> Option<HeaderValue> {
 /// Merges `Prefer` into `Vary`: none → `Prefer`; tokens without it → one line
 /// `<existing>, Prefer`; already `Prefer` (any case) or `*` → unchanged.
 pub fn add_vary_prefer(headers: &mut HeaderMap) {
+    // One lookup. The usual answer has no `Vary` of its own: a static value, no copy.
+    let mut lines = match headers.entry(VARY) {
+        http::header::Entry::Vacant(slot) => {
+            slot.insert(HeaderValue::from_static("Prefer"));
+            return;
+        }
+        http::header::Entry::Occupied(lines) => lines,
+    };
     let mut existing: Vec<&[u8]> = Vec::new();
-    for line in headers.get_all(VARY) {
+    for line in lines.iter() {
         for token in line.as_bytes().split(|&b| b == b',') {
             let token = token.trim_ascii();
             if token == b"*" || token.eq_ignore_ascii_case(b"prefer") {
@@ -353,6 +361,6 @@ pub fn add_vary_prefer(headers: &mut HeaderMap) {
     merged.extend_from_slice(b"Prefer");
     // Sub-slices of valid values plus ASCII are valid; a failure leaves `Vary` as it was.
     if let Ok(v) = HeaderValue::from_bytes(&merged) {
-        headers.insert(VARY, v);
+        lines.insert(v);
     }
 }

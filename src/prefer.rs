@@ -179,6 +179,27 @@ pub fn applied(respond_async: bool, wait: Option<u64>) -> HeaderValue {
 /// `Prefer` line. Kept elements keep their raw text (trimmed of OWS), re-joined with `", "`;
 /// a line left empty is removed; a line that loses nothing is left as it was.
 pub fn strip(headers: &mut HeaderMap, names: &[&str]) {
+    // The usual request has one `Prefer` line that is all execution preferences
+    // (`respond-async`, `wait=N`), or none: those need no copy of the lines and no new value.
+    let (mut all_named, mut any_named) = (true, false);
+    for line in headers.get_all(&PREFER) {
+        let mut empty = true;
+        for raw in elements(line.as_bytes()) {
+            let hit = named(raw, names);
+            all_named &= hit;
+            any_named |= hit;
+            empty = false;
+        }
+        // A line with no element loses nothing, so it stays (as below).
+        all_named &= !empty;
+    }
+    if !any_named {
+        return;
+    }
+    if all_named {
+        headers.remove(&PREFER);
+        return;
+    }
     let lines: Vec<HeaderValue> = headers.get_all(&PREFER).iter().cloned().collect();
     if lines.is_empty() {
         return;

@@ -308,6 +308,40 @@ async fn a_non_202_submit_answer_is_returned_as_it_is_plus_vary() {
 }
 
 #[tokio::test]
+async fn respond_async_with_a_non_202_answer_passes_it_through_without_preference_applied() {
+    let up = Upstream::start(|_s| async {
+        reply(503, r#"{"error":"busy"}"#, &[("retry-after", "7")])
+    })
+    .await;
+    let gw = Gateway::start(&task_config("", ""), &up.url()).await;
+    let (resp, _) = submit(&gw, "/v1/edit", Some("respond-async")).await;
+    assert_eq!(resp.status(), 503);
+    let h = header_map(resp.headers());
+    assert_eq!(h["retry-after"], "7");
+    assert_eq!(h["vary"], "Prefer");
+    assert!(!h.contains_key("preference-applied"));
+    assert_eq!(resp.text().await.unwrap(), r#"{"error":"busy"}"#);
+}
+
+#[tokio::test]
+async fn a_malformed_cancel_after_is_a_400_before_anything_is_submitted_in_every_mode() {
+    let (gw, up) = gateway(Duration::from_millis(100), "", "").await;
+    for prefer in [Some("respond-async"), Some("wait=5"), None] {
+        let mut req = client()
+            .post(gw.url("/v1/edit"))
+            .header("content-type", JSON)
+            .header("cancel-after", "soon")
+            .body(r#"{"x":1}"#);
+        if let Some(p) = prefer {
+            req = req.header("prefer", p);
+        }
+        let resp = req.send().await.unwrap();
+        support::wire::assert_problem(resp, 400, "invalid-cancel-after").await;
+    }
+    assert!(up.seen().is_empty(), "nothing was submitted");
+}
+
+#[tokio::test]
 async fn the_operation_id_can_come_from_a_header() {
     let up = task_upstream(Duration::from_millis(200)).await;
     let cfg = task_config("", "").replace(r#"id = "/taskId""#, r#"id = "header:Location""#);

@@ -196,9 +196,13 @@ impl Gateway {
             }
         };
         let intent = prepared.intent.clone();
-        let base = self.public_base(&req, origin);
         let answered = match task {
             Some(task) => {
+                let jobs = self.jobs.is_some();
+                let base = match crate::task::passes_through(task, &prepared, jobs) {
+                    true => String::new(),
+                    false => self.public_base(&req, origin),
+                };
                 let call = crate::task::Call {
                     client: &self.client,
                     polls: &self.polls,
@@ -212,6 +216,7 @@ impl Gateway {
             }
             None => match &self.jobs {
                 Some(engine) => {
+                    let base = self.public_base(&req, origin);
                     let call = crate::jobs::submit::Call {
                         engine,
                         client: &self.client,

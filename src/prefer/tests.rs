@@ -257,6 +257,14 @@ fn strip_edge_cases() {
     let mut h = HeaderMap::new();
     strip(&mut h, &["wait"]);
     assert!(h.is_empty());
+    // A line with no element loses nothing and stays, beside one that goes whole.
+    let mut h = headers(&[b"respond-async", b""]);
+    strip(&mut h, &["wait", "respond-async"]);
+    assert_eq!(prefer_lines(&h), [&b""[..]]);
+    // Nothing named: the lines are left exactly as they were.
+    let mut h = headers(&[b"return=minimal", b"foo ,bar"]);
+    strip(&mut h, &["wait", "respond-async"]);
+    assert_eq!(prefer_lines(&h), [&b"return=minimal"[..], b"foo ,bar"]);
     // Sensitivity survives a rewrite.
     let mut v = HeaderValue::from_static("wait=1, a");
     v.set_sensitive(true);

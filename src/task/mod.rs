@@ -58,7 +58,8 @@ pub struct Call<'a> {
     pub arrived: Instant,
     /// Becomes `true` when the gateway drains: a wait ends at once with the 202.
     pub drain: Drain,
-    /// The public base of the URLs in the answer (see `pipeline::public`).
+    /// The public base of the URLs in the answer (see `pipeline::public`); may be empty
+    /// when the submit [`passes_through`], whose answer names nothing of the gateway.
     pub base: String,
 }
 
@@ -71,6 +72,9 @@ pub async fn handle(
     mut prepared: Prepared,
     req: Request<Body>,
 ) -> Result<(Response<Body>, bool), Problem> {
+    if passes_through(task, &prepared, call.jobs.is_some()) {
+        return pass_through(&call, route, req).await;
+    }
     let mut reservation = prepared.reservation.take();
     let result = run(&call, route, task, &prepared, &mut reservation, req).await;
     // Admitted, but the outcome never became known or handed off: the submit failed.
@@ -82,6 +86,34 @@ pub async fn handle(
         r.finish(false, status.as_str());
     }
     result
+}
+
+/// Whether the submit's answer is the upstream's own, passed back as it came: a plain
+/// `respond-async` — no callback URL, no admission grant, not a callback-driven route.
+/// Nothing is read from the 202 then and nothing names the gateway, so the poll headers
+/// and the public base (`Call::base`, which the caller may leave empty) are not built: a
+/// fifth of what the gateway itself spent on this, the most frequent task submit.
+pub fn passes_through(task: &Task, prepared: &Prepared, jobs: bool) -> bool {
+    prepared.intent.resolution.mode == Mode::Async
+        && prepared.callback.is_none()
+        && prepared.reservation.is_none()
+        && !(jobs && task.cfg.callback.is_some())
+}
+
+/// A [`passes_through`] submit: forwarded, and the upstream's answer handed back; a 202
+/// honours the preference (`Preference-Applied: respond-async`), anything else does not.
+async fn pass_through(
+    call: &Call<'_>,
+    route: &Route,
+    req: Request<Body>,
+) -> Result<(Response<Body>, bool), Problem> {
+    // Checked as on every submit, though nothing here would watch until it: a malformed
+    // `Cancel-After` is the client's error whichever path its request takes.
+    deadline::cancel_after_of(req.headers()).map_err(Problem::InvalidCancelAfter)?;
+    let up = forward::upstream_request(&route.upstream, req, call.origin)?;
+    let submitted = forward::send(call.client, up, route.cfg.settings.upstream_timeout).await?;
+    let honoured = submitted.status() == StatusCode::ACCEPTED;
+    Ok((forward::into_client_response(submitted), honoured))
 }
 
 async fn run(
@@ -121,9 +153,8 @@ async fn run(
             }
             return Ok((forward::into_client_response(submitted), false));
         }
-        Mode::Async if prepared.callback.is_none() && reservation.is_none() && armed.is_none() => {
-            return Ok((forward::into_client_response(submitted), true));
-        }
+        // A plain ASYNC never gets here (`pass_through`): this one has a callback, a grant
+        // or a callback-driven route, so its 202 becomes a watch below.
         Mode::Async => None,
         Mode::Wait(secs) => Some(Duration::from_secs(secs)),
         Mode::Default => Some(settings.sync_wait),
