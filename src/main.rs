@@ -146,6 +146,8 @@ fn main() -> ExitCode {
     if let Err(e) = tidy::start_janitor() {
         tracing::debug!(error = %e, "memory janitor not started");
     }
+    // The per-core connection runtimes tidy their heaps at park too.
+    prefer_gateway::server::cores::on_park(tidy::on_park);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(tidy::on_park)

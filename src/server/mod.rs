@@ -24,6 +24,7 @@
 //! client before it can read the answer. The service tells it about each exchange.
 
 pub mod admin;
+pub mod cores;
 pub mod linger;
 pub mod reload;
 
@@ -70,6 +71,15 @@ pub async fn serve(
         .max_concurrent_streams(Some(cfg.h2_max_concurrent_streams));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    // Connections are served on per-core runtimes ([`cores`]); without them (no thread could
+    // be started) on this one.
+    let cores = match cores::Cores::per_cpu() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "per-core runtimes not started; serving on the main runtime");
+            None
+        }
+    };
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     // Shutdown starts with `/readyz` unready while traffic is still served for
     // `drain_delay` (load balancers stop sending first); then the listener closes.
@@ -115,7 +125,6 @@ pub async fn serve(
         let local = stream.local_addr().unwrap_or(listening);
         let tls = gateway.tls();
         let hints = Arc::new(Hints::default());
-        let stream = Linger::new(stream, Arc::clone(&hints), remote);
         let conn = Conn {
             builder: Arc::clone(&builder),
             graceful: graceful.watcher(),
@@ -125,16 +134,26 @@ pub async fn serve(
             first_within: cfg.header_read_timeout,
             hints,
         };
-        match tls {
-            None => {
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    conn.serve(stream).await;
-                });
-            }
-            Some(tls) => {
-                tokio::spawn(async move {
-                    let _slot = slot;
+        // Off this runtime's reactor, to be registered with that of the core serving it.
+        let stream = match &cores {
+            Some(_) => match stream.into_std() {
+                Ok(std) => Accepted::Detached(std),
+                Err(e) => {
+                    tracing::debug!(%remote, error = %e, "accepted connection not detached");
+                    continue;
+                }
+            },
+            None => Accepted::Here(stream),
+        };
+        let serving = async move {
+            let _slot = slot;
+            let Some(stream) = stream.attach(remote) else {
+                return;
+            };
+            let stream = Linger::new(stream, Arc::clone(&conn.hints), remote);
+            match tls {
+                None => conn.serve(stream).await,
+                Some(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     // A stalled handshake is slow-loris too: the header timeout bounds it.
                     let handshake =
@@ -144,8 +163,12 @@ pub async fn serve(
                         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                     }
-                });
+                }
             }
+        };
+        match &cores {
+            Some(cores) => cores.spawn(serving),
+            None => drop(tokio::spawn(serving)),
         }
     }
     drop(listener);
@@ -155,6 +178,30 @@ pub async fn serve(
         () = graceful.shutdown() => tracing::info!("drained"),
         () = tokio::time::sleep(cfg.drain_timeout) => {
             tracing::warn!(timeout = ?cfg.drain_timeout, "drain timeout; dropping connections")
+        }
+    }
+}
+
+/// An accepted socket on its way to the runtime that serves it.
+enum Accepted {
+    /// Registered with the accept loop's runtime (no per-core runtimes).
+    Here(tokio::net::TcpStream),
+    /// Detached from it, for a core to register with its own reactor.
+    Detached(std::net::TcpStream),
+}
+
+impl Accepted {
+    /// The stream, registered with the calling runtime's reactor.
+    fn attach(self, remote: SocketAddr) -> Option<tokio::net::TcpStream> {
+        match self {
+            Accepted::Here(s) => Some(s),
+            Accepted::Detached(std) => match tokio::net::TcpStream::from_std(std) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::debug!(%remote, error = %e, "accepted connection lost on its core");
+                    None
+                }
+            },
         }
     }
 }

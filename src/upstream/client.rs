@@ -47,6 +47,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use crate::body::{Body, Lender, Loan, UpstreamBody};
 
 mod idle;
+pub mod lane;
 mod resolver;
 mod retry;
 
@@ -110,10 +111,10 @@ struct Inner {
     purging: std::sync::atomic::AtomicBool,
 }
 
-/// Idle connections to one upstream authority.
+/// Idle connections to one upstream authority, one stack per [`lane`].
 pub struct HostPool {
     authority: Authority,
-    idle: idle::IdleStack,
+    lanes: Box<[idle::IdleStack]>,
     /// One permit per open connection (held by its connection task).
     open: Arc<Semaphore>,
     /// Signalled when a connection is put back idle.
@@ -122,9 +123,31 @@ pub struct HostPool {
 
 impl Lender for HostPool {
     fn give_back(&self, tx: SendRequest<Body>) {
-        if self.idle.put(tx, IDLE_TIMEOUT, MAX_IDLE) {
+        if self.here().put(tx, IDLE_TIMEOUT, MAX_IDLE) {
             self.returned.notify_one();
         }
+    }
+}
+
+impl HostPool {
+    /// The calling thread's lane.
+    fn here(&self) -> &idle::IdleStack {
+        let n = self.lanes.len().max(1);
+        &self.lanes[lane::current() % n]
+    }
+
+    /// An idle connection of this thread's lane; at the connection cap, of any lane
+    /// (waiting for one to come back to this lane could wait forever while others idle).
+    fn take(&self) -> Option<SendRequest<Body>> {
+        let here = self.here().take(IDLE_TIMEOUT);
+        if here.is_some() || self.open.available_permits() > 0 {
+            return here;
+        }
+        self.lanes.iter().find_map(|l| l.take(IDLE_TIMEOUT))
+    }
+
+    fn is_idle_empty(&self) -> bool {
+        self.lanes.iter().all(idle::IdleStack::is_empty)
     }
 }
 
@@ -177,7 +200,7 @@ impl HttpClient {
             let pooled = if avoid_pool {
                 None
             } else {
-                pool.idle.take(IDLE_TIMEOUT)
+                pool.take()
             };
             let permit = match pooled {
                 Some(mut tx) => {
@@ -236,11 +259,11 @@ impl HttpClient {
             return Arc::clone(p);
         }
         if pools.len() >= MAX_POOLS {
-            pools.retain(|p| Arc::strong_count(p) > 1 || !p.idle.is_empty());
+            pools.retain(|p| Arc::strong_count(p) > 1 || !p.is_idle_empty());
         }
         let p = Arc::new(HostPool {
             authority: authority.clone(),
-            idle: idle::IdleStack::default(),
+            lanes: (0..lane::lanes()).map(|_| idle::IdleStack::default()).collect(),
             open: Arc::new(Semaphore::new(self.inner.max_connections)),
             returned: Notify::new(),
         });
@@ -276,8 +299,8 @@ impl HttpClient {
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone();
                 drop(inner);
-                for p in pools {
-                    p.idle.purge(now, IDLE_TIMEOUT);
+                for l in pools.iter().flat_map(|p| p.lanes.iter()) {
+                    l.purge(now, IDLE_TIMEOUT);
                 }
             }
         });
