@@ -337,7 +337,18 @@ fn server_limits_have_defaults_and_are_validated() {
     let rate = set.server.tenant_rate.unwrap();
     assert_eq!((rate.per_second, rate.burst), (5, 5));
     assert_eq!(set.server.body_idle_timeout, Duration::from_secs(2));
+    // Per-core runtimes: one per CPU unless set; 0 = the main runtime; capped at 1024.
+    assert_eq!(cfg.server.worker_threads, None);
+    for (n, want) in [(0, 0), (3, 3), (1_000_000, 1024)] {
+        let set = load_str(&format!("[server]\nworker_threads = {n}\n"), "w.toml").unwrap();
+        assert_eq!(set.server.worker_threads, Some(want));
+    }
     for (text, key) in [
+        ("[server]\nworker_threads = -1\n", "server.worker_threads"),
+        (
+            "[server]\nworker_threads = \"auto\"\n",
+            "server.worker_threads",
+        ),
         ("[server]\nmax_connections = 0\n", "server.max_connections"),
         ("[server]\ntenant_rate = 0\n", "server.tenant_rate"),
         (

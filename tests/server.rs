@@ -47,6 +47,22 @@ async fn assert_still_serving(gw: &Gateway) {
 
 #[tokio::test]
 async fn shutdown_lets_the_in_flight_request_finish_then_refuses_new_connections() {
+    in_flight_finishes_then_new_connections_are_refused("").await;
+}
+
+/// The same on one per-core runtime, and on the main runtime (`worker_threads = 0`, no
+/// per-core runtimes): where connections are served changes nothing a client sees.
+#[tokio::test]
+async fn shutdown_drains_the_same_on_one_core_runtime_and_on_the_main_runtime() {
+    for head in [
+        "[server]\nworker_threads = 1",
+        "[server]\nworker_threads = 0",
+    ] {
+        in_flight_finishes_then_new_connections_are_refused(head).await;
+    }
+}
+
+async fn in_flight_finishes_then_new_connections_are_refused(head: &str) {
     let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<()>();
     let up = Upstream::start(move |_s: Seen| {
         let arrived = arrived.clone();
@@ -57,7 +73,7 @@ async fn shutdown_lets_the_in_flight_request_finish_then_refuses_new_connections
         }
     })
     .await;
-    let gw = Gateway::start(&config("", "proxy"), &up.url()).await;
+    let gw = Gateway::start(&config(head, "proxy"), &up.url()).await;
     let addr = gw.addr;
     let url = gw.url("/slow");
     let in_flight = tokio::spawn(async move {

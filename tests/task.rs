@@ -309,10 +309,9 @@ async fn a_non_202_submit_answer_is_returned_as_it_is_plus_vary() {
 
 #[tokio::test]
 async fn respond_async_with_a_non_202_answer_passes_it_through_without_preference_applied() {
-    let up = Upstream::start(|_s| async {
-        reply(503, r#"{"error":"busy"}"#, &[("retry-after", "7")])
-    })
-    .await;
+    let up =
+        Upstream::start(|_s| async { reply(503, r#"{"error":"busy"}"#, &[("retry-after", "7")]) })
+            .await;
     let gw = Gateway::start(&task_config("", ""), &up.url()).await;
     let (resp, _) = submit(&gw, "/v1/edit", Some("respond-async")).await;
     assert_eq!(resp.status(), 503);

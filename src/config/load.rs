@@ -33,6 +33,7 @@
 //! | `server.body_idle_timeout` | `"60s"` | > 0; longest gap between body reads → `408` |
 //! | `server.max_connections` | `10000` | ≥ 1; at the limit accepting pauses |
 //! | `server.h2_max_concurrent_streams` | `1024` | ≥ 1 |
+//! | `server.worker_threads` | one per CPU | per-core runtimes serving connections; `0` = the main runtime; at most 1024 |
 //! | `server.tenant_rate` | none (unlimited) | ≥ 1 requests/s per tenant → `429` beyond |
 //! | `server.tenant_burst` | `tenant_rate` | ≥ 1 |
 //! | `defaults.poll_interval` | `"1s"` | > 0 |

@@ -71,6 +71,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Most concurrent HTTP/2 streams per connection. Default 1024.
     pub h2_max_concurrent_streams: u32,
+    /// How many per-core runtimes serve client connections (`crate::server::cores`);
+    /// `None` (the default) = one per CPU the process may use; `Some(0)` serves them on
+    /// the main work-stealing runtime instead. Fixed at start (a reload keeps it).
+    pub worker_threads: Option<usize>,
     /// Per-tenant request rate (`429` beyond it); `None` = unlimited (the default).
     pub tenant_rate: Option<TenantRate>,
     /// Serve TLS (HTTPS, ALPN `h2` and `http/1.1`) instead of cleartext; `None` = cleartext.

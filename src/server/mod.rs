@@ -18,6 +18,10 @@
 //! storm; HTTP/2 connections allow `h2_max_concurrent_streams` streams each (more are
 //! refused with `REFUSED_STREAM`, which clients retry).
 //!
+//! Threads: the accept loop runs on the main runtime; each accepted connection is handed
+//! to one of the per-core single-threaded runtimes ([`cores`]) and served there for its
+//! whole life, so a request's tasks never hop threads (the measurement is in `cores`).
+//!
 //! Closing: every accepted socket is wrapped in [`linger::Linger`] (under TLS), so an
 //! HTTP/1.1 connection that hyper closes while the client may still be sending a body —
 //! a `413` or a `400`/`408` answered mid-body — lingers, bounded, instead of resetting the
@@ -71,10 +75,15 @@ pub async fn serve(
         .max_concurrent_streams(Some(cfg.h2_max_concurrent_streams));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
-    // Connections are served on per-core runtimes ([`cores`]); without them (no thread could
-    // be started) on this one.
-    let cores = match cores::Cores::per_cpu() {
-        Ok(c) => Some(c),
+    // Connections are served on per-core runtimes ([`cores`]); on this one with
+    // `worker_threads = 0`, or when no thread could be started.
+    let cores = match cfg.worker_threads {
+        Some(0) => Ok(None),
+        Some(n) => cores::Cores::start(n).map(Some),
+        None => cores::Cores::per_cpu().map(Some),
+    };
+    let cores = match cores {
+        Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "per-core runtimes not started; serving on the main runtime");
             None

@@ -5,7 +5,8 @@
 //! for `Host`, a `Checkout` future racing a connect, and a *spawned task per request* that
 //! waits for the connection to become idle again. This pool does the same job with a short
 //! linear lookup (a gateway talks to a handful of upstreams), a mutex-guarded stack of idle
-//! connections per upstream, and a response body ([`Body::Upstream`]) that puts its
+//! connections per upstream and per thread ([`lane`]: one per core runtime, so a request
+//! uses connections whose hyper task runs on its own thread), and a response body ([`Body::Upstream`]) that puts its
 //! connection back itself when the last byte has been read.
 //!
 //! Behaviour (nginx's `upstream { keepalive …; }` is the bar):
@@ -46,11 +47,14 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::body::{Body, Lender, Loan, UpstreamBody};
 
+mod error;
 mod idle;
 pub mod lane;
 mod resolver;
 mod retry;
 
+use error::root_cause;
+pub use error::ClientError;
 pub use resolver::StaticResolver;
 
 /// An idle connection is closed after this long (nginx's upstream `keepalive_timeout` is 60 s).
@@ -65,35 +69,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Most distinct upstream authorities with a pool (more are served without pooling leftovers).
 const MAX_POOLS: usize = 256;
-
-/// Why an upstream request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// No TCP connection could be made.
-    #[error("connect failed: {0}")]
-    Connect(String),
-    /// The connection failed while sending or receiving.
-    #[error("{}", root_cause(.0))]
-    Http(#[from] hyper::Error),
-    /// The request URI cannot be sent (not `http://`, no host).
-    #[error("{0}")]
-    Uri(String),
-}
-
-impl ClientError {
-    /// Whether the upstream was never reached.
-    pub fn is_connect(&self) -> bool {
-        matches!(self, ClientError::Connect(_))
-    }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
 
 /// The client every route shares. Cheap to clone.
 #[derive(Clone)]
@@ -197,11 +172,7 @@ impl HttpClient {
         let mut resent = false;
         let mut avoid_pool = false;
         loop {
-            let pooled = if avoid_pool {
-                None
-            } else {
-                pool.take()
-            };
+            let pooled = if avoid_pool { None } else { pool.take() };
             let permit = match pooled {
                 Some(mut tx) => {
                     if tx.ready().await.is_err() {
@@ -263,7 +234,9 @@ impl HttpClient {
         }
         let p = Arc::new(HostPool {
             authority: authority.clone(),
-            lanes: (0..lane::lanes()).map(|_| idle::IdleStack::default()).collect(),
+            lanes: (0..lane::lanes())
+                .map(|_| idle::IdleStack::default())
+                .collect(),
             open: Arc::new(Semaphore::new(self.inner.max_connections)),
             returned: Notify::new(),
         });

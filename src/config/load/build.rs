@@ -69,6 +69,9 @@ pub(super) fn build(raw: RawConfig, src: &Source<'_>) -> Result<Config, ConfigEr
     })
 }
 
+/// Most per-core runtimes `server.worker_threads` starts.
+const MAX_WORKER_THREADS: u64 = 1024;
+
 fn server(raw: RawServer) -> ServerConfig {
     ServerConfig {
         listen: raw
@@ -83,6 +86,10 @@ fn server(raw: RawServer) -> ServerConfig {
             .unwrap_or(usize::MAX),
         h2_max_concurrent_streams: u32::try_from(raw.h2_max_concurrent_streams.unwrap_or(1024))
             .unwrap_or(u32::MAX),
+        // More threads than that are only contention; capped rather than refused.
+        worker_threads: raw
+            .worker_threads
+            .map(|n| usize::try_from(n.min(MAX_WORKER_THREADS)).unwrap_or(1)),
         tenant_rate: raw.tenant_rate.map(|rate| TenantRate {
             per_second: rate,
             burst: raw.tenant_burst.unwrap_or(rate),

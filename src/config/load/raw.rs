@@ -58,6 +58,7 @@ pub(super) struct RawServer {
     pub max_connections: Option<u64>,
     #[serde(deserialize_with = "opt_at_least_one")]
     pub h2_max_concurrent_streams: Option<u64>,
+    pub worker_threads: Option<u64>,
     #[serde(deserialize_with = "opt_at_least_one")]
     pub tenant_rate: Option<u64>,
     #[serde(deserialize_with = "opt_at_least_one")]
