@@ -6,6 +6,8 @@
 #
 #   bench/jobs-accept.sh [connections] [seconds] [store]      store: sqlite | redis | memory
 #   REDIS_FSYNC=everysec bench/jobs-accept.sh 16 10 redis      (default: always)
+#   WORKER_THREADS=0 bench/jobs-accept.sh                     server.worker_threads (unset: one
+#                                                              per-core runtime per CPU)
 #   FSYNCS=1 bench/jobs-accept.sh 32 5 sqlite                  also count fsync/fdatasync
 #                                                              calls per accepted job (strace;
 #                                                              a second, slower run)
@@ -52,6 +54,7 @@ esac
 cat > "$work/gw.toml" <<TOML
 [server]
 listen = "127.0.0.1:0"
+${WORKER_THREADS:+worker_threads = $WORKER_THREADS}
 [jobs]
 store = "$store"
 max_queued_per_tenant = 100000000

@@ -21,6 +21,8 @@
 # GW_LOG (the gateway's RUST_LOG; warn — its lines are summarised by message in the report),
 # MAX_CONNS (server.max_connections; default ulimit -n − 1,024 upstream connections − 256, so
 # 18,000 parked HTTP/1.1 waiters fit under 20,000 fds instead of stopping at the 10,000 default),
+# WORKER_THREADS (server.worker_threads; unset = one per-core runtime per CPU, 0 = the main
+# runtime, as before the per-core runtimes),
 # SOURCES (HTTP/1.1 client source addresses 127.0.0.1…K; 8 — with one, connects to one ip:port
 # stall past ~14,100 connections on the kernel's ephemeral port search; see waiter_load.rs).
 set -euo pipefail
@@ -110,6 +112,7 @@ run_one() { # spec: N (HTTP/1.1) or h2:N
 listen = "127.0.0.1:$gw_port"
 drain_timeout = "1s"
 max_connections = $MAX_CONNS
+${WORKER_THREADS:+worker_threads = $WORKER_THREADS}
 [defaults]
 poll_interval = "1s"
 max_wait = "600s"
@@ -274,7 +277,7 @@ fi
   echo "- scenario: \`Prefer: wait=$WAIT\` POSTs on a \`task\` route, tasks finish ${FINISH_AFTER}s after creation, poll_interval 1s, jobs.store memory, RUST_LOG=warn"
   echo "- transparent huge pages: system \`$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)\`; for the gateway: $THP (THP=off: prctl PR_SET_THP_DISABLE)"
   echo "- machine busy before the runs (2 s, all cores, nothing of ours running): ${IDLE_BUSY} %"
-  echo "- gateway server.max_connections = $MAX_CONNS"
+  echo "- gateway server.max_connections = $MAX_CONNS, server.worker_threads = ${WORKER_THREADS:-one per CPU}"
   echo "- HTTP/1.1 client connections from $SOURCES loopback source addresses (127.0.0.1…$SOURCES)"
   echo "- starts spread over a ${RAMP}s ramp; a fresh stub and gateway per N, warmed up with $WARMUP short waits before the baseline"
   echo
