@@ -47,6 +47,7 @@ case "$store_kind" in
     rport=$(free_port)
     redis-server --port "$rport" --bind 127.0.0.1 --dir "$work" --save "" \
       --appendonly yes --appendfsync "${REDIS_FSYNC:-always}" --daemonize no >/dev/null &
+    redis_pid=$!
     for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
     store="redis://127.0.0.1:$rport/0" ;;
   *) store="$store_kind" ;;
@@ -76,7 +77,24 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Prefer"] = "respond-async"
 LUA
 echo "store=$store_kind connections=$conns duration=${secs}s"
-wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$work/post.lua" "http://$addr/v1/render"
+# Where the two cores go during the run (utime + stime over it, as % of one core), and on
+# Redis the commands each accepted job cost (INFO commandstats): what bounds the rate.
+ticks() { local p t=0 u s; for p in "$@"; do read -r u s < <(awk '{print $14, $15}' "/proc/$p/stat"); t=$((t + u + s)); done; echo "$t"; }
+up_pids=$(cat "$work/up/nginx.pid" 2>/dev/null; pgrep -P "$(cat "$work/up/nginx.pid" 2>/dev/null || echo 1)" 2>/dev/null || true)
+[[ -n ${rport:-} ]] && redis-cli -p "$rport" config resetstat >/dev/null
+g0=$(ticks "$gw_pid"); u0=$(ticks $up_pids); r0=$( [[ -n ${redis_pid:-} ]] && ticks "$redis_pid" || echo 0)
+wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$work/post.lua" "http://$addr/v1/render" | tee "$work/wrk1.txt"
+g1=$(ticks "$gw_pid"); u1=$(ticks $up_pids); r1=$( [[ -n ${redis_pid:-} ]] && ticks "$redis_pid" || echo 0)
+hz=$(getconf CLK_TCK)
+pct() { awk -v t="$1" -v hz="$hz" -v s="$secs" 'BEGIN { printf "%.0f %%", t / hz / s * 100 }'; }
+echo "CPU over the run (of one core): gateway $(pct $((g1 - g0))), upstream nginx $(pct $((u1 - u0)))$( [[ -n ${redis_pid:-} ]] && echo ", redis-server $(pct $((r1 - r0)))"); the rest is wrk and the kernel's"
+if [[ -n ${rport:-} ]]; then
+  jobs_done=$(awk '/requests in/ {print $1}' "$work/wrk1.txt")
+  redis-cli -p "$rport" info commandstats | tr -d '\r' | awk -F'[:=,]' -v n="$jobs_done" '
+    /^cmdstat_/ { c[substr($1, 9)] = $3; total += $3 }
+    END { printf "Redis commands per accepted job: %.2f (", total / n; sep = "";
+          for (k in c) { printf "%s%s %.2f", sep, k, c[k] / n; sep = ", " } print ")" }'
+fi
 if [[ ${FSYNCS:-0} == 1 ]]; then
   # A second run under strace: how many fsync/fdatasync calls the gateway made per
   # accepted job (group commit: well under one). strace slows the gateway, so this run's
