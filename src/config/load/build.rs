@@ -5,20 +5,20 @@
 //! merging and cross-checks. Each error names the offending key and points at its value's
 //! span, which is why the raw structs keep `Spanned` on exactly the fields used below.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
 
+mod paths;
 mod retry;
 
 use super::raw::{RawConfig, RawJobs, RawRoute, RawServer, RawSettings, RawWebhooks};
 use super::{ConfigError, Source, DEFAULT_SETTINGS};
 use crate::config::{
     Config, Defaults, JobsConfig, RouteConfig, RouteKind, ServerConfig, StoreConfig, TenantRate,
-    TlsFiles, WebhooksConfig, WEBHOOK_SECRET_PATH,
+    TlsFiles, WebhooksConfig,
 };
 
 /// Applies defaults and runs every cross-check.
@@ -29,9 +29,9 @@ pub(super) fn build(raw: RawConfig, src: &Source<'_>) -> Result<Config, ConfigEr
     for (i, r) in raw.routes.iter().enumerate() {
         routes.push(route(i, r, &defaults, src)?);
     }
-    unique_names(&raw.routes, src)?;
-    routable_paths(&raw.routes, src)?;
-    outside_reserved_paths(&raw.routes, &routes, &jobs.path, src)?;
+    paths::unique_names(&raw.routes, src)?;
+    paths::routable_paths(&raw.routes, src)?;
+    paths::outside_reserved_paths(&raw.routes, &routes, &jobs.path, src)?;
     let webhooks = webhooks(raw.webhooks);
     // Callbacks are always signed, so a route that takes one needs the master secret.
     if webhooks.signing_secret.is_none() {
@@ -307,100 +307,4 @@ fn route(
         admission: r.admission.as_ref().map(|a| a.get_ref().clone()),
         default_job,
     })
-}
-
-/// Route names are unique (they label logs and metrics).
-fn unique_names(routes: &[RawRoute], src: &Source<'_>) -> Result<(), ConfigError> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (j, r) in routes.iter().enumerate() {
-        let name = r.name.get_ref().as_str();
-        if let Some(i) = seen.insert(name, j) {
-            let msg = format!("duplicate route name {name:?} (also routes[{i}])");
-            return Err(src.error(format!("routes[{j}].name"), Some(r.name.span()), msg));
-        }
-    }
-    Ok(())
-}
-
-/// Every request maps to at most one route: routes that share a path string must not share a
-/// method, and distinct path strings must be insertable into one matchit router (so
-/// `/a/{x}` and `/a/{y}` conflict whatever their methods: the router matches the path first
-/// and only then looks at the method, which is also what makes `405` + `Allow` possible).
-fn routable_paths(routes: &[RawRoute], src: &Source<'_>) -> Result<(), ConfigError> {
-    let mut router = matchit::Router::new();
-    let mut first: HashMap<&str, usize> = HashMap::new();
-    for (j, r) in routes.iter().enumerate() {
-        let path = r.path.get_ref().as_str();
-        let key = format!("routes[{j}].path");
-        if first.contains_key(path) {
-            for (i, prev) in routes.iter().enumerate().take(j) {
-                let shared = r.methods.iter().find(|m| prev.methods.contains(m));
-                if let (true, Some(m)) = (prev.path.get_ref() == path, shared) {
-                    let name = prev.name.get_ref();
-                    let msg = format!("{m} {path} is already routed to {name:?} (routes[{i}])");
-                    return Err(src.error(key, Some(r.path.span()), msg));
-                }
-            }
-            continue;
-        }
-        if let Err(e) = router.insert(path, j) {
-            let msg = match e {
-                matchit::InsertError::Conflict { with } => match first.get(with.as_str()) {
-                    Some(&i) => format!(
-                        "{path} conflicts with {with} of route {:?} (routes[{i}]); \
-                         one request path could match both",
-                        routes.get(i).map_or("", |p| p.name.get_ref().as_str())
-                    ),
-                    None => format!("{path} conflicts with {with}"),
-                },
-                other => format!("{path}: {other}"),
-            };
-            return Err(src.error(key, Some(r.path.span()), msg));
-        }
-        first.insert(path, j);
-    }
-    Ok(())
-}
-
-/// The gateway's own endpoints — the job API (`{jobs.path}/{id}`, `…/result`, …) and
-/// `GET /webhook-secret` — are answered before the route table is consulted, while any route
-/// runs jobs (see [`RouteConfig::runs_jobs`]). A route at or under `jobs.path`, or on
-/// `/webhook-secret`, would then never be reached: refused here instead of silently shadowed.
-///
-/// Only literal paths are compared: a pattern that can merely match a reserved path (`/{x}`,
-/// `/{*rest}`) is a fallback, and the gateway's endpoint winning there is what it says.
-fn outside_reserved_paths(
-    raw: &[RawRoute],
-    routes: &[RouteConfig],
-    jobs_path: &str,
-    src: &Source<'_>,
-) -> Result<(), ConfigError> {
-    let Some((j, owner)) = routes.iter().enumerate().find(|(_, r)| r.runs_jobs()) else {
-        return Ok(());
-    };
-    let why = format!(
-        "while any route runs jobs (a sync route, or a task route with callback, admission or \
-         task.callback: \
-         here {:?}, routes[{j}])",
-        owner.name
-    );
-    let prefix = format!("{jobs_path}/");
-    for (i, r) in raw.iter().enumerate() {
-        let path = r.path.get_ref();
-        let msg = if path == jobs_path || path.starts_with(&prefix) {
-            format!(
-                "{path} falls under jobs.path {jobs_path:?}, which the job API owns {why}; \
-                 move the route or change [jobs].path"
-            )
-        } else if path == WEBHOOK_SECRET_PATH {
-            format!(
-                "{path} is the gateway's own endpoint (each tenant's webhook signing secret) \
-                 {why}; move the route"
-            )
-        } else {
-            continue;
-        };
-        return Err(src.error(format!("routes[{i}].path"), Some(r.path.span()), msg));
-    }
-    Ok(())
 }
