@@ -74,9 +74,9 @@ tar --numeric-owner -C "$work/runtime" -c . |
 echo "made $RUNTIME_BASE"
 
 if [[ $FROM == host ]]; then
-  # The runtime cut, plus the two programs, every library ldd names for them (redis links
+  # The runtime cut (copied, not cut again), plus the two programs, every library ldd names for them (redis links
   # jemalloc, OpenSSL, libsystemd and what those pull in), and a `redis` user.
-  sh ./rootfs.sh / "$work/redis"
+  cp -a "$work/runtime" "$work/redis"
   cp -a /usr/bin/redis-check-rdb /usr/bin/redis-server /usr/bin/redis-cli "$work/redis/usr/local/bin/"
   ldd /usr/bin/redis-check-rdb /usr/bin/redis-cli | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' |
     sort -u | while read -r lib; do

@@ -78,10 +78,10 @@ impl Cores {
         })
     }
 
-    /// As many cores as the process may use (tokio's own default for its workers).
+    /// As many cores as the process may use (tokio's own default for its workers), which
+    /// is also how many core lanes the upstream pools keep.
     pub fn per_cpu() -> std::io::Result<Cores> {
-        let n = std::thread::available_parallelism().map_or(1, usize::from);
-        Cores::start(n)
+        Cores::start(crate::upstream::client::lane::cpus())
     }
 
     /// Runs `fut` on the next core, round-robin.

@@ -10,6 +10,7 @@
 //! lanes; a lane with nothing idle opens a connection rather than borrow another lane's.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 thread_local! {
     static LANE: Cell<usize> = const { Cell::new(0) };
@@ -25,8 +26,16 @@ pub fn current() -> usize {
     LANE.with(Cell::get)
 }
 
-/// How many lanes a pool keeps: one per CPU plus lane 0. More cores than that share
-/// lanes (`current() % lanes()`), which is still correct, only less local.
+/// The CPUs this process may use, read once: `available_parallelism` reads the cgroup
+/// quota files on every call, and every new pool asks.
+pub fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// How many lanes a pool keeps: one per CPU (the per-core runtimes' default count) plus
+/// lane 0. More cores than that share lanes (`current() % lanes()`), which is still
+/// correct, only less local.
 pub fn lanes() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from) + 1
+    cpus() + 1
 }
